@@ -1,0 +1,247 @@
+"""LLVM targets, the O3 pipeline, and the JIT with its object cache.
+
+Owns llvmlite's initialisation, the host target machine (CPU name and features read from llvmlite),
+target machines for object files and cross export, and the path from IR to callable addresses:
+IR text -> O3 -> object file -> ORC. Objects are cached in memory and on disk
+($SYMGRAD_CACHE_DIR, else ~/.cache/symgrad), keyed by a hash of the IR text, CPU and features, so a
+module compiled once is reloaded from its object in a millisecond or two. This module never builds
+IR itself, and the code it produces never calls a library function it was not asked to.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import llvmlite
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+_init_lock = threading.Lock()
+_native_initialized = False
+_all_targets_initialized = False
+
+
+def initialize_native_target() -> None:
+    """Initialise llvmlite for the host (safe to call repeatedly)."""
+    global _native_initialized
+    with _init_lock:
+        if not _native_initialized:
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            llvm.initialize_native_asmparser()
+            _native_initialized = True
+
+
+def _initialize_all_targets() -> None:
+    global _all_targets_initialized
+    initialize_native_target()
+    with _init_lock:
+        if not _all_targets_initialized:
+            llvm.initialize_all_targets()
+            llvm.initialize_all_asmprinters()
+            _all_targets_initialized = True
+
+
+@functools.cache
+def host_cpu_name() -> str:
+    """LLVM's name for the host CPU, e.g. 'znver3'."""
+    initialize_native_target()
+    return str(llvm.get_host_cpu_name())
+
+
+@functools.cache
+def host_cpu_features() -> str:
+    """The host CPU's feature string, e.g. '+avx2,+fma,-avx512f,...'."""
+    initialize_native_target()
+    return str(llvm.get_host_cpu_features().flatten())
+
+
+def host_has_feature(feature: str) -> bool:
+    """Whether the host CPU has `feature` (an LLVM feature name such as 'avx512f')."""
+    return f"+{feature}" in host_cpu_features().split(",")
+
+
+def target_machine(
+    triple: str | None = None,
+    cpu: str | None = None,
+    features: str | None = None,
+    reloc: str = "pic",
+    codemodel: str = "default",
+) -> llvm.TargetMachine:
+    """A target machine at optimisation level 3, for object files and cross export.
+
+    With no triple, the host's triple, CPU and features are the defaults; for another triple, the
+    CPU and features default to the target's generic ones. A CPU named for a machine (znver3) ties
+    the object to it: for distribution name a level such as 'x86-64-v3'.
+    """
+    initialize_native_target()
+    host_triple = llvm.get_process_triple()
+    if triple is None or triple == host_triple:
+        triple = host_triple
+        cpu = host_cpu_name() if cpu is None else cpu
+        features = host_cpu_features() if features is None and cpu == host_cpu_name() else features
+    else:
+        _initialize_all_targets()
+    target = llvm.Target.from_triple(triple)
+    return target.create_target_machine(
+        cpu=cpu or "", features=features or "", opt=3, reloc=reloc, codemodel=codemodel
+    )
+
+
+@functools.cache
+def host_target_machine() -> llvm.TargetMachine:
+    """The host's target machine (host CPU and features, O3, position-independent, small model)."""
+    return target_machine()
+
+
+def optimize(module_ref: llvm.ModuleRef, machine: llvm.TargetMachine | None = None) -> None:
+    """Run the new pass manager's O3 pipeline, loop and SLP vectorisation on, in place."""
+    machine = machine or host_target_machine()
+    tuning = llvm.create_pipeline_tuning_options(speed_level=3)
+    tuning.loop_vectorization = True
+    tuning.slp_vectorization = True
+    pass_builder = llvm.create_pass_builder(machine, tuning)
+    pass_builder.getModulePassManager().run(module_ref, pass_builder)
+
+
+_DEFINE_LINE = re.compile(r"^(define [^\n]*?)([ \t]*\{?)$", re.MULTILINE)
+
+
+def with_no_builtins(ir_text: str) -> str:
+    """Mark every function definition "no-builtins".
+
+    Without it, LLVM turns zero-fill and copy loops into calls to memset/memcpy, which the JIT
+    cannot resolve and the exported library should not need. llvmlite cannot attach string
+    attributes, so the attribute goes into the IR text.
+    """
+
+    def mark(match: re.Match[str]) -> str:
+        header, brace = match.groups()
+        return match[0] if '"no-builtins"' in header else f'{header} "no-builtins"{brace}'
+
+    return _DEFINE_LINE.sub(mark, ir_text)
+
+
+def parse_module(
+    module: ir.Module | str, machine: llvm.TargetMachine | None = None
+) -> llvm.ModuleRef:
+    """Parse and verify IR (an llvmlite module or IR text), retargeted to `machine`."""
+    machine = machine or host_target_machine()
+    initialize_native_target()
+    module_ref = llvm.parse_assembly(with_no_builtins(str(module)))
+    module_ref.verify()
+    module_ref.triple = machine.triple
+    module_ref.data_layout = str(machine.target_data)
+    return module_ref
+
+
+def compile_object(module: ir.Module | str, machine: llvm.TargetMachine | None = None) -> bytes:
+    """IR -> verified, O3-optimised object file for `machine` (the host by default)."""
+    machine = machine or host_target_machine()
+    module_ref = parse_module(module, machine)
+    optimize(module_ref, machine)
+    return bytes(machine.emit_object(module_ref))
+
+
+def cache_directory() -> Path:
+    """Where compiled objects are kept: $SYMGRAD_CACHE_DIR, else ~/.cache/symgrad."""
+    configured = os.environ.get("SYMGRAD_CACHE_DIR")
+    return Path(configured) if configured else Path.home() / ".cache" / "symgrad"
+
+
+def object_cache_key(ir_text: str, cpu: str, features: str) -> str:
+    """Hash of everything that decides the object: IR text, CPU, features, llvmlite version."""
+    digest = hashlib.sha256()
+    for part in (ir_text, cpu, features, llvmlite.__version__, "O3"):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _read_cached_object(key: str) -> bytes | None:
+    try:
+        return (cache_directory() / f"{key}.o").read_bytes()
+    except OSError:
+        return None
+
+
+def _write_cached_object(key: str, object_bytes: bytes) -> None:
+    """Store atomically (write then rename) so concurrent processes never read half a file."""
+    directory = cache_directory()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as handle:
+            handle.write(object_bytes)
+        os.replace(handle.name, directory / f"{key}.o")
+    except OSError:
+        pass  # an unwritable cache only costs a recompile next time
+
+
+@dataclass(frozen=True)
+class JitLibrary:
+    """Native code loaded by ORC: exported symbol addresses, valid while this object lives."""
+
+    name: str
+    addresses: Mapping[str, int]
+    from_cache: bool
+    seconds: float  # wall time to produce and load it (compile or cache load)
+    _tracker: object = field(repr=False)
+
+    def __getitem__(self, symbol: str) -> int:
+        return self.addresses[symbol]
+
+
+_jit_lock = threading.RLock()
+_loaded_libraries: dict[tuple[str, frozenset[str]], JitLibrary] = {}
+_library_counter = itertools.count()
+
+
+@functools.cache
+def _orc_jit() -> llvm.LLJIT:
+    initialize_native_target()
+    return llvm.create_lljit_compiler(target_machine())
+
+
+def jit_compile(module: ir.Module | str, exports: Iterable[str]) -> JitLibrary:
+    """Compile IR for the host and load it, returning the addresses of `exports`.
+
+    The object comes from the in-process cache, else the disk cache, else LLVM (O3), in that order;
+    a freshly compiled object is stored on disk for the next process.
+    """
+    started = time.perf_counter()
+    exported = frozenset(exports)
+    ir_text = with_no_builtins(str(module))
+    key = object_cache_key(ir_text, host_cpu_name(), host_cpu_features())
+    with _jit_lock:
+        library = _loaded_libraries.get((key, exported))
+        if library is not None:
+            return library
+        object_bytes = _read_cached_object(key)
+        from_cache = object_bytes is not None
+        if object_bytes is None:
+            object_bytes = compile_object(ir_text)
+            _write_cached_object(key, object_bytes)
+        builder = llvm.JITLibraryBuilder().add_object_img(object_bytes).add_current_process()
+        for symbol in sorted(exported):
+            builder.export_symbol(symbol)
+        name = f"symgrad_{next(_library_counter)}_{key[:16]}"
+        tracker = builder.link(_orc_jit(), name)
+        library = JitLibrary(
+            name=name,
+            addresses={symbol: tracker[symbol] for symbol in exported},
+            from_cache=from_cache,
+            seconds=time.perf_counter() - started,
+            _tracker=tracker,
+        )
+        _loaded_libraries[(key, exported)] = library
+        return library
