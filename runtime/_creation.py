@@ -1,0 +1,232 @@
+"""Making tensors: from data (tensor, as_tensor, from_numpy), filled (zeros, ones, full, empty,
+eye, arange, linspace), random (rand, randn, randint, randperm, normal), and the *_like forms.
+
+Every function takes PyTorch's arguments (`dtype=`, `requires_grad=`, `generator=`); `device` is
+accepted and must be "cpu".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from runtime import _dtype
+from runtime._random import Generator, numpy_rng
+from runtime._tensor import Tensor
+
+
+def _shape(size: Sequence[Any]) -> tuple[int, ...]:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    shape = tuple(int(s) for s in size)
+    if any(s < 0 for s in shape):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: "
+                           f"{list(shape)}")
+    return shape
+
+
+def _check_device(device: Any) -> None:
+    if device is not None and str(device) != "cpu":
+        raise RuntimeError(f"symgrad runs on the CPU only; got device={device!r}")
+
+
+def _finish(data: np.ndarray, requires_grad: bool) -> Tensor:
+    t = Tensor._from_array(data)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _float_dtype(dtype: _dtype.dtype | None) -> _dtype.dtype:
+    return _dtype.get_default_dtype() if dtype is None else dtype
+
+
+def _infer_dtype(data: Any) -> _dtype.dtype:
+    """PyTorch's choice: a numpy array keeps its dtype; Python floats give the default float
+    dtype, Python ints int64, bools bool."""
+    if isinstance(data, np.ndarray):
+        return _dtype.from_numpy_dtype(data.dtype)
+    kind = np.asarray(data).dtype.kind
+    if kind in "iu":
+        return _dtype.int64
+    if kind == "b":
+        return _dtype.bool_
+    if kind in "f" or np.asarray(data).size == 0:
+        return _dtype.get_default_dtype()
+    raise TypeError(f"can't convert {type(data).__name__} to a tensor: expected numbers")
+
+
+def _to_array(data: Any) -> Any:
+    if isinstance(data, Tensor):
+        return data._data
+    if isinstance(data, (list, tuple)):
+        return [_to_array(d) for d in data]
+    return data
+
+
+def tensor(data: Any, dtype: _dtype.dtype | None = None, device: Any = None,
+           requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
+    """A new tensor with a copy of `data` (nested lists of numbers, a numpy array, a tensor)."""
+    _check_device(device)
+    raw = _to_array(data)
+    if dtype is None:
+        dtype = _infer_dtype(raw if not isinstance(data, Tensor) else data._data)
+    try:
+        array = np.array(raw, dtype=dtype.numpy, copy=True)
+    except ValueError as error:
+        raise ValueError(f"expected a rectangular nested sequence of numbers: {error}") from None
+    return _finish(array, requires_grad)
+
+
+def as_tensor(data: Any, dtype: _dtype.dtype | None = None, device: Any = None) -> Tensor:
+    """Like tensor(), but shares memory with a tensor or numpy array of the right dtype."""
+    _check_device(device)
+    if isinstance(data, Tensor):
+        return data if dtype is None or data.dtype == dtype else data.to(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or data.dtype == dtype.numpy):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing memory with `array` (changes to one show in the other)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    _dtype.from_numpy_dtype(array.dtype)  # raises for unsupported types
+    return Tensor._from_array(array)
+
+
+def zeros(*size: Any, dtype: _dtype.dtype | None = None, device: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    _check_device(device)
+    return _finish(np.zeros(_shape(size), _float_dtype(dtype).numpy), requires_grad)
+
+
+def ones(*size: Any, dtype: _dtype.dtype | None = None, device: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    _check_device(device)
+    return _finish(np.ones(_shape(size), _float_dtype(dtype).numpy), requires_grad)
+
+
+def empty(*size: Any, dtype: _dtype.dtype | None = None, device: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    _check_device(device)
+    return _finish(np.empty(_shape(size), _float_dtype(dtype).numpy), requires_grad)
+
+
+def full(size: Sequence[int], fill_value: Any, dtype: _dtype.dtype | None = None,
+         device: Any = None, requires_grad: bool = False) -> Tensor:
+    _check_device(device)
+    if dtype is None:
+        dtype = _dtype.scalar_dtype(fill_value)
+    return _finish(np.full(_shape((size,)), fill_value, dtype.numpy), requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype: _dtype.dtype | None = None, device: Any = None,
+        requires_grad: bool = False) -> Tensor:
+    _check_device(device)
+    return _finish(np.eye(n, m, dtype=_float_dtype(dtype).numpy), requires_grad)
+
+
+def arange(start: Any, end: Any = None, step: Any = 1, dtype: _dtype.dtype | None = None,
+           device: Any = None, requires_grad: bool = False) -> Tensor:
+    _check_device(device)
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if dtype is None:
+        numbers = (start, end, step)
+        dtype = (_dtype.int64 if all(isinstance(v, (int, np.integer)) for v in numbers)
+                 else _dtype.get_default_dtype())
+    return _finish(np.arange(start, end, step).astype(dtype.numpy), requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype: _dtype.dtype | None = None,
+             device: Any = None, requires_grad: bool = False) -> Tensor:
+    _check_device(device)
+    return _finish(np.linspace(start, end, steps).astype(_float_dtype(dtype).numpy),
+                   requires_grad)
+
+
+def rand(*size: Any, generator: Generator | None = None, dtype: _dtype.dtype | None = None,
+         device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uniform draws in [0, 1)."""
+    _check_device(device)
+    d = _float_dtype(dtype)
+    return _finish(numpy_rng(generator).random(_shape(size)).astype(d.numpy), requires_grad)
+
+
+def randn(*size: Any, generator: Generator | None = None, dtype: _dtype.dtype | None = None,
+          device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal draws."""
+    _check_device(device)
+    d = _float_dtype(dtype)
+    data = numpy_rng(generator).standard_normal(_shape(size)).astype(d.numpy)
+    return _finish(data, requires_grad)
+
+
+def randint(low: int, high: int | None = None, size: Sequence[int] = (), *,
+            generator: Generator | None = None, dtype: _dtype.dtype | None = None,
+            device: Any = None, requires_grad: bool = False) -> Tensor:
+    _check_device(device)
+    if high is None:
+        low, high = 0, low
+    d = _dtype.int64 if dtype is None else dtype
+    data = numpy_rng(generator).integers(low, high, size=_shape((size,))).astype(d.numpy)
+    return _finish(data, requires_grad)
+
+
+def randperm(n: int, *, generator: Generator | None = None, dtype: _dtype.dtype | None = None,
+             device: Any = None) -> Tensor:
+    _check_device(device)
+    d = _dtype.int64 if dtype is None else dtype
+    return Tensor._from_array(numpy_rng(generator).permutation(n).astype(d.numpy))
+
+
+def normal(mean: float, std: float, size: Sequence[int], *, generator: Generator | None = None,
+           dtype: _dtype.dtype | None = None, requires_grad: bool = False) -> Tensor:
+    d = _float_dtype(dtype)
+    data = numpy_rng(generator).normal(mean, std, _shape((size,))).astype(d.numpy)
+    return _finish(data, requires_grad)
+
+
+def _like(x: Tensor, dtype: _dtype.dtype | None) -> tuple[tuple[int, ...], _dtype.dtype]:
+    return tuple(x.shape), x.dtype if dtype is None else dtype
+
+
+def zeros_like(input: Tensor, dtype: _dtype.dtype | None = None, device: Any = None,
+               requires_grad: bool = False) -> Tensor:
+    shape, d = _like(input, dtype)
+    return zeros(shape, dtype=d, device=device, requires_grad=requires_grad)
+
+
+def ones_like(input: Tensor, dtype: _dtype.dtype | None = None, device: Any = None,
+              requires_grad: bool = False) -> Tensor:
+    shape, d = _like(input, dtype)
+    return ones(shape, dtype=d, device=device, requires_grad=requires_grad)
+
+
+def empty_like(input: Tensor, dtype: _dtype.dtype | None = None, device: Any = None,
+               requires_grad: bool = False) -> Tensor:
+    shape, d = _like(input, dtype)
+    return empty(shape, dtype=d, device=device, requires_grad=requires_grad)
+
+
+def full_like(input: Tensor, fill_value: Any, dtype: _dtype.dtype | None = None,
+              device: Any = None, requires_grad: bool = False) -> Tensor:
+    shape, d = _like(input, dtype)
+    return full(shape, fill_value, dtype=d, device=device, requires_grad=requires_grad)
+
+
+def rand_like(input: Tensor, dtype: _dtype.dtype | None = None, device: Any = None,
+              requires_grad: bool = False) -> Tensor:
+    shape, d = _like(input, dtype)
+    return rand(shape, dtype=d, device=device, requires_grad=requires_grad)
+
+
+def randn_like(input: Tensor, dtype: _dtype.dtype | None = None, device: Any = None,
+               requires_grad: bool = False) -> Tensor:
+    shape, d = _like(input, dtype)
+    return randn(shape, dtype=d, device=device, requires_grad=requires_grad)

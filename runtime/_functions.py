@@ -1,0 +1,438 @@
+"""The PyTorch-named functions (`runtime.exp`, `runtime.sum`, `runtime.max`, ...), with PyTorch's
+signatures, over the primitive ops in `runtime/ops`. Composite functions (std, var, norm, flatten,
+squeeze, stack, ...) are written here from primitives, so the compiler traces them unchanged.
+Tensor methods and operators (`runtime/_tensor_methods.py`) call these same functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+from runtime import _dtype
+from runtime._tensor import Tensor
+from runtime.ops import elementwise as ew
+from runtime.ops import indexing, matmul as _matmul, reduction, shape as shape_ops, softmax as sm
+from runtime.ops.elementwise import wrap_operands
+
+
+def _binary(op: ew.Elementwise, a: Any, b: Any) -> Tensor:
+    return op(*wrap_operands([a, b]))
+
+
+# ----- arithmetic --------------------------------------------------------------------------------
+
+def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    return _binary(ew.add, input, other if alpha == 1 else mul(other, alpha))
+
+
+def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    return _binary(ew.sub, input, other if alpha == 1 else mul(other, alpha))
+
+
+def rsub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    return sub(other, input, alpha=alpha)
+
+
+def mul(input: Any, other: Any) -> Tensor:
+    return _binary(ew.mul, input, other)
+
+
+def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+    if rounding_mode is not None:
+        raise NotImplementedError("div(rounding_mode=...) is not supported; use true division")
+    return _binary(ew.div, input, other)
+
+
+def true_divide(input: Any, other: Any) -> Tensor:
+    return div(input, other)
+
+
+def neg(input: Tensor) -> Tensor:
+    return ew.neg(input)
+
+
+def pow(input: Any, exponent: Any) -> Tensor:  # noqa: A001
+    return _binary(ew.pow, input, exponent)
+
+
+def square(input: Tensor) -> Tensor:
+    return pow(input, 2)
+
+
+def abs(input: Tensor) -> Tensor:  # noqa: A001
+    return ew.abs(input)
+
+
+def maximum(input: Tensor, other: Tensor) -> Tensor:
+    return _binary(ew.maximum, input, other)
+
+
+def minimum(input: Tensor, other: Tensor) -> Tensor:
+    return _binary(ew.minimum, input, other)
+
+
+def where(condition: Tensor, input: Any, other: Any) -> Tensor:
+    x, y = wrap_operands([input, other])
+    return ew.where(condition, x, y)
+
+
+def exp(input: Tensor) -> Tensor:
+    return ew.exp(input)
+
+
+def log(input: Tensor) -> Tensor:
+    return ew.log(input)
+
+
+def log1p(input: Tensor) -> Tensor:
+    return ew.log1p(input)
+
+
+def sqrt(input: Tensor) -> Tensor:
+    return ew.sqrt(input)
+
+
+def rsqrt(input: Tensor) -> Tensor:
+    return ew.rsqrt(input)
+
+
+def reciprocal(input: Tensor) -> Tensor:
+    return ew.reciprocal(input)
+
+
+def relu(input: Tensor) -> Tensor:
+    return ew.relu(input)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return ew.sigmoid(input)
+
+
+def tanh(input: Tensor) -> Tensor:
+    return ew.tanh(input)
+
+
+def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if max is None:
+        return ew.clamp_min(*wrap_operands([input, min]))
+    if min is None:
+        return ew.clamp_max(*wrap_operands([input, max]))
+    return ew.clamp(*wrap_operands([input, min, max]))
+
+
+clip = clamp
+
+
+# ----- comparisons -------------------------------------------------------------------------------
+
+def eq(input: Any, other: Any) -> Tensor:
+    return _binary(ew.eq, input, other)
+
+
+def ne(input: Any, other: Any) -> Tensor:
+    return _binary(ew.ne, input, other)
+
+
+def lt(input: Any, other: Any) -> Tensor:
+    return _binary(ew.lt, input, other)
+
+
+def le(input: Any, other: Any) -> Tensor:
+    return _binary(ew.le, input, other)
+
+
+def gt(input: Any, other: Any) -> Tensor:
+    return _binary(ew.gt, input, other)
+
+
+def ge(input: Any, other: Any) -> Tensor:
+    return _binary(ew.ge, input, other)
+
+
+def logical_not(input: Tensor) -> Tensor:
+    return ew.logical_not(input)
+
+
+def isnan(input: Tensor) -> Tensor:
+    return ne(input, input)
+
+
+def all(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    zeros = shape_ops.to_dtype(eq(input, 0), _dtype.int64)
+    return eq(reduction.sum(zeros, dim, keepdim), 0)
+
+
+def any(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    nonzeros = shape_ops.to_dtype(ne(input, 0), _dtype.int64)
+    return gt(reduction.sum(nonzeros, dim, keepdim), 0)
+
+
+def equal(input: Tensor, other: Tensor) -> bool:
+    return input.shape == other.shape and bool(all(eq(input, other)))
+
+
+def allclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: bool = False) -> bool:
+    import numpy as np
+
+    return bool(np.allclose(input._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+# ----- reductions --------------------------------------------------------------------------------
+
+class ValuesIndices(NamedTuple):
+    """What max(dim)/min(dim) return: `values, indices = x.max(1)`."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *,  # noqa: A001
+        dtype: Any = None) -> Tensor:
+    return reduction.sum(input, dim, keepdim, dtype=dtype)
+
+
+def mean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    return reduction.mean(input, dim, keepdim, dtype=dtype)
+
+
+def max(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """The largest element; with `dim`, (values, indices) along it; with a tensor, maximum."""
+    if isinstance(dim, Tensor):
+        return maximum(input, dim)
+    if dim is None:
+        return reduction.amax(input)
+    return ValuesIndices(*reduction.extremum_along(input, dim, keepdim, largest=True))
+
+
+def min(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    if isinstance(dim, Tensor):
+        return minimum(input, dim)
+    if dim is None:
+        return reduction.amin(input)
+    return ValuesIndices(*reduction.extremum_along(input, dim, keepdim, largest=False))
+
+
+def amax(input: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
+    return reduction.amax(input, dim, keepdim)
+
+
+def amin(input: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
+    return reduction.amin(input, dim, keepdim)
+
+
+def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    return reduction.argmax(input, dim, keepdim)
+
+
+def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    return reduction.argmin(input, dim, keepdim)
+
+
+def var(input: Tensor, dim: Any = None, *, correction: int = 1, keepdim: bool = False,
+        unbiased: bool | None = None) -> Tensor:
+    if unbiased is not None:
+        correction = int(unbiased)
+    dims = reduction.normalize_dims(dim, input.ndim)
+    count = 1
+    for d in dims:
+        count *= input.shape[d]
+    centered = sub(input, reduction.mean(input, dims, keepdim=True))
+    return div(reduction.sum(mul(centered, centered), dims, keepdim), builtin_max(count - correction, 0))
+
+
+def std(input: Tensor, dim: Any = None, *, correction: int = 1, keepdim: bool = False,
+        unbiased: bool | None = None) -> Tensor:
+    return sqrt(var(input, dim, correction=correction, keepdim=keepdim, unbiased=unbiased))
+
+
+def norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False) -> Tensor:
+    if p not in ("fro", 2, 2.0):
+        raise NotImplementedError(f"norm(p={p!r}): only the 2-norm is supported")
+    return sqrt(reduction.sum(mul(input, input), dim, keepdim))
+
+
+def builtin_max(a: Any, b: Any) -> Any:
+    return a if a > b else b
+
+
+# ----- linear algebra ------------------------------------------------------------------------------
+
+def matmul(input: Tensor, other: Tensor) -> Tensor:
+    return _matmul.matmul(input, other)
+
+
+def mm(input: Tensor, mat2: Tensor) -> Tensor:
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise RuntimeError(f"mm: expected 2D tensors, got {input.ndim}D and {mat2.ndim}D")
+    return _matmul.matmul(input, mat2)
+
+
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+    if input.ndim != 3 or mat2.ndim != 3:
+        raise RuntimeError(f"bmm: expected 3D tensors, got {input.ndim}D and {mat2.ndim}D")
+    return _matmul.matmul(input, mat2)
+
+
+def mv(input: Tensor, vec: Tensor) -> Tensor:
+    if input.ndim != 2 or vec.ndim != 1:
+        raise RuntimeError(f"mv: expected a matrix and a vector, got {input.ndim}D and {vec.ndim}D")
+    return _matmul.matmul(input, vec)
+
+
+def dot(input: Tensor, other: Tensor) -> Tensor:
+    if input.ndim != 1 or other.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
+    return _matmul.matmul(input, other)
+
+
+def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
+    return sm.softmax(input, dim, dtype)
+
+
+def log_softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
+    return sm.log_softmax(input, dim, dtype)
+
+
+# ----- shapes ------------------------------------------------------------------------------------
+
+def _sizes(shape: Sequence[Any]) -> tuple[Any, ...]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def reshape(input: Tensor, *shape: Any) -> Tensor:
+    return shape_ops.reshape(input, _sizes(shape))
+
+
+def view(input: Tensor, *shape: Any) -> Tensor:
+    """Like reshape, but never copies: an error when the memory layout does not allow it."""
+    if len(shape) == 1 and isinstance(shape[0], _dtype.dtype):
+        raise NotImplementedError("view(dtype) reinterpretation is not supported")
+    new_shape = shape_ops.infer_size(_sizes(shape), input.shape)
+    if not input._is_symbolic and not _viewable(input, new_shape):
+        raise RuntimeError("view size is not compatible with input tensor's size and stride (at "
+                           "least one dimension spans across two contiguous subspaces). Use "
+                           ".reshape(...) instead.")
+    return shape_ops.reshape(input, new_shape)
+
+
+def _viewable(input: Tensor, shape: tuple[int, ...]) -> bool:
+    import numpy as np
+
+    try:
+        np.reshape(input._data, shape, copy=False)
+    except ValueError:
+        return False
+    return True
+
+
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    if input.ndim == 0:
+        return shape_ops.reshape(input, (1,))
+    start = shape_ops.wrap_dim(start_dim, input.ndim)
+    end = shape_ops.wrap_dim(end_dim, input.ndim)
+    if start > end:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    shape = tuple(input.shape)
+    merged: Any = 1
+    for s in shape[start:end + 1]:
+        merged = merged * s
+    return shape_ops.reshape(input, shape[:start] + (merged,) + shape[end + 1:])
+
+
+def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
+    dim = shape_ops.wrap_dim(dim, input.ndim)
+    shape = tuple(input.shape)
+    return shape_ops.reshape(input, shape[:dim] + tuple(sizes) + shape[dim + 1:])
+
+
+def squeeze(input: Tensor, dim: Any = None) -> Tensor:
+    shape = tuple(input.shape)
+    if dim is None:
+        dims = {i for i, s in enumerate(shape) if s == 1}
+    else:
+        dims = {shape_ops.wrap_dim(d, input.ndim) for d in ((dim,) if isinstance(dim, int) else dim)}
+        dims = {d for d in dims if input.ndim and shape[d] == 1}
+    return shape_ops.reshape(input, tuple(s for i, s in enumerate(shape) if i not in dims))
+
+
+def unsqueeze(input: Tensor, dim: int) -> Tensor:
+    dim = shape_ops.wrap_dim(dim, input.ndim + 1)
+    shape = tuple(input.shape)
+    return shape_ops.reshape(input, shape[:dim] + (1,) + shape[dim:])
+
+
+def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
+    return shape_ops.transpose(input, dim0, dim1)
+
+
+swapaxes = transpose
+
+
+def permute(input: Tensor, *dims: Any) -> Tensor:
+    return shape_ops.permute(input, _sizes(dims))
+
+
+def t(input: Tensor) -> Tensor:
+    if input.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
+    return shape_ops.transpose(input, 0, 1) if input.ndim == 2 else input
+
+
+def expand(input: Tensor, *sizes: Any) -> Tensor:
+    return shape_ops.expand(input, _sizes(sizes))
+
+
+def broadcast_to(input: Tensor, shape: Sequence[int]) -> Tensor:
+    return shape_ops.expand(input, tuple(shape))
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    return shape_ops.cat(tensors, dim)
+
+
+concat = cat
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    for t_ in tensors[1:]:
+        if t_.shape != tensors[0].shape:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got "
+                               f"{list(tensors[0].shape)} at entry 0 and {list(t_.shape)} at "
+                               "another entry")
+    return shape_ops.cat([unsqueeze(t_, dim) for t_ in tensors], dim)
+
+
+def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
+    return reduction.gather(input, dim, index)
+
+
+def take_along_dim(input: Tensor, indices: Tensor, dim: int) -> Tensor:
+    return reduction.gather(input, dim, indices)
+
+
+def clone(input: Tensor) -> Tensor:
+    return shape_ops.clone(input)
+
+
+def index(input: Tensor, key: Any) -> Tensor:
+    return indexing.index(input, key)
+
+
+def numel(input: Tensor) -> int:
+    return input.numel()
+
+
+def is_tensor(obj: Any) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def detach(input: Tensor) -> Tensor:
+    return input.detach()

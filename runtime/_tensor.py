@@ -1,0 +1,373 @@
+"""The Tensor: an n-dimensional array (a numpy array) with autograd history.
+
+A tensor owns its data (`_data`, a numpy array, possibly a view shared with other tensors), its
+autograd state (`requires_grad`, `grad`, `grad_fn`, whether it is a leaf) and a version counter
+shared by all views of the same memory, which in-place operations bump so that backward can refuse
+values changed after they were saved. Math lives in `runtime/ops`; the operator and method spellings
+(`+`, `.sum()`, `.view()` ...) are attached in `runtime/_tensor_methods.py`.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from runtime import _dtype
+from runtime._grad_mode import is_grad_enabled
+from runtime.autograd._node import AccumulateGrad, Node
+
+
+class _VersionCounter:
+    """How many in-place changes a piece of memory has seen; shared by a tensor and its views."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> None:
+        self.value += 1
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple of ints that prints as `runtime.Size([2, 3])`."""
+
+    def __repr__(self) -> str:
+        return f"runtime.Size({list(self)})"
+
+    def numel(self) -> int:
+        return int(np.prod(self, dtype=np.int64))
+
+
+class Tensor:
+    """A multi-dimensional array that can record the operations applied to it."""
+
+    _is_symbolic = False  # True for the compiler's traced tensors
+    _wrapped_number = False  # True for a Python number wrapped to take part in an op
+    __array_priority__ = 1000  # numpy scalars on the left defer to our operators
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("create tensors with runtime.tensor(data), runtime.zeros(shape), ...")
+
+    @classmethod
+    def _from_array(cls, data: np.ndarray, requires_grad: bool = False) -> Tensor:
+        """Wrap a numpy array without copying it (internal constructor)."""
+        self = object.__new__(cls)
+        self._data = data
+        self._requires_grad = requires_grad
+        self._grad_fn: Node | None = None
+        self._output_nr = 0
+        self._grad: Tensor | None = None
+        self._retains_grad = False
+        self._version = _VersionCounter()
+        self._accumulator: weakref.ref | None = None
+        return self
+
+    # ----- autograd state -------------------------------------------------------------------
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if self._grad_fn is not None and not value:
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want to use a "
+                "computed variable in a subgraph that doesn't require differentiation use "
+                "var_no_grad = var.detach()."
+            )
+        if value and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        self._requires_grad = bool(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set requires_grad in place and return self."""
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def grad_fn(self) -> Node | None:
+        return self._grad_fn
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._grad_fn is None
+
+    @property
+    def grad(self) -> Tensor | None:
+        if self._grad_fn is not None and not self._retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
+                ".grad attribute won't be populated during autograd.backward(). If you indeed want "
+                "the .grad field to be populated for a non-leaf Tensor, use .retain_grad() on the "
+                "non-leaf Tensor. If you access the non-leaf Tensor by mistake, make sure you access "
+                "the leaf Tensor instead.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got "
+                                f"{type(value).__name__}")
+            if value.shape != self.shape:
+                raise RuntimeError(f"assigned grad has data of a different size: expected "
+                                   f"{list(self.shape)}, got {list(value.shape)}")
+            if value.dtype != self.dtype:
+                raise RuntimeError(f"assigned grad has data of a different type: expected "
+                                   f"{self.dtype}, got {value.dtype}")
+        self._grad = value
+
+    def retain_grad(self) -> None:
+        """Fill `.grad` of this non-leaf tensor during backward."""
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._grad_fn is None or self._retains_grad:
+            return
+        self._retains_grad = True
+        self._grad_fn._retained[self._output_nr] = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def _set_history(self, node: Node, output_nr: int) -> None:
+        self._grad_fn = node
+        self._output_nr = output_nr
+        self._requires_grad = True
+
+    def _gradient_edge(self) -> tuple[Node | None, int]:
+        """Where a gradient for this tensor goes: its grad_fn, its AccumulateGrad, or nowhere."""
+        if self._grad_fn is not None:
+            return (self._grad_fn, self._output_nr)
+        if not self._requires_grad:
+            return (None, 0)
+        accumulator = self._accumulator() if self._accumulator is not None else None
+        if accumulator is None:
+            accumulator = AccumulateGrad(self)
+            self._accumulator = weakref.ref(accumulator)
+        return (accumulator, 0)
+
+    def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs: Sequence[Tensor] | None = None) -> None:
+        """Accumulate the gradient of this tensor into the `.grad` of the leaves it depends on."""
+        from runtime.autograd._engine import backward
+
+        backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph,
+                 inputs=inputs)
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (shares memory and version counter)."""
+        out = Tensor._from_array(self._data)
+        out._version = self._version
+        return out
+
+    def detach_(self) -> Tensor:
+        """Cut this tensor from the graph in place, making it a leaf."""
+        self._grad_fn = None
+        self._output_nr = 0
+        self._requires_grad = False
+        return self
+
+    @property
+    def data(self) -> Tensor:
+        return Tensor._from_array(self._data)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        self._data = value._data
+        self._version = _VersionCounter()
+
+    # ----- metadata ---------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> Size:
+        return Size(self._data.shape)
+
+    def size(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[_wrap_dim(dim, self._data.ndim)]
+
+    @property
+    def dtype(self) -> _dtype.dtype:
+        return _dtype.from_numpy_dtype(self._data.dtype)
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+    def element_size(self) -> int:
+        return self._data.itemsize
+
+    def is_contiguous(self) -> bool:
+        return bool(self._data.flags.c_contiguous)
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    def stride(self, dim: int | None = None) -> Any:
+        strides = tuple(s // self._data.itemsize for s in self._data.strides)
+        return strides if dim is None else strides[_wrap_dim(dim, self._data.ndim)]
+
+    # ----- conversion to Python and numpy -------------------------------------------------------
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted "
+                               "to Scalar")
+        return self._data.reshape(()).item()
+
+    def tolist(self) -> Any:
+        return self._data.tolist()
+
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """The data as a numpy array sharing memory with this tensor."""
+        if self._requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
+        return self._data
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self._data if dtype is None else self._data.astype(dtype)
+
+    def cpu(self) -> Tensor:
+        return self
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self._data.reshape(()))
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.is_floating_point or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __format__(self, spec: str) -> str:
+        if self._data.ndim == 0:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return self._repr(prefix="tensor(")
+
+    def _repr(self, prefix: str) -> str:
+        from runtime._tensor_str import format_tensor
+
+        suffixes = []
+        if self._grad_fn is not None:
+            suffixes.append(f"grad_fn=<{self._grad_fn.name()}>")
+        elif self._requires_grad:
+            suffixes.append("requires_grad=True")
+        d = self.dtype
+        default = (d == _dtype.get_default_dtype() or d == _dtype.int64 or d == _dtype.bool_)
+        return format_tensor(self._data, dtype_name=repr(d), is_default_dtype=default,
+                             suffixes=suffixes, prefix=prefix)
+
+    # ----- in-place updates -----------------------------------------------------------------------
+
+    def _check_inplace(self) -> None:
+        if is_grad_enabled() and self._requires_grad and self._grad_fn is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                               "operation.")
+
+    def _inplace_update(self, result: Tensor) -> Tensor:
+        """Make this tensor hold `result` (an out-of-place result of the same shape), in place.
+
+        Used by every `op_()` method: the memory (and its views) is overwritten, the version is
+        bumped, and if `result` was recorded the tensor takes its history.
+        """
+        self._check_inplace()
+        if result.dtype.is_floating_point and not self.dtype.is_floating_point:
+            raise RuntimeError(f"result type {result.dtype} can't be cast to the desired output "
+                               f"type {self.dtype}")
+        if result.shape != self.shape:
+            raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast "
+                               f"shape {list(result.shape)}")
+        if not self._data.flags.writeable:
+            raise RuntimeError("the tensor's memory is read-only (it came from a read-only numpy "
+                               "array); clone() it before modifying it in place")
+        np.copyto(self._data, result._data, casting="unsafe")
+        self._version.bump()
+        if result._grad_fn is not None:
+            self._set_history(result._grad_fn, result._output_nr)
+        return self
+
+    def zero_(self) -> Tensor:
+        self._check_inplace()
+        self._data[...] = 0
+        self._version.bump()
+        return self
+
+    def fill_(self, value: Any) -> Tensor:
+        self._check_inplace()
+        self._data[...] = float(value) if isinstance(value, Tensor) else value
+        self._version.bump()
+        return self
+
+    def copy_(self, src: Any) -> Tensor:
+        from runtime.ops import shape as shape_ops
+
+        src = src if isinstance(src, Tensor) else Tensor._from_array(np.asarray(src))
+        expanded = shape_ops.expand(src.to(self.dtype), self.shape)
+        return self._inplace_update(expanded)
+
+    def _random_(self, values: np.ndarray) -> Tensor:
+        self._check_inplace()
+        self._data[...] = values
+        self._version.bump()
+        return self
+
+
+def _wrap_dim(dim: int, ndim: int) -> int:
+    """A dimension index in [0, ndim), accepting negative indices as PyTorch does."""
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    return dim % n
+
+
+def as_tensor_data(value: Any) -> Tensor:
+    """`value` as a Tensor (tensors pass through, numbers and arrays are wrapped)."""
+    if isinstance(value, Tensor):
+        return value
+    return Tensor._from_array(np.asarray(value))
+

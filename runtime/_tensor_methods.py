@@ -1,0 +1,177 @@
+"""The table that gives Tensor its methods and operators, each calling a function of
+`runtime/_functions.py` (so `x.exp()`, `runtime.exp(x)` and a traced `exp` are one thing).
+In-place forms (`x.add_(y)`, `x += y`) compute out of place and write back into x's memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from runtime import _dtype, _functions as F
+from runtime._random import Generator, numpy_rng
+from runtime._tensor import Tensor
+from runtime.ops import indexing
+
+
+def _swap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda self, other: fn(other, self)
+
+
+def _inplace(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        self._check_inplace()
+        return self._inplace_update(fn(self, *args, **kwargs))
+
+    return method
+
+
+def _to(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    """to(dtype), to(device), to(other), to(device, dtype): only dtype changes anything on CPU."""
+    target = kwargs.get("dtype")
+    for a in args:
+        if isinstance(a, _dtype.dtype):
+            target = a
+        elif isinstance(a, Tensor):
+            target = a.dtype
+        elif a is not None and str(a) != "cpu":
+            raise RuntimeError(f"symgrad runs on the CPU only; got device {a!r}")
+    if kwargs.get("device") not in (None, "cpu"):
+        raise RuntimeError(f"symgrad runs on the CPU only; got device {kwargs['device']!r}")
+    out = self if target is None else F.shape_ops.to_dtype(self, target)
+    return F.clone(out) if kwargs.get("copy") and out is self else out
+
+
+def _type(self: Tensor, dtype: Any = None) -> Any:
+    if dtype is None:
+        return {"float32": "runtime.FloatTensor", "float64": "runtime.DoubleTensor",
+                "int64": "runtime.LongTensor", "bool": "runtime.BoolTensor"}.get(
+                    self.dtype.name, f"runtime.{self.dtype.name}")
+    return _to(self, dtype)
+
+
+def _contiguous(self: Tensor) -> Tensor:
+    return self if self._is_symbolic or self.is_contiguous() else F.clone(self)
+
+
+def _setitem(self: Tensor, key: Any, value: Any) -> None:
+    self._inplace_update(indexing.index_put(self, key, value))
+
+
+def _uniform_(self: Tensor, a: float = 0.0, b: float = 1.0, *,
+              generator: Generator | None = None) -> Tensor:
+    return self._random_(numpy_rng(generator).uniform(a, b, self._data.shape))
+
+
+def _normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *,
+             generator: Generator | None = None) -> Tensor:
+    return self._random_(numpy_rng(generator).normal(mean, std, self._data.shape))
+
+
+def _bernoulli_(self: Tensor, p: float = 0.5, *, generator: Generator | None = None) -> Tensor:
+    return self._random_(numpy_rng(generator).random(self._data.shape) < p)
+
+
+def _addcmul(self: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:
+    return F.add(self, F.mul(F.mul(tensor1, tensor2), value))
+
+
+def _addcdiv(self: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) -> Tensor:
+    return F.add(self, F.mul(F.div(tensor1, tensor2), value))
+
+
+def _lerp(self: Tensor, end: Tensor, weight: Any) -> Tensor:
+    return F.add(self, F.mul(F.sub(end, self), weight))
+
+
+def _new(fill: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    def method(self: Tensor, *size: Any, dtype: Any = None, **kwargs: Any) -> Tensor:
+        return fill(*size, dtype=dtype or self.dtype, **kwargs)
+
+    return method
+
+
+def _new_tensor(self: Tensor, data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    from runtime._creation import tensor
+
+    return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _new_full(self: Tensor, size: Any, fill_value: Any, dtype: Any = None) -> Tensor:
+    from runtime._creation import full
+
+    return full(size, fill_value, dtype=dtype or self.dtype)
+
+
+def _shape_method(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    return lambda self, *shape: fn(self, *shape)
+
+
+def _attach() -> None:
+    from runtime._creation import empty, ones, zeros
+
+    methods: dict[str, Any] = {
+        # arithmetic
+        "add": F.add, "sub": F.sub, "mul": F.mul, "div": F.div, "true_divide": F.div,
+        "neg": F.neg, "pow": F.pow, "square": F.square, "abs": F.abs, "exp": F.exp, "log": F.log,
+        "log1p": F.log1p, "sqrt": F.sqrt, "rsqrt": F.rsqrt, "reciprocal": F.reciprocal,
+        "relu": F.relu, "sigmoid": F.sigmoid, "tanh": F.tanh, "clamp": F.clamp, "clip": F.clamp,
+        "maximum": F.maximum, "minimum": F.minimum, "addcmul": _addcmul, "addcdiv": _addcdiv,
+        "lerp": _lerp,
+        # comparisons
+        "eq": F.eq, "ne": F.ne, "lt": F.lt, "le": F.le, "gt": F.gt, "ge": F.ge,
+        "logical_not": F.logical_not, "isnan": F.isnan, "all": F.all, "any": F.any,
+        "equal": F.equal, "allclose": F.allclose,
+        # reductions
+        "sum": F.sum, "mean": F.mean, "max": F.max, "min": F.min, "amax": F.amax,
+        "amin": F.amin, "argmax": F.argmax, "argmin": F.argmin, "var": F.var, "std": F.std,
+        "norm": F.norm,
+        # linear algebra
+        "matmul": F.matmul, "mm": F.mm, "bmm": F.bmm, "mv": F.mv, "dot": F.dot,
+        "softmax": F.softmax, "log_softmax": F.log_softmax,
+        # shapes
+        "reshape": F.reshape, "view": F.view, "flatten": F.flatten, "unflatten": F.unflatten,
+        "squeeze": F.squeeze, "unsqueeze": F.unsqueeze, "transpose": F.transpose,
+        "swapaxes": F.transpose, "permute": F.permute, "t": F.t, "expand": F.expand,
+        "gather": F.gather, "take_along_dim": F.take_along_dim, "clone": F.clone,
+        "contiguous": _contiguous, "to": _to, "type": _type,
+        "view_as": lambda self, other: F.view(self, other.shape),
+        "reshape_as": lambda self, other: F.reshape(self, other.shape),
+        "expand_as": lambda self, other: F.expand(self, other.shape),
+        "type_as": lambda self, other: _to(self, other.dtype),
+        "float": lambda self: _to(self, _dtype.float32),
+        "double": lambda self: _to(self, _dtype.float64),
+        "long": lambda self: _to(self, _dtype.int64),
+        "int": lambda self: _to(self, _dtype.int32),
+        "bool": lambda self: _to(self, _dtype.bool_),
+        "half": lambda self: _to(self, _dtype.float16),
+        "new_zeros": _new(zeros), "new_ones": _new(ones), "new_empty": _new(empty),
+        "new_tensor": _new_tensor, "new_full": _new_full,
+        # random fills (in place)
+        "uniform_": _uniform_, "normal_": _normal_, "bernoulli_": _bernoulli_,
+        # operators
+        "__add__": F.add, "__radd__": _swap(F.add), "__sub__": F.sub, "__rsub__": _swap(F.sub),
+        "__mul__": F.mul, "__rmul__": _swap(F.mul), "__truediv__": F.div,
+        "__rtruediv__": _swap(F.div), "__pow__": F.pow, "__rpow__": _swap(F.pow),
+        "__matmul__": F.matmul, "__rmatmul__": _swap(F.matmul), "__neg__": F.neg,
+        "__abs__": F.abs, "__invert__": F.logical_not, "__eq__": F.eq, "__ne__": F.ne,
+        "__lt__": F.lt, "__le__": F.le, "__gt__": F.gt, "__ge__": F.ge,
+        "__getitem__": F.index, "__setitem__": _setitem,
+    }
+    inplace = {
+        "add_": F.add, "sub_": F.sub, "mul_": F.mul, "div_": F.div, "pow_": F.pow,
+        "neg_": F.neg, "exp_": F.exp, "log_": F.log, "sqrt_": F.sqrt, "abs_": F.abs,
+        "relu_": F.relu, "sigmoid_": F.sigmoid, "tanh_": F.tanh, "clamp_": F.clamp,
+        "clip_": F.clamp, "addcmul_": _addcmul, "addcdiv_": _addcdiv, "lerp_": _lerp,
+        "__iadd__": F.add, "__isub__": F.sub, "__imul__": F.mul, "__itruediv__": F.div,
+    }
+    for name, fn in methods.items():
+        setattr(Tensor, name, fn)
+    for name, fn in inplace.items():
+        setattr(Tensor, name, _inplace(fn))
+    Tensor.T = property(lambda self: F.permute(self, tuple(range(self.ndim))[::-1]))
+    Tensor.mT = property(lambda self: F.transpose(self, -2, -1))
+
+
+_attach()

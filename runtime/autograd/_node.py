@@ -1,0 +1,126 @@
+"""Nodes of the recorded graph: what `tensor.grad_fn` is.
+
+Running an op on tensors that require grad creates one Node for its result. A node turns the
+gradient with respect to its outputs into gradients with respect to its inputs (`apply`), and holds
+the edges to where those inputs came from (`next_functions`: pairs (node, output index), or
+(None, 0) for an input that needs no gradient). A leaf tensor that requires grad is reached through
+its AccumulateGrad node, which adds the incoming gradient into `leaf.grad`.
+
+Values a node needs for its backward are SavedTensors. A SavedTensor remembers the version of the
+tensor when it was saved (changing it in place afterwards is an error at backward time) and is
+dropped when the graph is freed after backward, unless `retain_graph=True`. A node never keeps its
+own output alive: a saved output is stored as its data and rebuilt, with this node as grad_fn, on
+use; so recorded graphs have no reference cycles and are freed as soon as their outputs are.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from runtime._tensor import Tensor
+
+FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after "
+    "they have already been freed). Saved intermediate values of the graph are freed when you call "
+    ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
+    "graph a second time or if you need to access saved tensors after calling backward."
+)
+
+
+class Node:
+    """A backward function in the recorded graph (PyTorch's `Function` objects, e.g. AddBackward0)."""
+
+    num_outputs = 1
+
+    def __init__(self, next_functions: Sequence[tuple[Node | None, int]]) -> None:
+        self._next_functions = tuple(next_functions)
+        self._retained: dict[int, Any] = {}  # output index -> tensor whose .grad to fill (retain_grad)
+        self._released = False
+
+    @property
+    def next_functions(self) -> tuple[tuple[Node | None, int], ...]:
+        return self._next_functions
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    def apply(self, grad_outputs: list[Tensor | None]) -> Sequence[Tensor | None]:
+        """Gradients with respect to the inputs, one per edge in next_functions."""
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop saved values (called after backward unless retain_graph=True)."""
+        self._released = True
+
+    def __call__(self, *grad_outputs: Tensor | None) -> Any:
+        grads = self.apply(list(grad_outputs))
+        return grads[0] if len(grads) == 1 else tuple(grads)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {id(self):#x}>"
+
+
+class SavedTensor:
+    """A value kept for backward, checked against in-place changes and freeing."""
+
+    __slots__ = ("_data_tensor", "_version", "_is_output", "_requires_grad", "_grad_fn",
+                 "_output_nr")
+
+    def __init__(self, tensor: Tensor, is_output: bool = False) -> None:
+        self._version = tensor._version.value
+        self._is_output = is_output
+        self._requires_grad = tensor.requires_grad
+        self._output_nr = tensor._output_nr
+        if is_output:
+            self._data_tensor = tensor.detach()  # no reference back to the node: no cycle
+            self._grad_fn = None
+        else:
+            self._data_tensor = tensor
+            self._grad_fn = None
+
+    def unpack(self, owner: Node) -> Tensor:
+        tensor = self._data_tensor
+        if tensor is None:
+            raise RuntimeError(FREED_MESSAGE)
+        if tensor._version.value != self._version:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [{tensor.dtype} {list(tensor.shape)}] is at version "
+                f"{tensor._version.value}; expected version {self._version} instead. Compute "
+                "the result out of place, or clone() the tensor before modifying it."
+            )
+        if self._is_output:
+            rebuilt = tensor.detach()
+            if self._requires_grad:
+                rebuilt._set_history(owner, self._output_nr)
+            return rebuilt
+        return tensor
+
+    def free(self) -> None:
+        self._data_tensor = None
+
+
+class AccumulateGrad(Node):
+    """The node of a leaf that requires grad: adds each incoming gradient into `leaf.grad`."""
+
+    def __init__(self, variable: Tensor) -> None:
+        super().__init__(())
+        self.variable = variable
+
+    def apply(self, grad_outputs: list[Tensor | None]) -> Sequence[Tensor | None]:
+        from runtime._grad_mode import is_grad_enabled
+
+        grad = grad_outputs[0]
+        if grad is None:
+            return ()
+        leaf = self.variable
+        if leaf._grad is None:
+            # A fresh tensor: the incoming gradient may be shared with other branches.
+            leaf._grad = grad if is_grad_enabled() else grad.detach().clone()
+        elif is_grad_enabled() or leaf._grad.requires_grad:
+            leaf._grad = leaf._grad + grad  # create_graph=True: keep the sum differentiable
+        else:
+            leaf._grad._data += grad._data  # in place, as PyTorch: `g = w.grad` sees the sum
+            leaf._grad._version.bump()
+        return ()

@@ -1,0 +1,37 @@
+"""Broadcasting of shapes (PyTorch's and numpy's rule), for ints and symbolic sizes alike."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+Shape = tuple[Any, ...]
+
+
+def broadcast_shapes(*shapes: Sequence[Any]) -> Shape:
+    """The shape that operands of these shapes broadcast to; RuntimeError if they do not."""
+    ndim = max((len(s) for s in shapes), default=0)
+    result: list[Any] = []
+    for k in range(ndim, 0, -1):
+        size: Any = 1
+        for which, shape in enumerate(shapes):
+            if len(shape) < k:
+                continue
+            s = shape[len(shape) - k]
+            if _is_one(s):
+                continue
+            if _is_one(size):
+                size = s
+            elif s != size:
+                first = next(i for i, sh in enumerate(shapes) if len(sh) >= k
+                             and sh[len(sh) - k] == size)
+                names = "abcdefgh"
+                raise RuntimeError(
+                    f"The size of tensor {names[first]} ({size}) must match the size of tensor "
+                    f"{names[which]} ({s}) at non-singleton dimension {ndim - k}"
+                )
+        result.append(size)
+    return tuple(result)
+
+
+def _is_one(size: Any) -> bool:
+    return isinstance(size, int) and size == 1 or (not isinstance(size, int) and size == 1)

@@ -1,0 +1,160 @@
+"""The op protocol, the op registry, and `apply`: how every primitive op runs.
+
+An op is defined once, in one module of `runtime/ops/`, as an `Op` with:
+- `infer(inputs, **attrs)`: its shape and dtype rule (sizes may be ints or sympy expressions, so a
+  symbolic batch size flows through), which also raises PyTorch's error for bad operands;
+- `compute(arrays, **attrs)`: its eager kernel, on numpy arrays;
+- `vjp(ctx, grad)`: its derivative, written with the op API (functions of `runtime.ops`), so the
+  same rule runs eagerly, records a graph under create_graph=True, and emits IR when traced;
+- `saves(needs_input_grad, **attrs)`: which inputs (and whether the output) the vjp reads.
+
+`apply(op, inputs, **attrs)` runs an op: on symbolic tensors it hands over to the tracer that the
+compiler installed with `set_symbolic_handler` (the runtime never imports the compiler); on data it
+computes, and when grad mode is on and an input requires grad it records an `OpNode`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from runtime._grad_mode import is_grad_enabled
+from runtime.autograd._node import Node, SavedTensor
+
+if TYPE_CHECKING:
+    from runtime._dtype import dtype
+    from runtime._tensor import Tensor
+
+Shape = tuple[Any, ...]  # each size an int or a sympy expression
+
+
+class Op:
+    """A primitive op. Subclasses set `name` and `backward_name` and implement the rules."""
+
+    name: str = ""
+    backward_name: str = ""
+    differentiable: bool = True
+    is_view: bool = False  # the result shares memory with input 0 (reshape, transpose, slicing)
+
+    def infer(self, inputs: Sequence[Any], **attrs: Any) -> tuple[Shape, dtype]:
+        raise NotImplementedError
+
+    def compute(self, arrays: Sequence[np.ndarray], **attrs: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def vjp(self, ctx: VJPContext, grad: Tensor) -> Sequence[Tensor | None]:
+        raise NotImplementedError(f"{self.name} is not differentiable")
+
+    def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> tuple[Sequence[int], bool]:
+        """Indices of the inputs the vjp reads, and whether it reads the output."""
+        return range(len(needs_input_grad)), False
+
+    def node_name(self, inputs: Sequence[Any], **attrs: Any) -> str:
+        return self.backward_name
+
+    def __repr__(self) -> str:
+        return f"<op {self.name}>"
+
+
+OPS: dict[str, Op] = {}
+
+
+def register(op: Op) -> Op:
+    """Add an op to the registry (one name, one definition)."""
+    if op.name in OPS:
+        raise ValueError(f"op {op.name!r} is defined twice")
+    OPS[op.name] = op
+    return op
+
+
+class VJPContext:
+    """What a vjp rule sees: saved inputs and output, attributes, input shapes and dtypes."""
+
+    __slots__ = ("inputs", "output", "attrs", "needs_input_grad", "input_shapes", "input_dtypes")
+
+    def __init__(self, inputs: list[Any], output: Any, attrs: dict[str, Any],
+                 needs_input_grad: Sequence[bool], input_shapes: list[Shape],
+                 input_dtypes: list[dtype]) -> None:
+        self.inputs = inputs
+        self.output = output
+        self.attrs = attrs
+        self.needs_input_grad = needs_input_grad
+        self.input_shapes = input_shapes
+        self.input_dtypes = input_dtypes
+
+
+class OpNode(Node):
+    """The recorded application of a primitive op (AddBackward0, MmBackward0, ...)."""
+
+    def __init__(self, op: Op, inputs: Sequence[Tensor], output: Tensor, attrs: dict[str, Any],
+                 name: str) -> None:
+        super().__init__([t._gradient_edge() for t in inputs])
+        self.op = op
+        self.attrs = attrs
+        self._name = name
+        self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+        self.input_shapes = [t.shape for t in inputs]
+        self.input_dtypes = [t.dtype for t in inputs]
+        saved_inputs, saves_output = op.saves(self.needs_input_grad, **attrs)
+        self._saved_inputs: list[SavedTensor | None] = [None] * len(inputs)
+        for i in saved_inputs:
+            self._saved_inputs[i] = SavedTensor(inputs[i])
+        self._saved_output = SavedTensor(output, is_output=True) if saves_output else None
+
+    def name(self) -> str:
+        return self._name
+
+    def apply(self, grad_outputs: list[Tensor | None]) -> Sequence[Tensor | None]:
+        grad = grad_outputs[0]
+        if self._released and (self._saved_output or any(self._saved_inputs)):
+            from runtime.autograd._node import FREED_MESSAGE
+
+            raise RuntimeError(FREED_MESSAGE)
+        inputs = [s.unpack(self) if s is not None else None for s in self._saved_inputs]
+        output = self._saved_output.unpack(self) if self._saved_output is not None else None
+        ctx = VJPContext(inputs, output, self.attrs, self.needs_input_grad, self.input_shapes,
+                         self.input_dtypes)
+        grads = self.op.vjp(ctx, grad)
+        return [g if need else None for g, need in zip(grads, self.needs_input_grad)]
+
+    def release(self) -> None:
+        super().release()
+        for saved in self._saved_inputs:
+            if saved is not None:
+                saved.free()
+        if self._saved_output is not None:
+            self._saved_output.free()
+
+
+SymbolicHandler = Callable[[Op, Sequence[Any], dict[str, Any]], Any]
+_symbolic_handler: SymbolicHandler | None = None
+
+
+def set_symbolic_handler(handler: SymbolicHandler | None) -> None:
+    """Install the function that applies ops to symbolic (traced) tensors; the compiler's tracer."""
+    global _symbolic_handler
+    _symbolic_handler = handler
+
+
+def apply(op: Op, inputs: Sequence[Tensor], **attrs: Any) -> Tensor:
+    """Run `op` on `inputs`: trace it, or compute it and record it for autograd."""
+    from runtime._tensor import Tensor
+
+    for t in inputs:
+        if t._is_symbolic:
+            if _symbolic_handler is None:
+                raise RuntimeError("symbolic tensor used outside of tracing")
+            return _symbolic_handler(op, inputs, attrs)
+    shape, out_dtype = op.infer(inputs, **attrs)
+    with np.errstate(all="ignore"):  # PyTorch propagates inf and nan without warnings
+        data = np.asarray(op.compute([t._data for t in inputs], **attrs))
+    if data.dtype != out_dtype.numpy:
+        data = data.astype(out_dtype.numpy)
+    out = Tensor._from_array(data)
+    if op.is_view and np.may_share_memory(data, inputs[0]._data):
+        out._version = inputs[0]._version
+    if op.differentiable and is_grad_enabled() and any(t.requires_grad for t in inputs):
+        node = OpNode(op, inputs, out, attrs, op.node_name(inputs, **attrs))
+        out._set_history(node, 0)
+    return out

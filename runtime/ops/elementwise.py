@@ -1,0 +1,400 @@
+"""Elementwise ops, each defined by one sympy scalar expression.
+
+An op here is a function of scalar symbols returning a sympy expression, registered with
+`@elementwise(name, backward_name)`. Everything else is derived from that expression, never written
+by hand: the eager numpy kernel (sympy's lambdify, made once per op), the partial derivatives
+(`sympy.diff`, simplified; the vector-Jacobian product for input i is itself an elementwise op with
+body `grad * d(expr)/d(x_i)`, so double backward works by construction), which inputs backward must
+save (the symbols the derivatives mention), and later the compiler's fused native loops.
+
+sympy is imported on first use of an op, not when `runtime` is imported.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import cached_property
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from runtime import _dtype
+from runtime.ops._broadcast import broadcast_shapes
+from runtime.ops._op import Op, VJPContext, apply, register
+
+_sympy_module = None
+
+
+def sympy() -> Any:
+    """The sympy module, imported on first need."""
+    global _sympy_module
+    if _sympy_module is None:
+        import sympy as sp
+
+        _sympy_module = sp
+    return _sympy_module
+
+
+class Elementwise(Op):
+    """An op applied to each element of its broadcast operands, given as a sympy expression.
+
+    `result` says how the output dtype follows the inputs: "promote" (PyTorch's promotion),
+    "float" (promotion, then integers become the default float), or "bool" (comparisons).
+    `dtype_inputs` names the inputs that take part in promotion (all by default).
+    """
+
+    def __init__(self, name: str, backward_name: str, body: Callable[..., Any], *,
+                 result: str = "promote", differentiable: bool = True,
+                 dtype_inputs: Sequence[int] | None = None, symbols: Sequence[str] | None = None,
+                 expr: Any = None) -> None:
+        self.name = name
+        self.backward_name = backward_name
+        self._body = body
+        self.arg_names = tuple(symbols or [p for p in inspect.signature(body).parameters
+                                           if p != "sp"])
+        self.result = result
+        self.differentiable = differentiable
+        self.dtype_inputs = tuple(range(len(self.arg_names)) if dtype_inputs is None
+                                  else dtype_inputs)
+        if expr is not None:
+            self.__dict__["expr"] = expr
+
+    @cached_property
+    def symbols(self) -> tuple[Any, ...]:
+        sp = sympy()
+        return tuple(sp.Symbol(n, real=True) for n in self.arg_names)
+
+    @cached_property
+    def expr(self) -> Any:
+        """The scalar expression of the op in its input symbols."""
+        return self._body(*self.symbols, sp=sympy())
+
+    @cached_property
+    def kernel(self) -> Callable[..., np.ndarray]:
+        """The eager numpy kernel: lambdify of the expression, made once."""
+        return sympy().lambdify(self.symbols, self.expr, modules="numpy")
+
+    def infer(self, inputs: Sequence[Any], **attrs: Any) -> tuple[tuple[Any, ...], _dtype.dtype]:
+        if len(inputs) != len(self.arg_names):
+            raise TypeError(f"{self.name}() takes {len(self.arg_names)} tensors, got {len(inputs)}")
+        shape = broadcast_shapes(*(t.shape for t in inputs))
+        return shape, self.result_dtype([inputs[i] for i in self.dtype_inputs])
+
+    def result_dtype(self, operands: Sequence[Any]) -> _dtype.dtype:
+        if self.result == "bool":
+            return _dtype.bool_
+        dimensioned = [t.dtype for t in operands if len(t.shape) and not t._wrapped_number]
+        zero_dim = [t.dtype for t in operands if not len(t.shape) and not t._wrapped_number]
+        numbers = [_number_of(t.dtype) for t in operands if t._wrapped_number]
+        d = _dtype.result_dtype(dimensioned, zero_dim, numbers)
+        if self.result == "float" and not d.is_floating_point:
+            return _dtype.get_default_dtype()
+        return d
+
+    def compute(self, arrays: Sequence[np.ndarray], **attrs: Any) -> np.ndarray:
+        out = np.asarray(self.kernel(*arrays))
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+        if out.shape != shape:  # a constant body (a derivative like 2) does not broadcast itself
+            out = np.broadcast_to(out, shape).copy()
+        return out
+
+    # ----- derivatives -------------------------------------------------------------------------
+
+    def derivative(self, i: int) -> Any:
+        """d(expr)/d(input i), simplified by sympy."""
+        return self._derivatives[i]
+
+    @cached_property
+    def _derivatives(self) -> list[Any]:
+        sp = sympy()
+        return [sp.simplify(sp.diff(self.expr, s)) for s in self.symbols]
+
+    @cached_property
+    def _vjp_ops(self) -> list[Elementwise | None]:
+        """For each input, the op `grad * d(expr)/d(x_i)`; None where that is just `grad`."""
+        sp = sympy()
+        grad = sp.Symbol("grad", real=True)
+        ops: list[Elementwise | None] = []
+        for i in range(len(self.symbols)):
+            body = grad * self.derivative(i)
+            if body == grad:
+                ops.append(None)
+                continue
+            used = [s for s in self.symbols if s in body.free_symbols]
+            ops.append(Elementwise(
+                f"{self.name}_vjp{i}", _double_backward_name(self.backward_name),
+                lambda *a, **k: None, symbols=["grad", *(s.name for s in used)],
+                expr=body.subs({s: sp.Symbol(s.name, real=True) for s in used}),
+                dtype_inputs=[0]))
+        return ops
+
+    def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> tuple[Sequence[int], bool]:
+        names = set()
+        for i, needed in enumerate(needs_input_grad):
+            op = self._vjp_ops[i] if needed else None
+            if op is not None:
+                names.update(op.arg_names[1:])
+        return [i for i, n in enumerate(self.arg_names) if n in names], False
+
+    def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
+        from runtime.ops.shape import sum_to
+
+        grads: list[Any] = []
+        by_name = dict(zip(self.arg_names, ctx.inputs))
+        for i, needed in enumerate(ctx.needs_input_grad):
+            if not needed:
+                grads.append(None)
+                continue
+            op = self._vjp_ops[i]
+            g = grad if op is None else apply(op, [grad, *(by_name[n] for n in op.arg_names[1:])])
+            grads.append(sum_to(g, ctx.input_shapes[i]))
+        return grads
+
+    def __call__(self, *operands: Any) -> Any:
+        return apply(self, wrap_operands(operands, self))
+
+
+def _double_backward_name(backward_name: str) -> str:
+    stem, _, _ = backward_name.rpartition("0")
+    return f"{stem.removesuffix('Backward')}BackwardBackward0" if stem else backward_name
+
+
+def _number_of(d: _dtype.dtype) -> object:
+    return True if d == _dtype.bool_ else (1.0 if d.is_floating_point else 1)
+
+
+def wrap_operands(operands: Sequence[Any], op: Elementwise | None = None) -> list[Any]:
+    """Operands as tensors: Python numbers become 0-d 'wrapped number' tensors of the right dtype."""
+    from runtime._tensor import Tensor
+
+    tensors = [x for x in operands if isinstance(x, Tensor)]
+    if len(tensors) == len(operands):
+        return list(operands)
+    if not tensors:
+        raise TypeError("expected at least one tensor operand")
+    dimensioned = [t.dtype for t in tensors if t.ndim]
+    zero_dim = [t.dtype for t in tensors if not t.ndim]
+    numbers = [x for x in operands if not isinstance(x, Tensor)]
+    for x in numbers:
+        if not isinstance(x, (int, float, bool, np.number, np.bool_)):
+            raise TypeError(f"unsupported operand type {type(x).__name__}; expected a Tensor or a "
+                            "Python number")
+    wrapped = []
+    for x in operands:
+        if isinstance(x, Tensor):
+            wrapped.append(x)
+            continue
+        d = _dtype.result_dtype(dimensioned, zero_dim, [x])
+        if isinstance(x, float) and not d.is_floating_point:
+            d = _dtype.get_default_dtype()
+        t = Tensor._from_array(np.array(x, dtype=d.numpy))
+        t._wrapped_number = True
+        wrapped.append(t)
+    return wrapped
+
+
+def elementwise(name: str, backward_name: str, **options: Any) -> Callable[[Callable], Elementwise]:
+    """Register a function of sympy symbols as an elementwise op (used as a decorator)."""
+
+    def define(body: Callable[..., Any]) -> Elementwise:
+        op = Elementwise(name, backward_name, body, **options)
+        register(op)
+        return op
+
+    return define
+
+
+# ----- arithmetic ------------------------------------------------------------------------------
+
+@elementwise("add", "AddBackward0")
+def add(x, y, sp):
+    return x + y
+
+
+@elementwise("sub", "SubBackward0")
+def sub(x, y, sp):
+    return x - y
+
+
+@elementwise("mul", "MulBackward0")
+def mul(x, y, sp):
+    return x * y
+
+
+@elementwise("div", "DivBackward0", result="float")
+def div(x, y, sp):
+    return x / y
+
+
+@elementwise("neg", "NegBackward0")
+def neg(x, sp):
+    return -x
+
+
+@elementwise("pow", "PowBackward0")
+def pow(x, y, sp):  # noqa: A001 - the PyTorch name
+    return x**y
+
+
+@elementwise("abs", "AbsBackward0")
+def abs(x, sp):  # noqa: A001
+    return sp.Abs(x)
+
+
+@elementwise("maximum", "MaximumBackward0")
+def maximum(x, y, sp):
+    return sp.Max(x, y)
+
+
+@elementwise("minimum", "MinimumBackward0")
+def minimum(x, y, sp):
+    return sp.Min(x, y)
+
+
+@elementwise("where", "WhereBackward0", dtype_inputs=(1, 2))
+def where(condition, x, y, sp):
+    return sp.Piecewise((x, sp.Ne(condition, 0)), (y, True))
+
+
+# ----- transcendental ----------------------------------------------------------------------------
+
+@elementwise("exp", "ExpBackward0", result="float")
+def exp(x, sp):
+    return sp.exp(x)
+
+
+@elementwise("log", "LogBackward0", result="float")
+def log(x, sp):
+    return sp.log(x)
+
+
+@elementwise("log1p", "Log1PBackward0", result="float")
+def log1p(x, sp):
+    from sympy.codegen.cfunctions import log1p
+
+    return log1p(x)
+
+
+@elementwise("sqrt", "SqrtBackward0", result="float")
+def sqrt(x, sp):
+    return sp.sqrt(x)
+
+
+@elementwise("rsqrt", "RsqrtBackward0", result="float")
+def rsqrt(x, sp):
+    return 1 / sp.sqrt(x)
+
+
+@elementwise("reciprocal", "ReciprocalBackward0", result="float")
+def reciprocal(x, sp):
+    return 1 / x
+
+
+# ----- activations -----------------------------------------------------------------------------
+
+@elementwise("relu", "ReluBackward0")
+def relu(x, sp):
+    # Piecewise, not Max(x, 0): its derivative at 0 is 0, as PyTorch's.
+    return sp.Piecewise((x, x > 0), (0, True))
+
+
+@elementwise("leaky_relu", "LeakyReluBackward0", dtype_inputs=(0,))
+def leaky_relu(x, negative_slope, sp):
+    return sp.Piecewise((x, x > 0), (negative_slope * x, True))
+
+
+@elementwise("sigmoid", "SigmoidBackward0", result="float")
+def sigmoid(x, sp):
+    # Two branches so that neither exp overflows; their derivatives are stable too.
+    return sp.Piecewise((1 / (1 + sp.exp(-x)), x >= 0), (sp.exp(x) / (1 + sp.exp(x)), True))
+
+
+@elementwise("tanh", "TanhBackward0", result="float")
+def tanh(x, sp):
+    return sp.tanh(x)
+
+
+@elementwise("softplus", "SoftplusBackward0", result="float")
+def softplus(x, sp):
+    from sympy.codegen.cfunctions import log1p
+
+    return sp.Piecewise((x + log1p(sp.exp(-x)), x > 0), (log1p(sp.exp(x)), True))
+
+
+@elementwise("silu", "SiluBackward0", result="float")
+def silu(x, sp):
+    return sp.Piecewise((x / (1 + sp.exp(-x)), x >= 0), (x * sp.exp(x) / (1 + sp.exp(x)), True))
+
+
+@elementwise("clamp", "ClampBackward1", dtype_inputs=(0,))
+def clamp(x, low, high, sp):
+    # Gradient passes where low <= x <= high, boundaries included, as PyTorch's.
+    return sp.Piecewise((low, x < low), (high, x > high), (x, True))
+
+
+@elementwise("clamp_min", "ClampMinBackward0", dtype_inputs=(0,))
+def clamp_min(x, low, sp):
+    return sp.Piecewise((low, x < low), (x, True))
+
+
+@elementwise("clamp_max", "ClampMaxBackward0", dtype_inputs=(0,))
+def clamp_max(x, high, sp):
+    return sp.Piecewise((high, x > high), (x, True))
+
+
+@elementwise("binary_cross_entropy_with_logits", "BinaryCrossEntropyWithLogitsBackward0",
+             result="float", dtype_inputs=(0, 1))
+def binary_cross_entropy_with_logits(z, y, pos_weight, sp):
+    """-(pos_weight * y * log(sigmoid(z)) + (1 - y) * log(1 - sigmoid(z))), in a form that never
+    overflows: log(1 + exp(-|z|)) plus a linear part."""
+    from sympy.codegen.cfunctions import log1p
+
+    softplus_neg_z = sp.Piecewise((log1p(sp.exp(-z)), z > 0), (-z + log1p(sp.exp(z)), True))
+    return (1 - y) * z + (1 + (pos_weight - 1) * y) * softplus_neg_z
+
+
+# ----- comparisons (not differentiable) ----------------------------------------------------------
+
+@elementwise("eq", "", result="bool", differentiable=False)
+def eq(x, y, sp):
+    return sp.Eq(x, y, evaluate=False)
+
+
+@elementwise("ne", "", result="bool", differentiable=False)
+def ne(x, y, sp):
+    return sp.Ne(x, y, evaluate=False)
+
+
+@elementwise("lt", "", result="bool", differentiable=False)
+def lt(x, y, sp):
+    return sp.StrictLessThan(x, y, evaluate=False)
+
+
+@elementwise("le", "", result="bool", differentiable=False)
+def le(x, y, sp):
+    return sp.LessThan(x, y, evaluate=False)
+
+
+@elementwise("gt", "", result="bool", differentiable=False)
+def gt(x, y, sp):
+    return sp.StrictGreaterThan(x, y, evaluate=False)
+
+
+@elementwise("ge", "", result="bool", differentiable=False)
+def ge(x, y, sp):
+    return sp.GreaterThan(x, y, evaluate=False)
+
+
+@elementwise("logical_not", "", result="bool", differentiable=False)
+def logical_not(x, sp):
+    return sp.Eq(x, 0, evaluate=False)
+
+
+def pow_node_name(inputs: Sequence[Any]) -> str:
+    """PyTorch's names: PowBackward0 for a number exponent, 1 for a tensor, 2 for a number base."""
+    if inputs[1]._wrapped_number:
+        return "PowBackward0"
+    return "PowBackward2" if inputs[0]._wrapped_number else "PowBackward1"
+
+
+pow.node_name = lambda inputs, **attrs: pow_node_name(inputs)  # type: ignore[method-assign]

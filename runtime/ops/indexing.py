@@ -1,0 +1,236 @@
+"""Indexing with `x[key]` and assignment with `x[key] = value`.
+
+A key mixes ints, slices, None, Ellipsis and index tensors (integer arrays, as cross-entropy's
+`logp[range(n), target]` needs; boolean masks are turned into integer indices first). The index
+tensors are inputs of the op, so a traced graph takes them at run time; the rest of the key is an
+attribute in which each index tensor is replaced by its position (`IndexSlot`).
+
+`index` and `index_add_into_zeros` are each other's derivatives; `index_put` is assignment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from runtime import _dtype
+from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops.shape import sum_to
+
+
+class IndexSlot(NamedTuple):
+    """Stands in the key for the index tensor at position `position` of the op's inputs."""
+
+    position: int
+
+
+def normalize_key(key: Any, shape: Sequence[int]) -> tuple[tuple[Any, ...], list[Any]]:
+    """Split a Python indexing key into a hashable template and its index tensors."""
+    from runtime._tensor import Tensor
+
+    items = key if isinstance(key, tuple) else (key,)
+    template: list[Any] = []
+    tensors: list[Any] = []
+    consumed = 0
+    for item in items:
+        if isinstance(item, (list, np.ndarray)) or isinstance(item, Tensor):
+            data = item._data if isinstance(item, Tensor) else np.asarray(item)
+            if isinstance(item, Tensor) and item._is_symbolic:
+                tensors.append(item)
+                template.append(IndexSlot(len(tensors)))
+                consumed += 1
+                continue
+            if data.dtype == np.bool_:
+                expected = tuple(shape[consumed:consumed + data.ndim])
+                if data.shape != expected:
+                    raise IndexError(f"The shape of the mask {list(data.shape)} at index "
+                                     f"{consumed} does not match the shape of the indexed tensor "
+                                     f"{list(expected)}")
+                for axis_index in np.nonzero(data):
+                    tensors.append(Tensor._from_array(axis_index.astype(np.int64)))
+                    template.append(IndexSlot(len(tensors)))
+                consumed += data.ndim
+                continue
+            if data.dtype.kind not in "iu" and data.size:
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            tensors.append(item if isinstance(item, Tensor) and item.dtype == _dtype.int64
+                           else Tensor._from_array(data.astype(np.int64)))
+            template.append(IndexSlot(len(tensors)))
+            consumed += 1
+        elif isinstance(item, slice):
+            template.append((slice, _slice_part(item.start), _slice_part(item.stop),
+                             _slice_part(item.step)))
+            if item.step is not None and _slice_part(item.step) <= 0:
+                raise ValueError("step must be greater than zero")
+            consumed += 1
+        elif item is None or item is Ellipsis:
+            template.append(item)
+            if item is Ellipsis:
+                consumed = len(shape) - sum(1 for i in items[items.index(item) + 1:]
+                                            if i is not None and i is not Ellipsis)
+        elif isinstance(item, (bool, np.bool_)):
+            raise IndexError("indexing with a Python bool is not supported; use a bool tensor")
+        elif isinstance(item, (int, np.integer)):
+            if consumed >= len(shape):
+                raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
+            size = shape[consumed]
+            if not -size <= int(item) < size:
+                raise IndexError(f"index {int(item)} is out of bounds for dimension {consumed} "
+                                 f"with size {size}")
+            template.append(int(item))
+            consumed += 1
+        else:
+            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and long or "
+                             f"bool tensors are valid indices (got {type(item).__name__})")
+    if consumed > len(shape):
+        raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
+    return tuple(template), tensors
+
+
+def _slice_part(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def numpy_key(template: tuple[Any, ...], index_arrays: Sequence[np.ndarray]) -> tuple[Any, ...]:
+    """The numpy key of a template, with index arrays put back in their slots."""
+    key: list[Any] = []
+    for item in template:
+        if isinstance(item, IndexSlot):
+            key.append(index_arrays[item.position - 1])
+        elif isinstance(item, tuple):
+            key.append(slice(item[1], item[2], item[3]))
+        else:
+            key.append(item)
+    return tuple(key)
+
+
+def _check_bounds(shape: Sequence[int], template: tuple[Any, ...], arrays: Sequence[np.ndarray]) -> None:
+    dim = 0
+    for item in template:
+        if isinstance(item, IndexSlot):
+            a = arrays[item.position - 1]
+            if a.size and (a.max() >= shape[dim] or a.min() < -shape[dim]):
+                bad = int(a.max()) if a.max() >= shape[dim] else int(a.min())
+                raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size "
+                                 f"{shape[dim]}")
+        if item is Ellipsis:
+            dim = len(shape) - sum(1 for i in template[template.index(item) + 1:]
+                                   if i is not None and i is not Ellipsis)
+        elif item is not None:
+            dim += 1
+
+
+class Index(Op):
+    name = "index"
+    backward_name = "IndexBackward0"
+    is_view = True
+
+    def infer(self, inputs: Sequence[Any], *, key: tuple[Any, ...]) -> Any:
+        x, *index = inputs
+        probe = np.broadcast_to(np.empty((), np.uint8), tuple(x.shape))
+        zeros = [np.zeros(tuple(t.shape), np.intp) for t in index]
+        return probe[numpy_key(key, zeros)].shape, x.dtype
+
+    def node_name(self, inputs: Sequence[Any], *, key: tuple[Any, ...]) -> str:
+        if len(inputs) > 1:
+            return "IndexBackward0"
+        if all(isinstance(k, int) for k in key):
+            return "SelectBackward0"
+        return "SliceBackward0" if all(isinstance(k, tuple) for k in key) else "AsStridedBackward0"
+
+    def compute(self, arrays: Sequence[np.ndarray], *, key: tuple[Any, ...]) -> np.ndarray:
+        x, *index = arrays
+        _check_bounds(x.shape, key, index)
+        return x[numpy_key(key, index)]
+
+    def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
+        return range(1, len(needs_input_grad)), False
+
+    def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
+        index = ctx.inputs[1:]
+        return [index_add_into_zeros(grad, index, ctx.attrs["key"], ctx.input_shapes[0]),
+                *(None for _ in index)]
+
+
+class IndexAddIntoZeros(Op):
+    """zeros(shape) with grad added at `key` (repeated indices add up): the derivative of index."""
+
+    name = "index_add_into_zeros"
+    backward_name = "IndexBackwardBackward0"
+
+    def infer(self, inputs: Sequence[Any], *, key: tuple[Any, ...], shape: tuple[Any, ...]) -> Any:
+        return tuple(shape), inputs[0].dtype
+
+    def compute(self, arrays: Sequence[np.ndarray], *, key: tuple[Any, ...],
+                shape: tuple[int, ...]) -> np.ndarray:
+        grad, *index = arrays
+        out = np.zeros(shape, dtype=grad.dtype)
+        np.add.at(out, numpy_key(key, index), grad)
+        return out
+
+    def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
+        return range(1, len(needs_input_grad)), False
+
+    def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
+        index = ctx.inputs[1:]
+        return [apply(_index, [grad, *index], key=ctx.attrs["key"]), *(None for _ in index)]
+
+
+class IndexPut(Op):
+    """A copy of x with `value` (broadcast) written at `key`: what `x[key] = value` computes."""
+
+    name = "index_put"
+    backward_name = "IndexPutBackward0"
+
+    def infer(self, inputs: Sequence[Any], *, key: tuple[Any, ...]) -> Any:
+        return tuple(inputs[0].shape), inputs[0].dtype
+
+    def compute(self, arrays: Sequence[np.ndarray], *, key: tuple[Any, ...]) -> np.ndarray:
+        x, value, *index = arrays
+        _check_bounds(x.shape, key, index)
+        out = x.copy()
+        out[numpy_key(key, index)] = value
+        return out
+
+    def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
+        return range(2, len(needs_input_grad)), False
+
+    def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
+        from runtime._tensor import Tensor
+
+        index = ctx.inputs[2:]
+        key = ctx.attrs["key"]
+        grad_x = grad_value = None
+        if ctx.needs_input_grad[0]:
+            zero = Tensor._from_array(np.zeros((), dtype=ctx.input_dtypes[0].numpy))
+            grad_x = apply(_index_put, [grad, zero, *index], key=key)
+        if ctx.needs_input_grad[1]:
+            grad_value = sum_to(apply(_index, [grad, *index], key=key), ctx.input_shapes[1])
+        return [grad_x, grad_value, *(None for _ in index)]
+
+
+_index = register(Index())
+_index_add = register(IndexAddIntoZeros())
+_index_put = register(IndexPut())
+
+
+def index(x: Any, key: Any) -> Any:
+    """x[key]."""
+    template, tensors = normalize_key(key, tuple(x.shape))
+    return apply(_index, [x, *tensors], key=template)
+
+
+def index_add_into_zeros(grad: Any, index_tensors: Sequence[Any], key: tuple[Any, ...],
+                         shape: Sequence[Any]) -> Any:
+    return apply(_index_add, [grad, *index_tensors], key=key, shape=tuple(shape))
+
+
+def index_put(x: Any, key: Any, value: Any) -> Any:
+    """A copy of x with x[key] = value."""
+    from runtime.ops.elementwise import wrap_operands
+    from runtime.ops.shape import to_dtype
+
+    template, tensors = normalize_key(key, tuple(x.shape))
+    value = to_dtype(wrap_operands([x, value])[1], x.dtype)
+    return apply(_index_put, [x, value, *tensors], key=template)
