@@ -6,12 +6,16 @@ Tensor methods and operators (`runtime/_tensor_methods.py`) call these same func
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from runtime import _dtype
 from runtime._tensor import Tensor
 from runtime.ops import elementwise as ew
-from runtime.ops import indexing, matmul as _matmul, reduction, shape as shape_ops, softmax as sm
+from runtime.ops import indexing, reduction
+from runtime.ops import matmul as _matmul
+from runtime.ops import shape as shape_ops
+from runtime.ops import softmax as sm
 from runtime.ops.elementwise import wrap_operands
 
 

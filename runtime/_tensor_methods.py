@@ -5,11 +5,11 @@ In-place forms (`x.add_(y)`, `x += y`) compute out of place and write back into 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-import numpy as np
-
-from runtime import _dtype, _functions as F
+from runtime import _dtype
+from runtime import _functions as F
 from runtime._random import Generator, numpy_rng
 from runtime._tensor import Tensor
 from runtime.ops import indexing

@@ -12,12 +12,13 @@ part of the graph that leads to them is run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from runtime._grad_mode import set_grad_enabled
 from runtime import _tensor
+from runtime._grad_mode import set_grad_enabled
 
 if TYPE_CHECKING:
     from runtime._tensor import Tensor

@@ -15,7 +15,8 @@ use; so recorded graphs have no reference cycles and are freed as soon as their 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runtime._tensor import Tensor

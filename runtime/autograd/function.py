@@ -9,12 +9,13 @@ backward, checked against in-place changes, and differentiable again when create
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from runtime._grad_mode import is_grad_enabled, no_grad
 from runtime import _tensor
+from runtime._grad_mode import is_grad_enabled, no_grad
 
 if TYPE_CHECKING:
     from runtime._tensor import Tensor

@@ -15,7 +15,8 @@ computes, and when grad mode is on and an input requires grad it records an `OpN
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 

@@ -13,8 +13,9 @@ sympy is imported on first use of an op, not when `runtime` is imported.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -10,7 +10,8 @@ attribute in which each index tensor is replaced by its position (`IndexSlot`).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 

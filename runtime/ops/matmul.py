@@ -7,7 +7,8 @@ broadcast batch dimensions, and reshapes back: all with ops, so it differentiate
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -7,7 +7,8 @@ reduced dimensions as size 1), so it is itself made of ops and differentiates ag
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -7,7 +7,8 @@ its inverse permutation. Every vjp is written with these functions, so it record
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
