@@ -1,0 +1,913 @@
+"""One packed, register-blocked FMA matrix product for every layout: C = A @ B or C += A @ B.
+
+Owns the GEMM behind every native matmul, forward and backward, emitted as LLVM IR in the
+Goto/BLIS scheme: C is computed in panels of NC columns, K in balanced blocks of at most KC, A in
+blocks of MC rows; A and B are packed into micro-panels (B just before its first use), and a
+noinline micro-kernel keeps an MR x NR tile of C in vector registers, updated by `llvm.fma`.
+Strides are runtime arguments, so one kernel serves A @ B, A.T @ B and A @ B.T.
+
+The emitted code never calls a library function (it is exported into a standalone library that
+links only libc) and never allocates: the caller passes a workspace. BLAS is only a test oracle.
+
+Native symbols, for dtype tag `f32` or `f64` (T = float or double):
+    void symgrad_gemm_f32(i64 M, i64 N, i64 K, T* A, i64 a_rs, i64 a_cs, T* B, i64 b_rs,
+                          i64 b_cs, T* C, i64 ldc, i32 accumulate, T* workspace)
+    void symgrad_gemm_f32_part(i64 m_begin, i64 m_end, i64 n_begin, i64 n_end, i64 K, <as above
+                               from A on>)  -- C[m_begin:m_end, n_begin:n_end] only
+    i64  symgrad_gemm_f32_workspace(i64 M, i64 N, i64 K)  -- workspace size in elements
+A[i, k] is A[i * a_rs + k * a_cs] (strides in elements, any sign), B likewise, C[i, j] is
+C[i * ldc + j]. With accumulate = 0 C is overwritten (K = 0 gives zeros), else added to.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import math
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+
+from .target import JitLibrary, host_has_feature, jit_compile
+from .vector_math import fma
+
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_PTR = ir.PointerType()
+_PANEL_ALIGNMENT = 64  # bytes: packed panels start on a cache line
+_DTYPE_TAGS = {"float32": "f32", "float64": "f64"}
+
+
+@dataclass(frozen=True)
+class GemmConfig:
+    """Tile and blocking sizes of one emitted GEMM (all counts in elements)."""
+
+    dtype: str  # "float32" or "float64"
+    lanes: int  # vector width: the micro-kernel works on <lanes x T>
+    tile_rows: int  # MR: rows of C in registers
+    tile_vectors: int  # vectors per tile row, so NR = lanes * tile_vectors
+    depth_block: int  # KC: largest K block (K is split into equal blocks no deeper than this)
+    row_block: int  # MC: rows of A packed at once (a multiple of MR)
+    column_block: int  # NC: columns of B packed at once (a multiple of NR)
+    depth_unroll: int = 4  # k steps per iteration of the micro-kernel's loop
+
+    def __post_init__(self) -> None:
+        for power_of_two in (self.lanes, self.depth_unroll):
+            assert power_of_two & (power_of_two - 1) == 0, "lanes and unroll: powers of two"
+        assert self.row_block % self.tile_rows == 0, "MC must be a multiple of MR"
+        assert self.column_block % self.tile_columns == 0, "NC must be a multiple of NR"
+
+    @property
+    def tag(self) -> str:
+        return _DTYPE_TAGS[self.dtype]
+
+    @property
+    def tile_columns(self) -> int:
+        return self.lanes * self.tile_vectors
+
+    @property
+    def element_bytes(self) -> int:
+        return 4 if self.dtype == "float32" else 8
+
+    def symbol(self, suffix: str = "") -> str:
+        return f"symgrad_gemm_{self.tag}{suffix}"
+
+
+def gemm_config(dtype: str | np.dtype | type = "float32", avx512: bool | None = None) -> GemmConfig:
+    """The tuned configuration for `dtype`, with 512-bit vectors if `avx512` (default: the host).
+
+    Without AVX-512 the tile is 6 x 2 vectors of 256 bits (twelve accumulators of sixteen
+    registers); with it, 8 x 3 vectors of 512 bits (24 accumulators of 32).
+    """
+    name = np.dtype(dtype).name
+    if name not in _DTYPE_TAGS:
+        raise TypeError(f"gemm supports float32 and float64, not {name}")
+    wide = host_has_feature("avx512f") if avx512 is None else avx512
+    register_bytes = 64 if wide else 32
+    lanes = register_bytes // np.dtype(name).itemsize
+    if wide:
+        return GemmConfig(name, lanes, 8, 3, depth_block=256, row_block=192, column_block=4080)
+    return GemmConfig(name, lanes, 6, 2, depth_block=256, row_block=144, column_block=4080)
+
+
+def workspace_elements(m: int, n: int, k: int, config: GemmConfig) -> int:
+    """Elements of workspace the kernel needs for an m x n part of C with depth k.
+
+    The same arithmetic is emitted as `symgrad_gemm_*_workspace`; tests hold the two together.
+    """
+    per_line = _PANEL_ALIGNMENT // config.element_bytes
+    depth = _ceil_div(k, _ceil_div(k, config.depth_block)) if k > 0 else 0
+    a_rows = min(config.row_block, _round_up(m, config.tile_rows))
+    b_columns = min(config.column_block, _round_up(n, config.tile_columns))
+    return per_line + _round_up(a_rows * depth, per_line) + depth * b_columns
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _round_up(a: int, b: int) -> int:
+    return _ceil_div(a, b) * b
+
+
+# ---------------------------------------------------------------------------------------------
+# IR emission
+
+
+@contextmanager
+def _counted_loop(
+    builder: ir.IRBuilder,
+    start: ir.Value,
+    stop: ir.Value,
+    step: int | ir.Value = 1,
+    name: str = "i",
+) -> Iterator[ir.Value]:
+    """`for index in range(start, stop, step)` (step > 0); yields the index inside the body."""
+    step_value = _I64(step) if isinstance(step, int) else step
+    preheader = builder.block
+    header = builder.append_basic_block(f"{name}.header")
+    body = builder.append_basic_block(f"{name}.body")
+    exit_block = builder.append_basic_block(f"{name}.exit")
+    builder.branch(header)
+    builder.position_at_end(header)
+    index = builder.phi(_I64, name=name)
+    index.add_incoming(start, preheader)
+    builder.cbranch(builder.icmp_signed("<", index, stop), body, exit_block)
+    builder.position_at_end(body)
+    yield index
+    index.add_incoming(builder.add(index, step_value), builder.block)
+    builder.branch(header)
+    builder.position_at_end(exit_block)
+
+
+def _minimum(builder: ir.IRBuilder, a: ir.Value, b: ir.Value) -> ir.Value:
+    return builder.select(builder.icmp_signed("<", a, b), a, b)
+
+
+def _ceil_div_ir(builder: ir.IRBuilder, a: ir.Value, b: int | ir.Value) -> ir.Value:
+    divisor = _I64(b) if isinstance(b, int) else b
+    return builder.sdiv(builder.add(a, builder.sub(divisor, _I64(1))), divisor)
+
+
+def _round_up_ir(builder: ir.IRBuilder, a: ir.Value, b: int) -> ir.Value:
+    return builder.mul(_ceil_div_ir(builder, a, b), _I64(b))
+
+
+def _transpose(builder: ir.IRBuilder, vectors: list[ir.Value]) -> list[ir.Value]:
+    """Transpose a square block held as len(vectors) vectors of that many lanes.
+
+    log2(n) rounds; round g swaps the off-diagonal g x g sub-blocks of each 2g x 2g block.
+    """
+    size = len(vectors)
+    gap = 1
+    while gap < size:
+        low_mask = [j if not j & gap else size + j - gap for j in range(size)]
+        high_mask = [j + gap if not j & gap else size + j for j in range(size)]
+        swapped = list(vectors)
+        for i in range(size):
+            if not i & gap:
+                first, second = vectors[i], vectors[i + gap]
+                swapped[i] = builder.shuffle_vector(first, second, _mask(low_mask))
+                swapped[i + gap] = builder.shuffle_vector(first, second, _mask(high_mask))
+        vectors = swapped
+        gap *= 2
+    return vectors
+
+
+def _mask(indices: list[int]) -> ir.Constant:
+    return ir.Constant(ir.VectorType(_I32, len(indices)), [_I32(i) for i in indices])
+
+
+class _GemmEmitter:
+    """Adds the functions of one GemmConfig to a module."""
+
+    def __init__(self, module: ir.Module, config: GemmConfig) -> None:
+        self.module = module
+        self.config = config
+        self.element = ir.FloatType() if config.dtype == "float32" else ir.DoubleType()
+        self.vector = ir.VectorType(self.element, config.lanes)
+        self.vector_bytes = config.lanes * config.element_bytes
+
+    # small helpers -----------------------------------------------------------------------------
+
+    def _at(self, builder: ir.IRBuilder, base: ir.Value, offset: ir.Value | int) -> ir.Value:
+        index = _I64(offset) if isinstance(offset, int) else offset
+        return builder.gep(base, [index], source_etype=self.element)
+
+    def _alignment(self, offset_elements: int, base_alignment: int) -> int:
+        """Alignment in bytes of base + offset, base aligned to `base_alignment` bytes."""
+        offset_bytes = offset_elements * self.config.element_bytes
+        return math.gcd(offset_bytes, base_alignment) if offset_bytes else base_alignment
+
+    def _function(
+        self,
+        suffix: str,
+        return_type: ir.Type,
+        arguments: list[ir.Type],
+        names: list[str],
+        internal: bool,
+    ) -> tuple[ir.Function, ir.IRBuilder]:
+        function = ir.Function(
+            self.module, ir.FunctionType(return_type, arguments), name=self.config.symbol(suffix)
+        )
+        function.attributes.add("nounwind")
+        if internal:
+            function.linkage = "internal"
+        for argument, name in zip(function.args, names, strict=True):
+            argument.name = name
+        return function, ir.IRBuilder(function.append_basic_block("entry"))
+
+    # packing -----------------------------------------------------------------------------------
+
+    def emit_pack(self, suffix: str, width: int, panel_alignment: int) -> ir.Function:
+        """`pack(depth, count, source, k_stride, lane_stride, packed)`: one micro-panel.
+
+        packed[k * width + l] = source[k * k_stride + l * lane_stride] for l < count, and 0 for
+        count <= l < width (so edge tiles compute on zeros). Used with width MR for A and NR for
+        B. Fast paths: lanes contiguous (a row copy) and k contiguous (square in-register
+        transposes of `lanes` x `lanes`); anything else is a strided scalar copy.
+        """
+        function, builder = self._function(
+            suffix,
+            ir.VoidType(),
+            [_I64, _I64, _PTR, _I64, _I64, _PTR],
+            ["depth", "count", "source", "k_stride", "lane_stride", "packed"],
+            internal=True,
+        )
+        depth, count, source, k_stride, lane_stride, packed = function.args
+        source.add_attribute("noalias")
+        packed.add_attribute("noalias")
+        full = builder.icmp_signed("==", count, _I64(width))
+        row_alignment = self._alignment(width, panel_alignment)
+
+        rows_contiguous = builder.and_(full, builder.icmp_signed("==", lane_stride, _I64(1)))
+        with builder.if_then(rows_contiguous):
+            row_type = ir.VectorType(self.element, width)
+            with _counted_loop(builder, _I64(0), depth, name="k") as k:
+                row = builder.load(
+                    self._at(builder, source, builder.mul(k, k_stride)),
+                    typ=row_type,
+                    align=self.config.element_bytes,
+                )
+                builder.store(
+                    row, self._at(builder, packed, builder.mul(k, _I64(width))), align=row_alignment
+                )
+            builder.ret_void()
+
+        k_contiguous = builder.and_(full, builder.icmp_signed("==", k_stride, _I64(1)))
+        with builder.if_then(k_contiguous):
+            block = self.config.lanes
+            transposed_depth = builder.and_(depth, _I64(-block))
+            with _counted_loop(builder, _I64(0), transposed_depth, block, name="k0") as k0:
+                self._pack_transposed_block(
+                    builder, k0, source, lane_stride, packed, width, panel_alignment
+                )
+            self._pack_strided(
+                builder,
+                transposed_depth,
+                depth,
+                count,
+                width,
+                source,
+                k_stride,
+                lane_stride,
+                packed,
+            )
+            builder.ret_void()
+
+        self._pack_strided(
+            builder, _I64(0), depth, count, width, source, k_stride, lane_stride, packed
+        )
+        with _counted_loop(builder, _I64(0), depth, name="kz") as k:
+            with _counted_loop(builder, count, _I64(width), name="lz") as lane:
+                slot = builder.add(builder.mul(k, _I64(width)), lane)
+                builder.store(ir.Constant(self.element, 0.0), self._at(builder, packed, slot))
+        builder.ret_void()
+        return function
+
+    def _pack_transposed_block(
+        self,
+        builder: ir.IRBuilder,
+        k0: ir.Value,
+        source: ir.Value,
+        lane_stride: ir.Value,
+        packed: ir.Value,
+        width: int,
+        panel_alignment: int,
+    ) -> None:
+        """Pack k0 .. k0+lanes-1 for all `width` lanes, `lanes` lanes at a time by transposes."""
+        block = self.config.lanes
+        for first_lane in range(0, width, block):
+            lanes_here = min(block, width - first_lane)
+            columns = []
+            for lane in range(first_lane, first_lane + lanes_here):
+                start = builder.add(builder.mul(_I64(lane), lane_stride), k0)
+                columns.append(
+                    builder.load(
+                        self._at(builder, source, start),
+                        typ=self.vector,
+                        align=self.config.element_bytes,
+                    )
+                )
+            columns += [ir.Constant(self.vector, ir.Undefined)] * (block - lanes_here)
+            for kk, row in enumerate(_transpose(builder, columns)):
+                if lanes_here < block:
+                    row = builder.shuffle_vector(row, row, _mask(list(range(lanes_here))))
+                slot = builder.add(
+                    builder.mul(builder.add(k0, _I64(kk)), _I64(width)), _I64(first_lane)
+                )
+                alignment = math.gcd(
+                    self._alignment(width, panel_alignment),
+                    self._alignment(first_lane, panel_alignment),
+                )
+                builder.store(row, self._at(builder, packed, slot), align=alignment)
+
+    def _pack_strided(
+        self,
+        builder: ir.IRBuilder,
+        k_start: ir.Value,
+        k_stop: ir.Value,
+        count: ir.Value,
+        width: int,
+        source: ir.Value,
+        k_stride: ir.Value,
+        lane_stride: ir.Value,
+        packed: ir.Value,
+    ) -> None:
+        """Scalar copy of rows k_start <= k < k_stop, lanes 0 <= l < count."""
+        with _counted_loop(builder, k_start, k_stop, name="ks") as k:
+            with _counted_loop(builder, _I64(0), count, name="ls") as lane:
+                offset = builder.add(builder.mul(k, k_stride), builder.mul(lane, lane_stride))
+                value = builder.load(self._at(builder, source, offset), typ=self.element)
+                slot = builder.add(builder.mul(k, _I64(width)), lane)
+                builder.store(value, self._at(builder, packed, slot))
+
+    # micro-kernel ------------------------------------------------------------------------------
+
+    def emit_tile(self) -> ir.Function:
+        """`tile(depth, a_panel, b_panel, c, ldc, rows, columns, accumulate)`, noinline.
+
+        Multiplies an MR x depth packed A panel by a depth x NR packed B panel in MR x NV vector
+        accumulators, then writes rows x columns of them to C (added if accumulate).
+        """
+        config = self.config
+        rows_in_tile, vectors_per_row = config.tile_rows, config.tile_vectors
+        lanes, width = config.lanes, config.tile_columns
+        function, builder = self._function(
+            "_tile",
+            ir.VoidType(),
+            [_I64, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I32],
+            ["depth", "a_panel", "b_panel", "c", "ldc", "rows", "columns", "accumulate"],
+            internal=True,
+        )
+        function.attributes.add("noinline")
+        depth, a_panel, b_panel, c_tile, ldc, rows, columns, accumulate = function.args
+        for pointer in (a_panel, b_panel, c_tile):
+            pointer.add_attribute("noalias")
+        scratch = builder.alloca(ir.ArrayType(self.element, rows_in_tile * width), name="scratch")
+        scratch.align = _PANEL_ALIGNMENT
+        scratch.type = _PTR  # llvmlite types allocas as typed pointers; all others here are opaque
+        zero = ir.Constant(self.vector, [ir.Constant(self.element, 0.0)] * lanes)
+        accumulators = [[zero] * vectors_per_row for _ in range(rows_in_tile)]
+
+        unroll = config.depth_unroll
+        unrolled_depth = builder.and_(depth, _I64(-unroll))
+        accumulators = self._k_loop(
+            builder, accumulators, _I64(0), unrolled_depth, unroll, a_panel, b_panel, "main"
+        )
+        accumulators = self._k_loop(
+            builder, accumulators, unrolled_depth, depth, 1, a_panel, b_panel, "rest"
+        )
+
+        full = builder.and_(
+            builder.icmp_signed("==", rows, _I64(rows_in_tile)),
+            builder.icmp_signed("==", columns, _I64(width)),
+        )
+        adding = builder.icmp_signed("!=", accumulate, _I32(0))
+        with builder.if_then(full, likely=True):
+            with builder.if_else(adding) as (then_add, otherwise_overwrite):
+                with then_add:
+                    self._write_tile(builder, accumulators, c_tile, ldc, add_existing=True)
+                with otherwise_overwrite:
+                    self._write_tile(builder, accumulators, c_tile, ldc, add_existing=False)
+            builder.ret_void()
+
+        # edge tile: spill the accumulators, copy the valid part element by element
+        for r, row in enumerate(accumulators):
+            for v, value in enumerate(row):
+                spill_at = self._at(builder, scratch, r * width + v * lanes)
+                builder.store(value, spill_at, align=self.vector_bytes)
+        with builder.if_else(adding) as (then_add, otherwise_overwrite):
+            with then_add:
+                self._write_edge(builder, scratch, c_tile, ldc, rows, columns, add_existing=True)
+            with otherwise_overwrite:
+                self._write_edge(builder, scratch, c_tile, ldc, rows, columns, add_existing=False)
+        builder.ret_void()
+        return function
+
+    def _write_tile(
+        self,
+        builder: ir.IRBuilder,
+        accumulators: list[list[ir.Value]],
+        c_tile: ir.Value,
+        ldc: ir.Value,
+        add_existing: bool,
+    ) -> None:
+        """C tile (+)= accumulators, whole vectors (C rows need no alignment)."""
+        for r, row in enumerate(accumulators):
+            for v, value in enumerate(row):
+                offset = builder.add(builder.mul(_I64(r), ldc), _I64(v * self.config.lanes))
+                target = self._at(builder, c_tile, offset)
+                if add_existing:
+                    existing = builder.load(
+                        target, typ=self.vector, align=self.config.element_bytes
+                    )
+                    value = builder.fadd(existing, value)
+                builder.store(value, target, align=self.config.element_bytes)
+
+    def _write_edge(
+        self,
+        builder: ir.IRBuilder,
+        scratch: ir.Value,
+        c_tile: ir.Value,
+        ldc: ir.Value,
+        rows: ir.Value,
+        columns: ir.Value,
+        add_existing: bool,
+    ) -> None:
+        """C[:rows, :columns] (+)= the spilled tile, element by element."""
+        width = _I64(self.config.tile_columns)
+        with _counted_loop(builder, _I64(0), rows, name="r") as r:
+            with _counted_loop(builder, _I64(0), columns, name="j") as j:
+                spilled = self._at(builder, scratch, builder.add(builder.mul(r, width), j))
+                value = builder.load(spilled, typ=self.element)
+                target = self._at(builder, c_tile, builder.add(builder.mul(r, ldc), j))
+                if add_existing:
+                    value = builder.fadd(builder.load(target, typ=self.element), value)
+                builder.store(value, target)
+
+    def _rank_one_update(
+        self,
+        builder: ir.IRBuilder,
+        accumulators: list[list[ir.Value]],
+        a_at: ir.Value,
+        b_at: ir.Value,
+    ) -> list[list[ir.Value]]:
+        """accumulators[r][v] += a_at[r] * b_at[v * lanes : (v + 1) * lanes], by FMA."""
+        lanes = self.config.lanes
+        undefined = ir.Constant(self.vector, ir.Undefined)
+        b_vectors = [
+            builder.load(
+                self._at(builder, b_at, v * lanes), typ=self.vector, align=self.vector_bytes
+            )
+            for v in range(self.config.tile_vectors)
+        ]
+        updated = []
+        for r, row in enumerate(accumulators):
+            a_value = builder.load(self._at(builder, a_at, r), typ=self.element)
+            a_broadcast = builder.shuffle_vector(
+                builder.insert_element(undefined, a_value, _I32(0)), undefined, _mask([0] * lanes)
+            )
+            updated.append([fma(builder, a_broadcast, b, acc) for b, acc in zip(b_vectors, row)])
+        return updated
+
+    def _k_loop(
+        self,
+        builder: ir.IRBuilder,
+        accumulators: list[list[ir.Value]],
+        start: ir.Value,
+        stop: ir.Value,
+        steps_per_iteration: int,
+        a_panel: ir.Value,
+        b_panel: ir.Value,
+        name: str,
+    ) -> list[list[ir.Value]]:
+        """Rank-one updates for k from start to stop, `steps_per_iteration` per loop iteration."""
+        config = self.config
+        preheader = builder.block
+        header = builder.append_basic_block(f"{name}.header")
+        body = builder.append_basic_block(f"{name}.body")
+        exit_block = builder.append_basic_block(f"{name}.exit")
+        builder.branch(header)
+        builder.position_at_end(header)
+        k = builder.phi(_I64, name=f"{name}.k")
+        k.add_incoming(start, preheader)
+        phis = [[builder.phi(self.vector) for _ in row] for row in accumulators]
+        for phi_row, row in zip(phis, accumulators, strict=True):
+            for phi, value in zip(phi_row, row, strict=True):
+                phi.add_incoming(value, preheader)
+        builder.cbranch(builder.icmp_signed("<", k, stop), body, exit_block)
+        builder.position_at_end(body)
+        updated = phis
+        for step in range(steps_per_iteration):
+            k_here = builder.add(k, _I64(step))
+            a_at = self._at(builder, a_panel, builder.mul(k_here, _I64(config.tile_rows)))
+            b_at = self._at(builder, b_panel, builder.mul(k_here, _I64(config.tile_columns)))
+            updated = self._rank_one_update(builder, updated, a_at, b_at)
+        k.add_incoming(builder.add(k, _I64(steps_per_iteration)), builder.block)
+        for phi_row, row in zip(phis, updated, strict=True):
+            for phi, value in zip(phi_row, row, strict=True):
+                phi.add_incoming(value, builder.block)
+        builder.branch(header)
+        builder.position_at_end(exit_block)
+        return phis
+
+    # blocking loops ----------------------------------------------------------------------------
+
+    def _emit_layout(
+        self, builder: ir.IRBuilder, m: ir.Value, n: ir.Value, k: ir.Value
+    ) -> tuple[ir.Value, ir.Value, ir.Value]:
+        """(K block depth, A area, total) in elements, as in `workspace_elements`."""
+        config = self.config
+        per_line = _PANEL_ALIGNMENT // config.element_bytes
+        k_blocks = _ceil_div_ir(builder, k, config.depth_block)
+        k_blocks = builder.select(builder.icmp_signed("<", k_blocks, _I64(1)), _I64(1), k_blocks)
+        depth = _ceil_div_ir(builder, k, k_blocks)
+        a_rows = _minimum(
+            builder, _I64(config.row_block), _round_up_ir(builder, m, config.tile_rows)
+        )
+        b_columns = _minimum(
+            builder, _I64(config.column_block), _round_up_ir(builder, n, config.tile_columns)
+        )
+        a_area = _round_up_ir(builder, builder.mul(a_rows, depth), per_line)
+        total = builder.add(builder.add(_I64(per_line), a_area), builder.mul(depth, b_columns))
+        return depth, a_area, total
+
+    def emit_workspace(self) -> ir.Function:
+        function, builder = self._function(
+            "_workspace", _I64, [_I64, _I64, _I64], ["M", "N", "K"], internal=False
+        )
+        builder.ret(self._emit_layout(builder, *function.args)[2])
+        return function
+
+    def emit_part(self, tile: ir.Function, pack_a: ir.Function, pack_b: ir.Function) -> ir.Function:
+        """C[m_begin:m_end, n_begin:n_end] (+)= A[m_begin:m_end, :] @ B[:, n_begin:n_end].
+
+        This is where threads will split the work: each takes a range of rows or columns of C
+        and its own workspace; with a row split each packs B for itself.
+        """
+        config = self.config
+        function, builder = self._function(
+            "_part",
+            ir.VoidType(),
+            [
+                _I64,
+                _I64,
+                _I64,
+                _I64,
+                _I64,
+                _PTR,
+                _I64,
+                _I64,
+                _PTR,
+                _I64,
+                _I64,
+                _PTR,
+                _I64,
+                _I32,
+                _PTR,
+            ],
+            [
+                "m_begin",
+                "m_end",
+                "n_begin",
+                "n_end",
+                "K",
+                "A",
+                "a_rs",
+                "a_cs",
+                "B",
+                "b_rs",
+                "b_cs",
+                "C",
+                "ldc",
+                "accumulate",
+                "workspace",
+            ],
+            internal=False,
+        )
+        (
+            m_begin,
+            m_end,
+            n_begin,
+            n_end,
+            depth_total,
+            a,
+            a_rs,
+            a_cs,
+            b,
+            b_rs,
+            b_cs,
+            c,
+            ldc,
+            accumulate,
+            workspace,
+        ) = function.args
+        c.add_attribute("noalias")
+        workspace.add_attribute("noalias")
+        rows = builder.sub(m_end, m_begin)
+        columns = builder.sub(n_end, n_begin)
+        empty = builder.or_(
+            builder.icmp_signed("<=", rows, _I64(0)), builder.icmp_signed("<=", columns, _I64(0))
+        )
+        with builder.if_then(empty):
+            builder.ret_void()
+        with builder.if_then(builder.icmp_signed("<=", depth_total, _I64(0))):
+            with builder.if_then(builder.icmp_signed("==", accumulate, _I32(0))):
+                with _counted_loop(builder, m_begin, m_end, name="zi") as i:
+                    with _counted_loop(builder, n_begin, n_end, name="zj") as j:
+                        target = self._at(builder, c, builder.add(builder.mul(i, ldc), j))
+                        builder.store(ir.Constant(self.element, 0.0), target)
+            builder.ret_void()
+
+        depth_block, a_area, _ = self._emit_layout(builder, rows, columns, depth_total)
+        address = builder.ptrtoint(workspace, _I64)
+        aligned = builder.and_(
+            builder.add(address, _I64(_PANEL_ALIGNMENT - 1)), _I64(-_PANEL_ALIGNMENT)
+        )
+        a_packed = builder.inttoptr(aligned, _PTR)
+        b_packed = self._at(builder, a_packed, a_area)
+        mr, nr = config.tile_rows, config.tile_columns
+
+        with _counted_loop(builder, n_begin, n_end, config.column_block, name="jc") as jc:
+            nc = _minimum(builder, _I64(config.column_block), builder.sub(n_end, jc))
+            with _counted_loop(builder, _I64(0), depth_total, depth_block, name="pc") as pc:
+                kc = _minimum(builder, depth_block, builder.sub(depth_total, pc))
+                later_block = builder.icmp_signed(">", pc, _I64(0))
+                adding = builder.or_(builder.icmp_signed("!=", accumulate, _I32(0)), later_block)
+                tile_accumulate = builder.zext(adding, _I32)
+                with _counted_loop(builder, m_begin, m_end, config.row_block, name="ic") as ic:
+                    mc = _minimum(builder, _I64(config.row_block), builder.sub(m_end, ic))
+                    with _counted_loop(builder, _I64(0), mc, mr, name="ir_pack") as ir_:
+                        source = builder.add(
+                            builder.mul(builder.add(ic, ir_), a_rs), builder.mul(pc, a_cs)
+                        )
+                        builder.call(
+                            pack_a,
+                            [
+                                kc,
+                                _minimum(builder, _I64(mr), builder.sub(mc, ir_)),
+                                self._at(builder, a, source),
+                                a_cs,
+                                a_rs,
+                                self._at(builder, a_packed, builder.mul(ir_, kc)),
+                            ],
+                        )
+                    with _counted_loop(builder, _I64(0), nc, nr, name="jr") as jr:
+                        b_panel = self._at(builder, b_packed, builder.mul(jr, kc))
+                        panel_columns = _minimum(builder, _I64(nr), builder.sub(nc, jr))
+                        # B micro-panels are packed during the first row block, just before use
+                        with builder.if_then(builder.icmp_signed("==", ic, m_begin)):
+                            source = builder.add(
+                                builder.mul(pc, b_rs), builder.mul(builder.add(jc, jr), b_cs)
+                            )
+                            builder.call(
+                                pack_b,
+                                [
+                                    kc,
+                                    panel_columns,
+                                    self._at(builder, b, source),
+                                    b_rs,
+                                    b_cs,
+                                    b_panel,
+                                ],
+                            )
+                        with _counted_loop(builder, _I64(0), mc, mr, name="ir") as ir_:
+                            row = builder.add(ic, ir_)
+                            c_offset = builder.add(builder.mul(row, ldc), builder.add(jc, jr))
+                            builder.call(
+                                tile,
+                                [
+                                    kc,
+                                    self._at(builder, a_packed, builder.mul(ir_, kc)),
+                                    b_panel,
+                                    self._at(builder, c, c_offset),
+                                    ldc,
+                                    _minimum(builder, _I64(mr), builder.sub(mc, ir_)),
+                                    panel_columns,
+                                    tile_accumulate,
+                                ],
+                            )
+        builder.ret_void()
+        return function
+
+    def emit_product(self, part: ir.Function) -> ir.Function:
+        function, builder = self._function(
+            "",
+            ir.VoidType(),
+            [_I64, _I64, _I64, _PTR, _I64, _I64, _PTR, _I64, _I64, _PTR, _I64, _I32, _PTR],
+            [
+                "M",
+                "N",
+                "K",
+                "A",
+                "a_rs",
+                "a_cs",
+                "B",
+                "b_rs",
+                "b_cs",
+                "C",
+                "ldc",
+                "accumulate",
+                "workspace",
+            ],
+            internal=False,
+        )
+        m, n, *rest = function.args
+        builder.call(part, [_I64(0), m, _I64(0), n, *rest])
+        builder.ret_void()
+        return function
+
+
+def emit_gemm(module: ir.Module, config: GemmConfig | None = None) -> ir.Function:
+    """Add the GEMM of `config` (default: float32 for the host) to `module`; return its entry.
+
+    The module gains `symgrad_gemm_<tag>`, `..._part` and `..._workspace` (see the module
+    docstring) plus internal packing and micro-kernel functions. Adding it twice is a no-op.
+    """
+    config = config or gemm_config()
+    existing = module.globals.get(config.symbol())
+    if existing is not None:
+        return existing
+    emitter = _GemmEmitter(module, config)
+    element_bytes = config.element_bytes
+    pack_a = emitter.emit_pack("_pack_a", config.tile_rows, panel_alignment=element_bytes)
+    pack_b = emitter.emit_pack("_pack_b", config.tile_columns, panel_alignment=_PANEL_ALIGNMENT)
+    part = emitter.emit_part(emitter.emit_tile(), pack_a, pack_b)
+    emitter.emit_workspace()
+    return emitter.emit_product(part)
+
+
+# ---------------------------------------------------------------------------------------------
+# calling it from Python (tests, benchmarks)
+
+_c_int64, _c_ptr = ctypes.c_int64, ctypes.c_void_p
+_PRODUCT_SIGNATURE = ctypes.CFUNCTYPE(
+    None,
+    _c_int64,
+    _c_int64,
+    _c_int64,
+    _c_ptr,
+    _c_int64,
+    _c_int64,
+    _c_ptr,
+    _c_int64,
+    _c_int64,
+    _c_ptr,
+    _c_int64,
+    ctypes.c_int32,
+    _c_ptr,
+)
+_PART_SIGNATURE = ctypes.CFUNCTYPE(
+    None,
+    _c_int64,
+    _c_int64,
+    _c_int64,
+    _c_int64,
+    _c_int64,
+    _c_ptr,
+    _c_int64,
+    _c_int64,
+    _c_ptr,
+    _c_int64,
+    _c_int64,
+    _c_ptr,
+    _c_int64,
+    ctypes.c_int32,
+    _c_ptr,
+)
+_WORKSPACE_SIGNATURE = ctypes.CFUNCTYPE(_c_int64, _c_int64, _c_int64, _c_int64)
+
+
+def _address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
+
+
+def _element_strides(array: np.ndarray, role: str) -> tuple[int, int]:
+    itemsize = array.itemsize
+    if any(stride % itemsize for stride in array.strides):
+        raise ValueError(
+            f"gemm: {role} has strides {array.strides} that are not a whole number "
+            f"of {itemsize}-byte elements; pass a copy"
+        )
+    return array.strides[0] // itemsize, array.strides[1] // itemsize
+
+
+class BoundGemm:
+    """One product with every argument (pointers, strides, workspace) computed in advance."""
+
+    __slots__ = ("_function", "_arguments", "_arrays")
+
+    def __init__(self, function: Callable[..., None], arguments: tuple, arrays: tuple) -> None:
+        self._function = function
+        self._arguments = arguments
+        self._arrays = arrays  # keeps the buffers behind the pointers alive
+
+    def __call__(self) -> None:
+        self._function(*self._arguments)
+
+
+class CompiledGemm:
+    """The GEMM for one dtype, JIT-compiled for the host, callable on numpy arrays."""
+
+    def __init__(self, config: GemmConfig, library: JitLibrary) -> None:
+        self.config = config
+        self.library = library
+        self.dtype = np.dtype(config.dtype)
+        self.product = _PRODUCT_SIGNATURE(library[config.symbol()])
+        self.part = _PART_SIGNATURE(library[config.symbol("_part")])
+        self._workspace = _WORKSPACE_SIGNATURE(library[config.symbol("_workspace")])
+
+    def workspace_elements(self, m: int, n: int, k: int) -> int:
+        """Workspace the native kernel needs for an m x n result of depth k, in elements."""
+        return int(self._workspace(m, n, k))
+
+    def bind(
+        self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
+    ) -> tuple[BoundGemm, np.ndarray]:
+        """Check the operands once and return (a callable computing out (+)= a @ b, out)."""
+        for role, operand in (("a", a), ("b", b)):
+            if not isinstance(operand, np.ndarray) or operand.ndim != 2:
+                raise ValueError(
+                    f"gemm: {role} must be a 2-d numpy array, got "
+                    f"{getattr(operand, 'shape', type(operand).__name__)}"
+                )
+            if operand.dtype != self.dtype:
+                raise TypeError(f"gemm: {role} is {operand.dtype}, this kernel is {self.dtype}")
+        (m, k), (k_b, n) = a.shape, b.shape
+        if k != k_b:
+            raise ValueError(f"gemm: cannot multiply {a.shape} by {b.shape}: inner sizes differ")
+        if out is None:
+            if accumulate:
+                raise ValueError("gemm: accumulate=True needs `out` to add to")
+            out = np.empty((m, n), self.dtype)
+        elif out.shape != (m, n) or out.dtype != self.dtype:
+            raise ValueError(
+                f"gemm: out must be {self.dtype} of shape {(m, n)}, got {out.dtype} "
+                f"of shape {out.shape}"
+            )
+        if m > 0 and n > 1 and out.strides[1] != out.itemsize:
+            raise ValueError("gemm: out's rows must be contiguous (out.strides[1] == itemsize)")
+        if not out.flags.writeable:
+            raise ValueError("gemm: out is read-only")
+        if np.may_share_memory(out, a) or np.may_share_memory(out, b):
+            raise ValueError("gemm: out overlaps an operand; pass a separate output array")
+        a_rs, a_cs = _element_strides(a, "a")
+        b_rs, b_cs = _element_strides(b, "b")
+        ldc = _element_strides(out, "out")[0]
+        workspace = np.empty(self.workspace_elements(m, n, k), self.dtype)
+        arguments = (
+            m,
+            n,
+            k,
+            _address(a),
+            a_rs,
+            a_cs,
+            _address(b),
+            b_rs,
+            b_cs,
+            _address(out),
+            ldc,
+            int(accumulate),
+            _address(workspace),
+        )
+        return BoundGemm(self.product, arguments, (a, b, out, workspace)), out
+
+    def __call__(
+        self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
+    ) -> np.ndarray:
+        run, out = self.bind(a, b, out, accumulate)
+        run()
+        return out
+
+
+_compile_lock = threading.Lock()
+
+
+@functools.cache
+def _compiled(config: GemmConfig) -> CompiledGemm:
+    module = ir.Module(name=config.symbol())
+    emit_gemm(module, config)
+    symbols = [config.symbol(), config.symbol("_part"), config.symbol("_workspace")]
+    return CompiledGemm(config, jit_compile(module, symbols))
+
+
+def compiled_gemm(
+    dtype: str | np.dtype | type = "float32", config: GemmConfig | None = None
+) -> CompiledGemm:
+    """The GEMM for `dtype` (or exactly `config`), compiled once per process and loaded from
+    the object cache when an earlier process compiled it."""
+    with _compile_lock:
+        return _compiled(config or gemm_config(dtype))
+
+
+def gemm(
+    a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
+) -> np.ndarray:
+    """out = a @ b (or out += a @ b) by the native kernel, for 2-d float32/float64 arrays with
+    any strides; `out` must have contiguous rows."""
+    return compiled_gemm(a.dtype)(a, b, out, accumulate)
