@@ -21,6 +21,7 @@ import numpy as np
 
 from runtime import _dtype
 from runtime.ops._broadcast import broadcast_shapes
+from runtime.ops import _op
 from runtime.ops._op import Op, VJPContext, apply, register
 
 _sympy_module = None
@@ -175,15 +176,20 @@ def wrap_operands(operands: Sequence[Any], op: Elementwise | None = None) -> lis
         raise TypeError("expected at least one tensor operand")
     dimensioned = [t.dtype for t in tensors if t.ndim]
     zero_dim = [t.dtype for t in tensors if not t.ndim]
+    operands = [_symbolic_size_as_number(x) for x in operands]
     numbers = [x for x in operands if not isinstance(x, Tensor)]
     for x in numbers:
-        if not isinstance(x, (int, float, bool, np.number, np.bool_)):
+        if not isinstance(x, (int, float, bool, np.number, np.bool_)) and not _is_size(x):
             raise TypeError(f"unsupported operand type {type(x).__name__}; expected a Tensor or a "
                             "Python number")
     wrapped = []
     for x in operands:
         if isinstance(x, Tensor):
             wrapped.append(x)
+            continue
+        if _is_size(x):  # a size that depends on the traced batch size: the tracer's value
+            d = _dtype.result_dtype(dimensioned, zero_dim, [1])
+            wrapped.append(_op._symbolic_handler.symbolic_size(x, d))
             continue
         d = _dtype.result_dtype(dimensioned, zero_dim, [x])
         if isinstance(x, float) and not d.is_floating_point:
@@ -192,6 +198,18 @@ def wrap_operands(operands: Sequence[Any], op: Elementwise | None = None) -> lis
         t._wrapped_number = True
         wrapped.append(t)
     return wrapped
+
+
+def _is_size(x: Any) -> bool:
+    """A symbolic size (a sympy expression of the batch size) met while tracing."""
+    return _op._symbolic_handler is not None and bool(getattr(x, "free_symbols", None))
+
+
+def _symbolic_size_as_number(x: Any) -> Any:
+    """A sympy number (a size that turned out constant) as a Python int or float."""
+    if getattr(x, "is_Number", False):
+        return int(x) if x.is_Integer else float(x)
+    return x
 
 
 def elementwise(name: str, backward_name: str, **options: Any) -> Callable[[Callable], Elementwise]:

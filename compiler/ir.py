@@ -1,0 +1,204 @@
+"""The IR: a static DAG of op applications in SSA form, what `compiler.trace` returns.
+
+Concepts. A `Graph` has inputs (the model's inputs, then its parameters and buffers, each a named
+`Value`), constants (numbers and captured tensors), `Node`s in topological order, and outputs.
+A `Node` applies one op -- a primitive of `runtime.ops` (the same object eager mode runs, so its
+shape rule, derivative and kernel are the op's one definition) or a compiler op such as a fused
+elementwise kernel -- to input Values and defines exactly one output Value. A `Value` has a name
+that says where it came from (`linear_relu_stack.0.weight`, `flatten.out`,
+`grad_linear_relu_stack.0.weight`), a shape whose sizes are ints or sympy expressions of the
+symbolic batch size `N`, and a dtype.
+
+Graphs print as readable text (one line per node), `verify()` themselves, and have a stable
+`fingerprint()` for compile caches. Passes build new graphs (`Graph.rebuild`) rather than editing
+nodes in place, so a graph you printed stays what you printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from runtime._dtype import dtype as DType
+
+_ids = itertools.count()
+
+
+@dataclass(eq=False)
+class Value:
+    """One SSA value: produced by a node, or a graph input or constant."""
+
+    name: str
+    shape: tuple[Any, ...]
+    dtype: DType
+    kind: str = "node"  # "input", "param", "buffer", "const", "node"
+    producer: Node | None = None
+    wrapped_number: bool = False  # a Python number in the source (weak in type promotion)
+    id: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def _wrapped_number(self) -> bool:  # the attribute name the ops' dtype rules read
+        return self.wrapped_number
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def type_text(self) -> str:
+        return f"{_DTYPE_SHORT.get(self.dtype.name, self.dtype.name)}[{', '.join(map(str, self.shape))}]"
+
+    def __repr__(self) -> str:
+        return f"%{self.name}: {self.type_text()}"
+
+
+_DTYPE_SHORT = {"float32": "f32", "float64": "f64", "int64": "i64", "int32": "i32", "bool": "bool"}
+
+
+@dataclass(eq=False)
+class Node:
+    """`output = op(inputs, **attrs)`; `origin` is where the model's source created it."""
+
+    op: Any
+    inputs: list[Value]
+    attrs: dict[str, Any]
+    output: Value
+    origin: str = ""
+
+    @property
+    def op_name(self) -> str:
+        return self.op.name
+
+    def text(self) -> str:
+        args = ", ".join(f"%{v.name}" for v in self.inputs)
+        attrs = ", ".join(f"{k}={_attr_text(v)}" for k, v in self.attrs.items())
+        attrs = f" {{{attrs}}}" if attrs else ""
+        return f"%{self.output.name}: {self.output.type_text()} = {self.op_name}({args}){attrs}"
+
+
+def _attr_text(value: Any) -> str:
+    if isinstance(value, DType):
+        return _DTYPE_SHORT.get(value.name, value.name)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_attr_text(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return str(value)
+
+
+class Graph:
+    """A static dataflow graph; see the module docstring."""
+
+    def __init__(self, name: str = "forward") -> None:
+        self.name = name
+        self.inputs: list[Value] = []
+        self.constants: dict[Value, np.ndarray] = {}
+        self.nodes: list[Node] = []
+        self.outputs: list[Value] = []
+        self._names: set[str] = set()
+
+    # ----- building ------------------------------------------------------------------------------
+
+    def unique_name(self, wanted: str) -> str:
+        name = wanted
+        for i in itertools.count(1):
+            if name not in self._names:
+                break
+            name = f"{wanted}.{i}"
+        self._names.add(name)
+        return name
+
+    def add_input(self, name: str, shape: Sequence[Any], dtype: DType, kind: str = "input") -> Value:
+        value = Value(self.unique_name(name), tuple(shape), dtype, kind)
+        self.inputs.append(value)
+        return value
+
+    def add_constant(self, array: np.ndarray, name: str = "const",
+                     wrapped_number: bool = False) -> Value:
+        from runtime._dtype import from_numpy_dtype
+
+        value = Value(self.unique_name(name), tuple(array.shape), from_numpy_dtype(array.dtype),
+                      "const", wrapped_number=wrapped_number)
+        self.constants[value] = array
+        return value
+
+    def add_node(self, op: Any, inputs: Sequence[Value], attrs: dict[str, Any],
+                 shape: Sequence[Any], dtype: DType, name: str, origin: str = "") -> Value:
+        output = Value(self.unique_name(name), tuple(shape), dtype, "node")
+        node = Node(op, list(inputs), dict(attrs), output, origin)
+        output.producer = node
+        self.nodes.append(node)
+        return output
+
+    # ----- reading -------------------------------------------------------------------------------
+
+    def users(self) -> dict[Value, list[Node]]:
+        result: dict[Value, list[Node]] = {}
+        for node in self.nodes:
+            for v in node.inputs:
+                result.setdefault(v, []).append(node)
+        return result
+
+    def constant_value(self, value: Value) -> np.ndarray | None:
+        return self.constants.get(value)
+
+    def __str__(self) -> str:
+        params = ", ".join(repr(v) for v in self.inputs)
+        lines = [f"graph {self.name}({params}) {{"]
+        for value, array in self.constants.items():
+            lines.append(f"  {value!r} = constant({_constant_text(array)})")
+        for node in self.nodes:
+            lines.append("  " + node.text())
+        lines.append("  return " + ", ".join(f"%{v.name}" for v in self.outputs))
+        lines.append("}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.nodes)} nodes>"
+
+    def verify(self) -> Graph:
+        """Check SSA form and types: every use defined before it, shapes as the ops infer them."""
+        defined = set(self.inputs) | set(self.constants)
+        for node in self.nodes:
+            for v in node.inputs:
+                if v not in defined:
+                    raise ValueError(f"{node.text()}: uses %{v.name} before it is defined")
+            if node.output in defined:
+                raise ValueError(f"{node.text()}: %{node.output.name} is defined twice")
+            shape, dtype = node.op.infer(node.inputs, **node.attrs)
+            if tuple(shape) != node.output.shape or dtype != node.output.dtype:
+                raise ValueError(f"{node.text()}: the op infers {shape} {dtype}")
+            defined.add(node.output)
+        for v in self.outputs:
+            if v not in defined:
+                raise ValueError(f"output %{v.name} is not defined")
+        return self
+
+    def fingerprint(self) -> str:
+        """A stable hash of the graph's structure (not of parameter values)."""
+        text = str(self)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    # ----- rewriting -------------------------------------------------------------------------------
+
+    def rebuild(self, nodes: Iterable[Node], outputs: Sequence[Value],
+                name: str | None = None) -> Graph:
+        """A new graph with these inputs and constants, the given nodes and outputs (no copy of
+        the Values: passes share them), dropping constants no node uses."""
+        graph = Graph(name or self.name)
+        graph.inputs = list(self.inputs)
+        graph.nodes = list(nodes)
+        graph.outputs = list(outputs)
+        used = {v for n in graph.nodes for v in n.inputs} | set(graph.outputs)
+        graph.constants = {v: a for v, a in self.constants.items() if v in used}
+        graph._names = set(self._names)
+        return graph
+
+
+def _constant_text(array: np.ndarray) -> str:
+    if array.ndim == 0:
+        return repr(array.item())
+    if array.size <= 4:
+        return np.array2string(array, separator=", ")
+    return f"<{array.dtype} array {list(array.shape)}>"
