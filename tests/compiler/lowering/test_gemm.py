@@ -1,7 +1,9 @@
 """The packed GEMM against numpy in float64 (BLAS is the oracle), for every layout and edge size."""
 
+import ctypes
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,7 +19,13 @@ from compiler.lowering.gemm import (
     gemm_config,
     workspace_elements,
 )
-from compiler.lowering.target import host_has_feature, optimize, parse_module
+from compiler.lowering.target import (
+    compile_object,
+    host_has_feature,
+    optimize,
+    parse_module,
+    target_machine,
+)
 
 EDGE_SIZES = [0, 1, 5, 7, 17, 63, 64, 65, 200]
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-13}  # of max|C|
@@ -242,3 +250,44 @@ def test_the_micro_kernel_is_one_noinline_function_of_vector_fmas():
     tile = module.get_global("symgrad_gemm_f32_tile")
     assert "noinline" in tile.attributes
     assert f"llvm.fma.v{config.lanes}f32" in str(tile)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler driver to link")
+def test_exported_object_links_alone_into_a_shared_library(tmp_path):
+    """What `compiler.export` will do: an x86-64-v3 object, linked with nothing, then called."""
+    config = gemm_config("float32", avx512=False)
+    module = ir.Module(name="export")
+    emit_gemm(module, config)
+    object_path, library_path = tmp_path / "gemm.o", tmp_path / "libgemm.so"
+    object_path.write_bytes(compile_object(module, target_machine(cpu="x86-64-v3")))
+    subprocess.run(
+        ["cc", "-shared", "-nostdlib", "-Wl,--no-undefined", "-o", library_path, object_path],
+        check=True,
+    )
+    library = ctypes.CDLL(str(library_path))
+    library.symgrad_gemm_f32_workspace.restype = ctypes.c_int64
+    a = np.arange(35, dtype=np.float32).reshape(5, 7) / 10
+    b = np.arange(21, dtype=np.float32).reshape(3, 7).T.copy() / 10
+    c = np.empty((5, 3), np.float32)
+    workspace = np.empty(
+        library.symgrad_gemm_f32_workspace(*map(ctypes.c_int64, (5, 3, 7))), np.float32
+    )
+    arguments = [
+        5,
+        3,
+        7,
+        a.ctypes.data,
+        7,
+        1,
+        b.ctypes.data,
+        3,
+        1,
+        c.ctypes.data,
+        3,
+        0,
+        workspace.ctypes.data,
+    ]
+    types = [ctypes.c_int64] * 3 + [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64] * 2
+    types += [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p]
+    library.symgrad_gemm_f32(*(t(v) for t, v in zip(types, arguments, strict=True)))
+    _assert_close(c, a, b, np.float32)
