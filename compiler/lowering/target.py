@@ -178,13 +178,16 @@ def _read_cached_object(key: str) -> bytes | None:
 def _write_cached_object(key: str, object_bytes: bytes) -> None:
     """Store atomically (write then rename) so concurrent processes never read half a file."""
     directory = cache_directory()
+    temporary = None
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as handle:
+            temporary = handle.name
             handle.write(object_bytes)
-        os.replace(handle.name, directory / f"{key}.o")
-    except OSError:
-        pass  # an unwritable cache only costs a recompile next time
+        os.replace(temporary, directory / f"{key}.o")
+    except OSError:  # an unwritable cache only costs a recompile next time
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -227,17 +230,19 @@ def jit_compile(module: ir.Module | str, exports: Iterable[str]) -> JitLibrary:
         if library is not None:
             return library
         object_bytes = _read_cached_object(key)
-        from_cache = object_bytes is not None
-        if object_bytes is None:
+        tracker = None
+        if object_bytes is not None:
+            try:
+                tracker = _link(object_bytes, exported, key)
+            except RuntimeError:  # a damaged cache file: compile afresh and replace it
+                tracker = None
+        from_cache = tracker is not None
+        if tracker is None:
             object_bytes = compile_object(ir_text)
             _write_cached_object(key, object_bytes)
-        builder = llvm.JITLibraryBuilder().add_object_img(object_bytes).add_current_process()
-        for symbol in sorted(exported):
-            builder.export_symbol(symbol)
-        name = f"symgrad_{next(_library_counter)}_{key[:16]}"
-        tracker = builder.link(_orc_jit(), name)
+            tracker = _link(object_bytes, exported, key)
         library = JitLibrary(
-            name=name,
+            name=tracker.name,
             addresses={symbol: tracker[symbol] for symbol in exported},
             from_cache=from_cache,
             seconds=time.perf_counter() - started,
@@ -245,3 +250,11 @@ def jit_compile(module: ir.Module | str, exports: Iterable[str]) -> JitLibrary:
         )
         _loaded_libraries[(key, exported)] = library
         return library
+
+
+def _link(object_bytes: bytes, exported: frozenset[str], key: str) -> llvm.ResourceTracker:
+    """Load an object into the process-wide ORC JIT under a fresh library name."""
+    builder = llvm.JITLibraryBuilder().add_object_img(object_bytes).add_current_process()
+    for symbol in sorted(exported):
+        builder.export_symbol(symbol)
+    return builder.link(_orc_jit(), f"symgrad_{next(_library_counter)}_{key[:16]}")
