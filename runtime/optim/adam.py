@@ -1,0 +1,124 @@
+"""`Adam` and `AdamW`: adaptive moment estimation, with L2 or decoupled weight decay.
+
+PyTorch's documented algorithm, step for step (so float64 runs agree with torch.optim.Adam to
+rounding). For each parameter p with gradient g, at step t (counted from 1):
+
+    g = -g if maximize
+    p = p * (1 - lr * weight_decay)  if decoupled (AdamW)  else  g = g + weight_decay * p
+    m = m + (1 - beta1) * (g - m)                 (PyTorch's lerp form of beta1 m + (1-beta1) g)
+    v = beta2 * v + (1 - beta2) * g * g
+    v_max = max(v_max, v)                         [amsgrad; the denominator then uses v_max]
+    p = p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+State per parameter, named as PyTorch names it: `step` (a 0-d float tensor, as PyTorch stores it),
+`exp_avg` (m), `exp_avg_sq` (v) and, with amsgrad, `max_exp_avg_sq` (v_max).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from runtime import _dtype
+from runtime._creation import tensor, zeros_like
+from runtime._tensor import Tensor
+from runtime.optim.optimizer import Optimizer, ParamGroup, StateDict, mark_modified
+
+
+class Adam(Optimizer):
+    """Adam, as torch.optim.Adam; `decoupled_weight_decay=True` makes it AdamW.
+
+    `foreach`, `capturable`, `differentiable` and `fused` are PyTorch's implementation choices;
+    they are kept in the parameter groups so that repr and state_dict read as PyTorch's, and
+    symgrad runs one implementation whatever their value (differentiable=True is refused)."""
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, foreach: bool | None = None,
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None, decoupled_weight_decay: bool = False) -> None:
+        _check_options(lr, betas, eps, weight_decay)
+        if differentiable:
+            raise NotImplementedError(f"{type(self).__name__}(differentiable=True) is not "
+                                      "supported: symgrad's optimizer steps are not recorded "
+                                      "by autograd")
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+                    "amsgrad": amsgrad, "maximize": maximize, "foreach": foreach,
+                    "capturable": capturable, "differentiable": differentiable, "fused": fused,
+                    "decoupled_weight_decay": decoupled_weight_decay}
+        super().__init__(params, defaults)
+
+    def _update(self, param: Tensor, grad: np.ndarray, group: ParamGroup) -> None:
+        state = self.state[param]
+        if not state:
+            _init_state(state, param, group["amsgrad"])
+        lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
+        beta1, beta2 = (float(b) for b in group["betas"])
+        p = param._data
+        step = state["step"]
+        step._data += 1
+        if group["maximize"]:
+            grad = -grad
+        if weight_decay != 0:
+            if group["decoupled_weight_decay"]:
+                p *= 1 - lr * weight_decay
+            else:
+                grad = grad + weight_decay * p
+        m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
+        m += (1 - beta1) * (grad - m)
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        if group["amsgrad"]:
+            np.maximum(state["max_exp_avg_sq"]._data, v, out=state["max_exp_avg_sq"]._data)
+            v = state["max_exp_avg_sq"]._data
+        t = float(step._data)
+        step_size = lr / (1 - beta1 ** t)
+        denominator = np.sqrt(v) / (1 - beta2 ** t) ** 0.5 + group["eps"]
+        p += (-step_size * m) / denominator
+        mark_modified(param, *state.values())
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (default 1e-2), as torch.optim.AdamW."""
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
+                         maximize=maximize, capturable=capturable, differentiable=differentiable,
+                         fused=fused, decoupled_weight_decay=True)
+
+    def load_state_dict(self, state_dict: StateDict) -> None:
+        """As Optimizer.load_state_dict; the groups stay decoupled whatever was saved."""
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True
+
+
+def _check_options(lr: float, betas: tuple[float, float], eps: float,
+                   weight_decay: float) -> None:
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if not 0.0 <= eps:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    for i, beta in enumerate(betas):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+    if not 0.0 <= weight_decay:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+
+
+def _init_state(state: dict[str, Any], param: Tensor, amsgrad: bool) -> None:
+    """Step 0 and zero moments; the step count is float64 when that is the default dtype,
+    float32 otherwise, as in PyTorch."""
+    step_dtype = (_dtype.float64 if _dtype.get_default_dtype() == _dtype.float64
+                  else _dtype.float32)
+    state["step"] = tensor(0.0, dtype=step_dtype)
+    state["exp_avg"] = zeros_like(param)
+    state["exp_avg_sq"] = zeros_like(param)
+    if amsgrad:
+        state["max_exp_avg_sq"] = zeros_like(param)
