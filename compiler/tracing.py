@@ -30,8 +30,8 @@ from runtime.ops import _op
 
 BATCH = sympy.Symbol("N", integer=True, positive=True)
 
-_PACKAGE_DIRS = tuple(os.path.dirname(os.path.dirname(m.__file__)) + os.sep + p for m, p in
-                      ((sys.modules["runtime"], "runtime"), (sys.modules["compiler"], "compiler")))
+_PACKAGE_DIRS = tuple(os.path.abspath(list(sys.modules[name].__path__)[0]) + os.sep
+                      for name in ("runtime", "compiler"))
 
 
 class TracingError(RuntimeError):

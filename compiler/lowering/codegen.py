@@ -1,0 +1,199 @@
+"""Lower a Graph to one native function: `void name(i64 *block)`.
+
+The calling convention is one argument block of 64-bit words, which the runtime keeps and
+rewrites in place (one ctypes call, no per-argument marshalling):
+
+    block[0] = N (the batch size)      block[1] = arena pointer     block[2] = GEMM workspace
+    block[3 + i] = pointer to external buffer i: the graph's inputs, then its outputs
+
+Every external buffer is C-contiguous with the dtype and shape (N substituted) the graph gives it;
+`runtime/native.py` checks that before every call. Intermediates live in the arena at offsets
+planned by `memory.py`. Each node is lowered by the rule registered for its op in `kernels.py`;
+every elementwise op, fused or not, goes through the one sympy expression emitter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy
+from llvmlite import ir
+
+from compiler.errors import CompileError
+from compiler.ir import Graph, Value
+from compiler.lowering import kernels
+from compiler.lowering.gemm import GemmConfig, emit_gemm, gemm_config, workspace_elements
+from compiler.lowering.memory import ArenaPlan, Offset, plan_arena
+from compiler.tracing import BATCH
+
+I8 = ir.IntType(8)
+I64 = ir.IntType(64)
+PTR = ir.PointerType()
+BLOCK_HEADER = 3  # N, arena, workspace
+
+
+def llvm_type(dtype: Any) -> ir.Type:
+    return {"float32": ir.FloatType(), "float64": ir.DoubleType(), "int64": I64,
+            "int32": ir.IntType(32), "bool": I8, "uint8": I8, "int8": I8,
+            "int16": ir.IntType(16)}[dtype.name]
+
+
+@dataclass
+class NativeSignature:
+    """What the runtime needs to call a lowered function."""
+
+    symbol: str
+    inputs: list[Value]
+    outputs: list[Value]
+    arena_bytes: Offset
+    workspace_bytes: int
+
+    @property
+    def external(self) -> list[Value]:
+        return self.inputs + self.outputs
+
+
+class FunctionLowering:
+    """State while emitting one function: the builder, buffer pointers, sizes."""
+
+    def __init__(self, module: ir.Module, graph: Graph, symbol: str) -> None:
+        self.module = module
+        self.graph = graph
+        self.function = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR]), name=symbol)
+        self.function.args[0].name = "block"
+        self.function.args[0].add_attribute("noalias")
+        self.builder = ir.IRBuilder(self.function.append_basic_block("entry"))
+        self.block = self.function.args[0]
+        self.batch = self._word(0, "N")
+        self.arena = self.builder.inttoptr(self._word(1, "arena.word"), PTR, name="arena")
+        self.workspace = self.builder.inttoptr(self._word(2, "workspace.word"), PTR,
+                                               name="workspace")
+        self.external = list(graph.inputs) + [v for v in graph.outputs]
+        self._pointers: dict[Value, ir.Value] = {}
+        self._sizes: dict[Any, ir.Value] = {}
+        self.plan: ArenaPlan = plan_arena(graph, set(self.external))
+        self.gemm: dict[str, ir.Function] = {}
+        self.max_workspace = 0
+
+    def _word(self, index: int, name: str) -> ir.Value:
+        address = self.builder.gep(self.block, [ir.Constant(I64, index)], source_etype=I64,
+                                   inbounds=True)
+        return self.builder.load(address, typ=I64, name=name)
+
+    # ----- sizes and pointers ------------------------------------------------------------------
+
+    def size(self, expr: Any) -> ir.Value:
+        """An i64 IR value of a size expression (an int or a polynomial in N)."""
+        if isinstance(expr, (int, np.integer)):
+            return ir.Constant(I64, int(expr))
+        expr = sympy.sympify(expr)
+        if expr.is_Integer:
+            return ir.Constant(I64, int(expr))
+        cached = self._sizes.get(expr)
+        if cached is not None:
+            return cached
+        poly = sympy.Poly(expr, BATCH)
+        with self.builder.goto_entry_block():
+            result = None
+            for (power,), coefficient in zip(poly.monoms(), poly.coeffs()):
+                term = ir.Constant(I64, int(coefficient))
+                for _ in range(power):
+                    term = self.builder.mul(term, self.batch)
+                result = term if result is None else self.builder.add(result, term)
+        value = result if result is not None else ir.Constant(I64, 0)
+        self._sizes[expr] = value
+        return value
+
+    def pointer(self, value: Value) -> ir.Value:
+        """The address of a value's first element."""
+        root = self.plan.storage_of(value)
+        cached = self._pointers.get(root)
+        if cached is not None:
+            return cached
+        with self.builder.goto_entry_block():
+            if root in self.external:
+                word = self._word(BLOCK_HEADER + self.external.index(root), f"{root.name}.word")
+                result = self.builder.inttoptr(word, PTR, name=root.name)
+            elif root.kind == "const":
+                result = self._constant_global(root)
+            else:
+                offset = self.plan.offsets[root]
+                bytes_ = self.builder.add(
+                    self.builder.mul(ir.Constant(I64, offset.per_example), self.batch),
+                    ir.Constant(I64, offset.fixed))
+                result = self.builder.gep(self.arena, [bytes_], source_etype=I8, inbounds=True,
+                                          name=root.name)
+        self._pointers[root] = result
+        return result
+
+    def _constant_global(self, value: Value) -> ir.Value:
+        array = np.ascontiguousarray(self.graph.constants[value])
+        element = llvm_type(value.dtype)
+        flat = array.reshape(-1)
+        array_type = ir.ArrayType(element, max(flat.size, 1))
+        values = flat.tolist() if flat.size else [0]
+        if value.dtype.name == "bool":
+            values = [int(v) for v in values]
+        glob = ir.GlobalVariable(self.module, array_type,
+                                 name=self.module.get_unique_name(f"const.{value.name}"))
+        glob.global_constant = True
+        glob.linkage = "internal"
+        glob.align = 64
+        glob.initializer = ir.Constant(array_type, values)
+        return glob
+
+    def constant_scalar(self, value: Value) -> float | None:
+        """The number held by a 0-d constant value, else None."""
+        array = self.graph.constants.get(value)
+        if array is not None and array.ndim == 0:
+            return array.item()
+        return None
+
+    def local(self, type_: ir.Type) -> ir.Value:
+        """A stack slot, allocated once in the entry block (never inside a loop)."""
+        with self.builder.goto_entry_block():
+            return self.builder.alloca(type_)
+
+    def element_pointer(self, value: Value, offset: ir.Value) -> ir.Value:
+        return self.builder.gep(self.pointer(value), [offset], source_etype=llvm_type(value.dtype),
+                                inbounds=True)
+
+    def gemm_function(self, dtype: Any) -> ir.Function:
+        tag = dtype.name
+        if tag not in self.gemm:
+            self.gemm[tag] = emit_gemm(self.module, gemm_config(tag))
+        return self.gemm[tag]
+
+    def note_gemm(self, dtype: Any, m: int, n: int, k: int) -> None:
+        """Record the workspace a GEMM call of this size needs (sizes at N = a large bound)."""
+        config: GemmConfig = gemm_config(dtype.name)
+        self.max_workspace = max(self.max_workspace, workspace_elements(
+            config.row_block, config.column_block, max(k, 1), config) * config.element_bytes)
+
+    # ----- the function ------------------------------------------------------------------------
+
+    def lower(self) -> None:
+        for node in self.graph.nodes:
+            if self.plan.storage_of(node.output) is not node.output and node.output not in \
+                    self.external:
+                continue  # an alias: no code, same memory
+            rule = kernels.rule_for(node)
+            if rule is None:
+                raise CompileError(f"the compiler has no native lowering for op "
+                                   f"'{node.op_name}'", node.op_name, node.origin)
+            rule(self, node)
+        self.builder.ret_void()
+
+
+def lower_graph(graph: Graph, module: ir.Module, symbol: str) -> NativeSignature:
+    """Add `symbol`, the native function of `graph`, to `module`."""
+    for value in graph.outputs:
+        if value in graph.inputs or value.kind == "const":
+            raise CompileError(f"output %{value.name} is an input or a constant; the compiler "
+                               "expects outputs computed by the graph (clone() it)")
+    lowering = FunctionLowering(module, graph, symbol)
+    lowering.lower()
+    return NativeSignature(symbol, list(graph.inputs), list(graph.outputs),
+                           lowering.plan.bytes, lowering.max_workspace)

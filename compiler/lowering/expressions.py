@@ -1,0 +1,293 @@
+"""Emit a sympy scalar expression as LLVM IR: the one lowering of every elementwise op.
+
+Elementwise ops (and fused elementwise regions) are sympy expressions, so a single emitter serves
+them all: sympy's `cse` shares subexpressions, then each node kind has one rule here (Add, Mul,
+Pow, exp, log, log1p, sqrt, Abs, sign, tanh, Max, Min, Heaviside, Piecewise, relations, logic).
+Values are floating point of the kernel's compute type; conditions are i1. exp and log are the
+polynomials of `vector_math`, so the loops that use them vectorise and need no libm.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import sympy
+from llvmlite import ir
+from sympy.codegen.cfunctions import log1p
+
+from compiler.lowering.vector_math import declare_intrinsic, emit_exp, emit_log, intrinsic_suffix
+
+_BOOL = ir.IntType(1)
+FAST = ("fast",)  # fast-math flags let LLVM vectorise reductions and contract to FMA
+
+
+class UnsupportedExpression(NotImplementedError):
+    """An expression node with no lowering rule."""
+
+
+class ExpressionEmitter:
+    """Emits expressions over `symbols` (bound to IR values) in float type `float_type`."""
+
+    def __init__(self, builder: ir.IRBuilder, float_type: ir.Type) -> None:
+        self.builder = builder
+        self.type = float_type
+        self.module = builder.module
+
+    def constant(self, value: float) -> ir.Constant:
+        return ir.Constant(self.type, float(value))
+
+    def emit(self, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+        """The value of `expr` with each free symbol bound by `env`."""
+        replacements, (reduced,) = sympy.cse([expr], optimizations="basic")
+        env = dict(env)
+        for symbol, sub in replacements:
+            env[symbol] = self._emit(sub, env)
+        return self._emit(reduced, env)
+
+    def emit_float(self, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+        """Like emit, but a condition (a relation) comes back as 0.0 / 1.0."""
+        value = self.emit(expr, env)
+        return self._as_float(value)
+
+    def _as_float(self, value: ir.Value) -> ir.Value:
+        if value.type == _BOOL:
+            return self.builder.uitofp(value, self.type)
+        return value
+
+    def _as_bool(self, value: ir.Value) -> ir.Value:
+        if value.type == _BOOL:
+            return value
+        return self.builder.fcmp_unordered("!=", value, self.constant(0.0))
+
+    def _emit(self, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+        if expr in env:
+            return env[expr]
+        if expr is sympy.true or expr is sympy.false:
+            return ir.Constant(_BOOL, int(bool(expr)))
+        if expr.is_Number:
+            return self.constant(float(expr))
+        for kind, rule in _RULES:
+            if isinstance(expr, kind):
+                return rule(self, expr, env)
+        raise UnsupportedExpression(f"no native lowering for {type(expr).__name__} in {expr}")
+
+    # ----- helpers used by the rules -----------------------------------------------------------
+
+    def args(self, expr: Any, env: dict[Any, ir.Value]) -> list[ir.Value]:
+        return [self._as_float(self._emit(a, env)) for a in expr.args]
+
+    def intrinsic(self, name: str, *values: ir.Value) -> ir.Value:
+        full = f"llvm.{name}.{intrinsic_suffix(self.type)}"
+        function = declare_intrinsic(self.module, full, self.type, [self.type] * len(values))
+        return self.builder.call(function, list(values))
+
+    def select(self, condition: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
+        return self.builder.select(self._as_bool(condition), a, b)
+
+
+def _fold(op: Callable[[ir.IRBuilder], Callable[..., ir.Value]]) -> Callable[..., ir.Value]:
+    def rule(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+        values = e.args(expr, env)
+        result = values[0]
+        for v in values[1:]:
+            result = op(e.builder)(result, v, flags=FAST)
+        return result
+
+    return rule
+
+
+def _mul(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    # x * y**-1 becomes a division rather than a reciprocal and a product.
+    numerator, denominator = [], []
+    for a in expr.args:
+        if isinstance(a, sympy.Pow) and a.exp.is_Number and a.exp < 0:
+            denominator.append(sympy.Pow(a.base, -a.exp))
+        else:
+            numerator.append(a)
+    values = [e._as_float(e._emit(a, env)) for a in numerator] or [e.constant(1.0)]
+    result = values[0]
+    for v in values[1:]:
+        result = e.builder.fmul(result, v, flags=FAST)
+    for d in denominator:
+        result = e.builder.fdiv(result, e._as_float(e._emit(d, env)), flags=FAST)
+    return result
+
+
+def _pow(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    base, exponent = expr.args
+    b = e._as_float(e._emit(base, env))
+    if exponent.is_Integer and abs(int(exponent)) <= 16:
+        n = abs(int(exponent))
+        result = e.constant(1.0) if n == 0 else _power_by_squaring(e, b, n)
+        return e.builder.fdiv(e.constant(1.0), result, flags=FAST) if exponent < 0 else result
+    if exponent == sympy.Rational(1, 2):
+        return e.intrinsic("sqrt", b)
+    if exponent == sympy.Rational(-1, 2):
+        return e.builder.fdiv(e.constant(1.0), e.intrinsic("sqrt", b), flags=FAST)
+    # b**y = exp(y * log(b)) for b > 0; PyTorch's pow for negative bases with non-integer y is NaN
+    y = e._as_float(e._emit(exponent, env))
+    return emit_exp(e.builder, e.builder.fmul(y, emit_log(e.builder, b), flags=FAST))
+
+
+def _power_by_squaring(e: ExpressionEmitter, b: ir.Value, n: int) -> ir.Value:
+    result = None
+    square = b
+    while n:
+        if n & 1:
+            result = square if result is None else e.builder.fmul(result, square, flags=FAST)
+        n >>= 1
+        if n:
+            square = e.builder.fmul(square, square, flags=FAST)
+    return result
+
+
+def _exp(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    return emit_exp(e.builder, e.args(expr, env)[0])
+
+
+def _log(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    return emit_log(e.builder, e.args(expr, env)[0])
+
+
+def _log1p(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    # log1p(x) = log(u) * x / (u - 1) with u = 1 + x: exact to rounding for small x (Goldberg)
+    (x,) = e.args(expr, env)
+    b = e.builder
+    u = b.fadd(e.constant(1.0), x)
+    log_u = emit_log(b, u)
+    corrected = b.fdiv(b.fmul(log_u, x), b.fsub(u, e.constant(1.0)))
+    tiny = b.fcmp_ordered("==", u, e.constant(1.0))
+    return b.select(tiny, x, corrected)
+
+
+def _tanh(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    # tanh(x) = sign(x) * (1 - 2 / (exp(2|x|) + 1)), which neither overflows nor cancels badly
+    (x,) = e.args(expr, env)
+    b = e.builder
+    magnitude = e.intrinsic("fabs", x)
+    e2 = emit_exp(b, b.fmul(e.constant(2.0), magnitude))
+    t = b.fsub(e.constant(1.0), b.fdiv(e.constant(2.0), b.fadd(e2, e.constant(1.0))))
+    return e.intrinsic("copysign", t, x)
+
+
+def _cosh(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    (x,) = e.args(expr, env)
+    b = e.builder
+    up = emit_exp(b, e.intrinsic("fabs", x))
+    return b.fmul(e.constant(0.5), b.fadd(up, b.fdiv(e.constant(1.0), up)))
+
+
+def _sinh(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    # expm1-free form; below |x| = 2^-12 sinh(x) = x to rounding
+    (x,) = e.args(expr, env)
+    b = e.builder
+    magnitude = e.intrinsic("fabs", x)
+    up = emit_exp(b, magnitude)
+    value = b.fmul(e.constant(0.5), b.fsub(up, b.fdiv(e.constant(1.0), up)))
+    small = b.fcmp_ordered("<", magnitude, e.constant(2.0**-12))
+    return e.intrinsic("copysign", b.select(small, magnitude, value), x)
+
+
+def _abs(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    return e.intrinsic("fabs", e.args(expr, env)[0])
+
+
+def _sign(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    (x,) = e.args(expr, env)
+    b = e.builder
+    positive = b.uitofp(b.fcmp_ordered(">", x, e.constant(0.0)), e.type)
+    negative = b.uitofp(b.fcmp_ordered("<", x, e.constant(0.0)), e.type)
+    return b.fsub(positive, negative)
+
+
+def _extremum(larger: bool) -> Callable[..., ir.Value]:
+    def rule(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+        values = e.args(expr, env)
+        result = values[0]
+        for v in values[1:]:
+            # NaN propagates, as in PyTorch's maximum/minimum
+            pick = e.builder.fcmp_unordered(">" if larger else "<", result, v)
+            result = e.builder.select(pick, result, v)
+        return result
+
+    return rule
+
+
+def _heaviside(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    x = e._as_float(e._emit(expr.args[0], env))
+    at_zero = e._as_float(e._emit(expr.args[1], env)) if len(expr.args) > 1 else e.constant(0.5)
+    b = e.builder
+    step = b.uitofp(b.fcmp_ordered(">", x, e.constant(0.0)), e.type)
+    return b.select(b.fcmp_ordered("==", x, e.constant(0.0)), at_zero, step)
+
+
+def _piecewise(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    # Branch-free: every piece is computed and selected, so the loop stays vectorisable.
+    *pieces, (last_value, last_condition) = expr.args
+    if last_condition is not sympy.true:
+        raise UnsupportedExpression(f"Piecewise without a default branch: {expr}")
+    result = e._as_float(e._emit(last_value, env))
+    for value, condition in reversed(pieces):
+        result = e.select(e._emit(condition, env), e._as_float(e._emit(value, env)), result)
+    return result
+
+
+_COMPARISONS = {sympy.StrictGreaterThan: ">", sympy.GreaterThan: ">=", sympy.StrictLessThan: "<",
+                sympy.LessThan: "<=", sympy.Equality: "==", sympy.Unequality: "!="}
+
+
+def _relation(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    a, b = (e._as_float(e._emit(x, env)) for x in expr.args)
+    op = _COMPARISONS[type(expr)]
+    if op == "!=":
+        return e.builder.fcmp_unordered(op, a, b)  # NaN != NaN is true
+    return e.builder.fcmp_ordered(op, a, b)
+
+
+def _logic(combine: str) -> Callable[..., ir.Value]:
+    def rule(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+        values = [e._as_bool(e._emit(a, env)) for a in expr.args]
+        result = values[0]
+        for v in values[1:]:
+            result = getattr(e.builder, combine)(result, v)
+        return result
+
+    return rule
+
+
+def _not(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    return e.builder.not_(e._as_bool(e._emit(expr.args[0], env)))
+
+
+_RULES: list[tuple[type, Callable[..., ir.Value]]] = [
+    (sympy.Add, _fold(lambda b: b.fadd)),
+    (sympy.Mul, _mul),
+    (sympy.Pow, _pow),
+    (sympy.exp, _exp),
+    (sympy.log, _log),
+    (log1p, _log1p),
+    (sympy.tanh, _tanh),
+    (sympy.cosh, _cosh),
+    (sympy.sinh, _sinh),
+    (sympy.Abs, _abs),
+    (sympy.sign, _sign),
+    (sympy.Max, _extremum(larger=True)),
+    (sympy.Min, _extremum(larger=False)),
+    (sympy.Heaviside, _heaviside),
+    (sympy.Piecewise, _piecewise),
+    (sympy.core.relational.Relational, _relation),
+    (sympy.And, _logic("and_")),
+    (sympy.Or, _logic("or_")),
+    (sympy.Not, _not),
+]
+
+
+def lowerable(expr: Any) -> str | None:
+    """None if every node of `expr` has a rule here, else the name of the first that has none."""
+    for node in sympy.preorder_traversal(expr):
+        if node.is_Symbol or node.is_Number or node in (sympy.true, sympy.false) \
+                or isinstance(node, sympy.functions.elementary.piecewise.ExprCondPair):
+            continue
+        if not any(isinstance(node, kind) for kind, _ in _RULES):
+            return type(node).__name__
+    return None

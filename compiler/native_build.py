@@ -1,0 +1,47 @@
+"""From a Graph to a callable `runtime.native.NativeFunction`: lower, JIT, describe arguments."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sympy
+from llvmlite import ir
+
+from compiler.ir import Graph, Value
+from compiler.lowering.codegen import lower_graph
+from compiler.lowering.target import jit_compile
+from compiler.tracing import BATCH
+from runtime.native import BufferSpec, NativeFunction
+
+
+def size_pair(size: Any) -> tuple[int, int]:
+    """A size as (per_example, fixed): N*784 -> (784, 0), 10 -> (0, 10)."""
+    if isinstance(size, int):
+        return (0, size)
+    poly = sympy.Poly(sympy.sympify(size), BATCH)
+    if poly.degree() > 1:
+        raise ValueError(f"size {size} is not linear in the batch size")
+    coeffs = dict(zip(poly.monoms(), poly.coeffs()))
+    return int(coeffs.get((1,), 0)), int(coeffs.get((0,), 0))
+
+
+def buffer_spec(value: Value) -> BufferSpec:
+    return BufferSpec(value.name, value.dtype.numpy, tuple(size_pair(s) for s in value.shape))
+
+
+def symbol_name(graph: Graph) -> str:
+    return "symgrad_" + re.sub(r"\W", "_", graph.name) + "_" + graph.fingerprint()[:12]
+
+
+def build_native(graph: Graph) -> NativeFunction:
+    """Lower `graph` to native code for this machine and wrap it for calls from Python."""
+    symbol = symbol_name(graph)
+    module = ir.Module(name=symbol)
+    signature = lower_graph(graph, module, symbol)
+    library = jit_compile(module, [symbol])
+    return NativeFunction(
+        graph.name, library[symbol],
+        [buffer_spec(v) for v in signature.inputs], [buffer_spec(v) for v in signature.outputs],
+        (signature.arena_bytes.per_example, signature.arena_bytes.fixed),
+        signature.workspace_bytes, keepalive=library)
