@@ -67,7 +67,8 @@ class SGD(Optimizer):
         momentum = group["momentum"]
         buffer = state.get("momentum_buffer")
         if buffer is None:
-            buffer = state["momentum_buffer"] = Tensor._from_array(grad.copy())
+            # np.array, not .copy(): on a 0-d parameter, -grad is a numpy scalar, not an array
+            buffer = state["momentum_buffer"] = Tensor._from_array(np.array(grad))
         else:
             b = buffer._data
             b *= momentum
