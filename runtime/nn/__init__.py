@@ -1,1 +1,33 @@
-"""placeholder"""
+"""runtime.nn: layers, losses and containers with torch.nn's names and behaviour.
+
+`nn.Module` tracks the Parameters and submodules assigned to it; layers (Linear, ReLU, Flatten,
+Softmax, Dropout, ...) and losses (CrossEntropyLoss, MSELoss, BCEWithLogitsLoss, ...) are Modules
+whose forward calls `nn.functional`, which composes the runtime's primitive ops. `nn.init` fills
+parameters with PyTorch's initialisation schemes.
+"""
+
+from runtime.nn import functional, init
+from runtime.nn.activation import (
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from runtime.nn.containers import ModuleDict, ModuleList, Sequential
+from runtime.nn.dropout import Dropout
+from runtime.nn.flatten import Flatten, Unflatten
+from runtime.nn.linear import Identity, Linear
+from runtime.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from runtime.nn.module import Module
+from runtime.nn.parameter import Parameter
+
+__all__ = [
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Flatten", "Identity",
+    "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "Module", "ModuleDict", "ModuleList",
+    "NLLLoss", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh",
+    "Unflatten", "functional", "init",
+]
