@@ -13,15 +13,19 @@ import numpy as np
 class dtype:  # noqa: N801 - the PyTorch name
     """An element type. Compare with `==`; `.itemsize` is the size in bytes."""
 
-    __slots__ = ("name", "numpy", "is_floating_point", "is_signed", "itemsize", "_rank")
+    __slots__ = ("name", "numpy", "is_floating_point", "is_signed", "itemsize", "_rank",
+                 "scalar_name", "c_name")
 
-    def __init__(self, name: str, numpy_dtype: type, category_rank: int) -> None:
+    def __init__(self, name: str, numpy_dtype: type, category_rank: int, scalar_name: str,
+                 c_name: str) -> None:
         self.name = name
         self.numpy = np.dtype(numpy_dtype)
         self.is_floating_point = self.numpy.kind == "f"
         self.is_signed = self.numpy.kind in "fi"
         self.itemsize = self.numpy.itemsize
         self._rank = category_rank
+        self.scalar_name = scalar_name  # as PyTorch's messages name it: 'Long', 'Float', ...
+        self.c_name = c_name  # as PyTorch's matmul messages name it: 'long int', 'float', ...
 
     @property
     def is_complex(self) -> bool:
@@ -31,18 +35,18 @@ class dtype:  # noqa: N801 - the PyTorch name
         return f"runtime.{self.name}"
 
     def __reduce__(self) -> str:
-        return self.name
+        return "bool_" if self.name == "bool" else self.name  # pickled as this module's global
 
 
-bool_ = dtype("bool", np.bool_, 0)
-uint8 = dtype("uint8", np.uint8, 1)
-int8 = dtype("int8", np.int8, 1)
-int16 = dtype("int16", np.int16, 1)
-int32 = dtype("int32", np.int32, 1)
-int64 = dtype("int64", np.int64, 1)
-float16 = dtype("float16", np.float16, 2)
-float32 = dtype("float32", np.float32, 2)
-float64 = dtype("float64", np.float64, 2)
+bool_ = dtype("bool", np.bool_, 0, "Bool", "bool")
+uint8 = dtype("uint8", np.uint8, 1, "Byte", "unsigned char")
+int8 = dtype("int8", np.int8, 1, "Char", "signed char")
+int16 = dtype("int16", np.int16, 1, "Short", "short int")
+int32 = dtype("int32", np.int32, 1, "Int", "int")
+int64 = dtype("int64", np.int64, 1, "Long", "long int")
+float16 = dtype("float16", np.float16, 2, "Half", "c10::Half")
+float32 = dtype("float32", np.float32, 2, "Float", "float")
+float64 = dtype("float64", np.float64, 2, "Double", "double")
 
 ALL_DTYPES = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
 _BY_NUMPY = {d.numpy: d for d in ALL_DTYPES}
@@ -85,10 +89,22 @@ def scalar_dtype(value: object) -> dtype:
     raise TypeError(f"expected a Python number, got {type(value).__name__}")
 
 
+def promote_types(a: dtype, b: dtype) -> dtype:
+    """torch.promote_types: the higher category wins outright (int64 with float16 is float16);
+    within a category, the smallest type that holds both (uint8 with int8 is int16)."""
+    if a._rank != b._rank:
+        return a if a._rank > b._rank else b
+    return _PROMOTED[(a, b)]
+
+
+_PROMOTED = {(a, b): from_numpy_dtype(np.promote_types(a.numpy, b.numpy))
+             for a in ALL_DTYPES for b in ALL_DTYPES if a._rank == b._rank}
+
+
 def _promote_group(dtypes: list[dtype]) -> dtype | None:
     result = None
     for d in dtypes:
-        result = d if result is None else from_numpy_dtype(np.promote_types(result.numpy, d.numpy))
+        result = d if result is None else promote_types(result, d)
     return result
 
 

@@ -82,7 +82,8 @@ class Tensor:
                 "var_no_grad = var.detach()."
             )
         if value and not self.dtype.is_floating_point:
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require "
+                               "gradients")
         self._requires_grad = bool(value)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -325,11 +326,20 @@ class Tensor:
         if not self._data.flags.writeable:
             raise RuntimeError("the tensor's memory is read-only (it came from a read-only numpy "
                                "array); clone() it before modifying it in place")
+        if result._grad_fn is not None:
+            result._grad_fn.protect_saved(self)
         np.copyto(self._data, result._data, casting="unsafe")
         self._version.bump()
         if result._grad_fn is not None:
             self._set_history(result._grad_fn, result._output_nr)
         return self
+
+    def _snapshot(self) -> Tensor:
+        """A copy of the current values with the same history (what a node keeps of a tensor
+        that is about to change in place)."""
+        copy = Tensor._from_array(self._data.copy(), self._requires_grad)
+        copy._grad_fn, copy._output_nr = self._grad_fn, self._output_nr
+        return copy
 
     def zero_(self) -> Tensor:
         self._check_inplace()

@@ -45,9 +45,7 @@ def _to(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
 
 def _type(self: Tensor, dtype: Any = None) -> Any:
     if dtype is None:
-        return {"float32": "runtime.FloatTensor", "float64": "runtime.DoubleTensor",
-                "int64": "runtime.LongTensor", "bool": "runtime.BoolTensor"}.get(
-                    self.dtype.name, f"runtime.{self.dtype.name}")
+        return f"runtime.{self.dtype.scalar_name}Tensor"
     return _to(self, dtype)
 
 

@@ -119,12 +119,11 @@ def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retai
             runs = (wanted is None or node in wanted) and any(g is not None for g in grads_in)
             if isinstance(node, AccumulateGrad) and not accumulate:
                 runs = False
-            grads_out = node.apply(grads_in) if runs else ()
+            grads_out = _validate(node, node.apply(grads_in)) if runs else ()
             if not retain_graph and (wanted is None or node in wanted):
                 node.release()
             for (child, nr), grad in zip(node.next_functions, grads_out):
                 if child is not None and grad is not None:
-                    _check_gradient(node, child, grad)
                     _add_to_buffer(buffers, child, nr, grad)
             for child, _ in node.next_functions:
                 if child is None:
@@ -135,11 +134,31 @@ def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retai
     return captured
 
 
-def _check_gradient(node: Node, child: Node, grad: Tensor) -> None:
-    if isinstance(child, AccumulateGrad) and grad.shape != child.variable.shape:
-        raise RuntimeError(f"Function {node.name()} returned an invalid gradient - got "
-                           f"{list(grad.shape)} but expected shape compatible with "
-                           f"{list(child.variable.shape)}")
+def _validate(node: Node, grads: Sequence[Tensor | None]) -> list[Tensor | None]:
+    """Each gradient in its input's shape and dtype, as PyTorch's engine makes them: summed
+    down when the input broadcasts to it, cast to the input's dtype, an error otherwise."""
+    from runtime.ops.shape import sum_to, to_dtype
+
+    checked: list[Tensor | None] = []
+    for i, (grad, meta) in enumerate(zip(grads, node.input_metadata)):
+        if grad is not None and meta is not None:
+            shape, dtype = meta
+            if tuple(grad.shape) != tuple(shape):
+                if not _expandable(tuple(shape), tuple(grad.shape)):
+                    raise RuntimeError(f"Function {node.name()} returned an invalid gradient at "
+                                       f"index {i} - got {list(grad.shape)} but expected shape "
+                                       f"compatible with {list(shape)}")
+                grad = sum_to(grad, shape)
+            if grad.dtype != dtype:
+                grad = to_dtype(grad, dtype)
+        checked.append(grad)
+    return checked
+
+
+def _expandable(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(shape[::-1], target[::-1]))
 
 
 def _add_to_buffer(buffers: dict[Node, list[Tensor | None]], node: Node, nr: int,
@@ -205,8 +224,8 @@ def grad(outputs: Sequence[Tensor] | Tensor, inputs: Sequence[Tensor] | Tensor,
             if materialize_grads:
                 g = _tensor.Tensor._from_array(np.zeros_like(t._data))
             elif not allow_unused:
-                raise RuntimeError("One of the differentiated Tensors appears to not have been used "
-                                   "in the graph. Set allow_unused=True if this is the desired "
-                                   "behavior.")
+                raise RuntimeError(f"The differentiated Tensor at index {len(result)} appears to "
+                                   "not have been used in the graph. Set allow_unused=True if "
+                                   "this is the desired behavior.")
         result.append(g)
     return tuple(result)

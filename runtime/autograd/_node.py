@@ -3,8 +3,9 @@
 Running an op on tensors that require grad creates one Node for its result. A node turns the
 gradient with respect to its outputs into gradients with respect to its inputs (`apply`), and holds
 the edges to where those inputs came from (`next_functions`: pairs (node, output index), or
-(None, 0) for an input that needs no gradient). A leaf tensor that requires grad is reached through
-its AccumulateGrad node, which adds the incoming gradient into `leaf.grad`.
+(None, 0) for an input that needs no gradient) with each input's shape and dtype
+(`input_metadata`, against which the engine checks the gradients). A leaf tensor that requires
+grad is reached through its AccumulateGrad node, which adds the incoming gradient into `leaf.grad`.
 
 Values a node needs for its backward are SavedTensors. A SavedTensor remembers the version of the
 tensor when it was saved (changing it in place afterwards is an error at backward time) and is
@@ -34,9 +35,12 @@ class Node:
 
     num_outputs = 1
 
-    def __init__(self, next_functions: Sequence[tuple[Node | None, int]]) -> None:
+    def __init__(self, next_functions: Sequence[tuple[Node | None, int]],
+                 input_metadata: Sequence[tuple[Any, Any] | None] | None = None) -> None:
         self._next_functions = tuple(next_functions)
-        self._retained: dict[int, Any] = {}  # output index -> tensor whose .grad to fill (retain_grad)
+        # per edge: (shape, dtype) of the input, or None where no gradient is checked
+        self.input_metadata = tuple(input_metadata or (None,) * len(self._next_functions))
+        self._retained: dict[int, Any] = {}  # output nr -> tensor whose .grad to fill (retain_grad)
         self._released = False
 
     @property
@@ -54,6 +58,9 @@ class Node:
         """Drop saved values (called after backward unless retain_graph=True)."""
         self._released = True
 
+    def protect_saved(self, tensor: Tensor) -> None:
+        """Called before `tensor` is overwritten in place with this node's result."""
+
     def __call__(self, *grad_outputs: Tensor | None) -> Any:
         grads = self.apply(list(grad_outputs))
         return grads[0] if len(grads) == 1 else tuple(grads)
@@ -65,32 +72,23 @@ class Node:
 class SavedTensor:
     """A value kept for backward, checked against in-place changes and freeing."""
 
-    __slots__ = ("_data_tensor", "_version", "_is_output", "_requires_grad", "_grad_fn",
-                 "_output_nr")
+    __slots__ = ("_data_tensor", "_version", "_is_output", "_requires_grad", "_output_nr")
 
     def __init__(self, tensor: Tensor, is_output: bool = False) -> None:
         self._version = tensor._version.value
         self._is_output = is_output
         self._requires_grad = tensor.requires_grad
         self._output_nr = tensor._output_nr
-        if is_output:
-            self._data_tensor = tensor.detach()  # no reference back to the node: no cycle
-            self._grad_fn = None
-        else:
-            self._data_tensor = tensor
-            self._grad_fn = None
+        # A saved output keeps only its data: no reference back to the node, so no cycle.
+        self._data_tensor = tensor.detach() if is_output else tensor
 
     def unpack(self, owner: Node) -> Tensor:
         tensor = self._data_tensor
         if tensor is None:
             raise RuntimeError(FREED_MESSAGE)
         if tensor._version.value != self._version:
-            raise RuntimeError(
-                "one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: [{tensor.dtype} {list(tensor.shape)}] is at version "
-                f"{tensor._version.value}; expected version {self._version} instead. Compute "
-                "the result out of place, or clone() the tensor before modifying it."
-            )
+            raise RuntimeError(_modified_message(tensor, self._version,
+                                                 owner if self._is_output else tensor.grad_fn))
         if self._is_output:
             rebuilt = tensor.detach()
             if self._requires_grad:
@@ -98,8 +96,20 @@ class SavedTensor:
             return rebuilt
         return tensor
 
+    def shares_memory_with(self, tensor: Tensor) -> bool:
+        return self._data_tensor is not None and self._data_tensor._version is tensor._version
+
     def free(self) -> None:
         self._data_tensor = None
+
+
+def _modified_message(tensor: Tensor, expected_version: int, grad_fn: Node | None) -> str:
+    origin = f", which is output {tensor._output_nr} of {grad_fn.name()}," if grad_fn else ""
+    return ("one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: [{tensor.type()} {list(tensor.shape)}]{origin} is at version "
+            f"{tensor._version.value}; expected version {expected_version} instead. Hint: the "
+            "tensor was changed in place after it was saved for backward; compute the result "
+            "out of place, or clone() the tensor before changing it.")
 
 
 class AccumulateGrad(Node):

@@ -52,9 +52,11 @@ class FunctionCtx:
 class BackwardCFunction(Node):
     """The node of a custom Function's outputs; named after the Function (`ExpBackward`)."""
 
-    def __init__(self, function: type[Function], ctx: FunctionCtx,
-                 next_functions: Sequence[tuple[Node | None, int]], output_meta: list[Tensor]):
-        super().__init__(next_functions)
+    def __init__(self, function: type[Function], ctx: FunctionCtx, args: Sequence[Any],
+                 output_meta: list[Tensor]):
+        tensors = [a if isinstance(a, _tensor.Tensor) else None for a in args]
+        super().__init__([(None, 0) if t is None else t._gradient_edge() for t in tensors],
+                         [None if t is None else (t.shape, t.dtype) for t in tensors])
         self._function = function
         self.ctx = ctx
         self.num_outputs = len(output_meta)
@@ -70,10 +72,12 @@ class BackwardCFunction(Node):
         grads = self._function.backward(self.ctx, *grad_outputs)
         grads = grads if isinstance(grads, tuple) else (grads,)
         n_inputs = len(self.next_functions)
-        if len(grads) < n_inputs:
+        if len(grads) > n_inputs and all(g is None for g in grads[n_inputs:]):
+            grads = grads[:n_inputs]
+        if len(grads) != n_inputs:
             raise RuntimeError(f"function {self.name()} returned an incorrect number of gradients "
                                f"(expected {n_inputs}, got {len(grads)})")
-        return [g if self.ctx.needs_input_grad[i] else None for i, g in enumerate(grads[:n_inputs])]
+        return [g if self.ctx.needs_input_grad[i] else None for i, g in enumerate(grads)]
 
     def release(self) -> None:
         super().release()
@@ -104,9 +108,8 @@ class Function:
         output_list = [outputs] if single else list(outputs)
         records = is_grad_enabled() and any(t.requires_grad for t in tensor_args)
         if records:
-            edges = [a._gradient_edge() if isinstance(a, _tensor.Tensor) else (None, 0) for a in args]
             tensors_out = [o for o in output_list if isinstance(o, _tensor.Tensor)]
-            node = BackwardCFunction(cls, ctx, edges, tensors_out)
+            node = BackwardCFunction(cls, ctx, args, tensors_out)
             ctx._node = node
             nr = 0
             for i, o in enumerate(output_list):

@@ -6,7 +6,9 @@ An op is defined once, in one module of `runtime/ops/`, as an `Op` with:
 - `compute(arrays, **attrs)`: its eager kernel, on numpy arrays;
 - `vjp(ctx, grad)`: its derivative, written with the op API (functions of `runtime.ops`), so the
   same rule runs eagerly, records a graph under create_graph=True, and emits IR when traced;
-- `saves(needs_input_grad, **attrs)`: which inputs (and whether the output) the vjp reads.
+- `saves(needs_input_grad, **attrs)`: which inputs (and whether the output) the vjp reads;
+- `edge_inputs(inputs, **attrs)`: which inputs get an edge in the recorded graph (PyTorch gives
+  none to index tensors, conditions, and operands its signature takes as a Python Scalar).
 
 `apply(op, inputs, **attrs)` runs an op: on symbolic tensors it hands over to the tracer that the
 compiler installed with `set_symbolic_handler` (the runtime never imports the compiler); on data it
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from runtime._grad_mode import is_grad_enabled
-from runtime.autograd._node import Node, SavedTensor
+from runtime.autograd._node import FREED_MESSAGE, Node, SavedTensor
 
 if TYPE_CHECKING:
     from runtime._dtype import dtype
@@ -53,6 +55,10 @@ class Op:
 
     def node_name(self, inputs: Sequence[Any], **attrs: Any) -> str:
         return self.backward_name
+
+    def edge_inputs(self, inputs: Sequence[Any], **attrs: Any) -> Sequence[int]:
+        """Positions of the inputs that get an edge (an entry of `grad_fn.next_functions`)."""
+        return range(len(inputs))
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
@@ -90,11 +96,14 @@ class OpNode(Node):
 
     def __init__(self, op: Op, inputs: Sequence[Tensor], output: Tensor, attrs: dict[str, Any],
                  name: str) -> None:
-        super().__init__([t._gradient_edge() for t in inputs])
+        edges = tuple(op.edge_inputs(inputs, **attrs))
+        super().__init__([inputs[i]._gradient_edge() for i in edges],
+                         [(inputs[i].shape, inputs[i].dtype) for i in edges])
         self.op = op
         self.attrs = attrs
         self._name = name
-        self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+        self._edges = edges
+        self.needs_input_grad = tuple(i in edges and t.requires_grad for i, t in enumerate(inputs))
         self.input_shapes = [t.shape for t in inputs]
         self.input_dtypes = [t.dtype for t in inputs]
         saved_inputs, saves_output = op.saves(self.needs_input_grad, **attrs)
@@ -107,17 +116,21 @@ class OpNode(Node):
         return self._name
 
     def apply(self, grad_outputs: list[Tensor | None]) -> Sequence[Tensor | None]:
-        grad = grad_outputs[0]
         if self._released and (self._saved_output or any(self._saved_inputs)):
-            from runtime.autograd._node import FREED_MESSAGE
-
             raise RuntimeError(FREED_MESSAGE)
         inputs = [s.unpack(self) if s is not None else None for s in self._saved_inputs]
         output = self._saved_output.unpack(self) if self._saved_output is not None else None
         ctx = VJPContext(inputs, output, self.attrs, self.needs_input_grad, self.input_shapes,
                          self.input_dtypes)
-        grads = self.op.vjp(ctx, grad)
-        return [g if need else None for g, need in zip(grads, self.needs_input_grad)]
+        grads = self.op.vjp(ctx, grad_outputs[0])
+        return [grads[i] if self.needs_input_grad[i] else None for i in self._edges]
+
+    def protect_saved(self, tensor: Tensor) -> None:
+        """`tensor` is about to be overwritten in place by this node's own result (`x.exp_()`):
+        keep a private copy of the saved values that share its memory, with their history."""
+        for i, saved in enumerate(self._saved_inputs):
+            if saved is not None and saved.shares_memory_with(tensor):
+                self._saved_inputs[i] = SavedTensor(tensor._snapshot())
 
     def release(self) -> None:
         super().release()

@@ -42,13 +42,18 @@ class Elementwise(Op):
 
     `result` says how the output dtype follows the inputs: "promote" (PyTorch's promotion),
     "float" (promotion, then integers become the default float), or "bool" (comparisons).
-    `dtype_inputs` names the inputs that take part in promotion (all by default).
+    `dtype_inputs` names the inputs that take part in promotion (all by default), and
+    `no_edge_inputs` those that never get a gradient (a condition).
+    `scalar_overloads` maps positions that PyTorch's signature takes as a Python Scalar to the
+    node name of that overload: when exactly those operands are Python numbers, the node is
+    named so and they get no edge (`x ** 2` is PowBackward0 with one edge, `x ** y` PowBackward1).
     """
 
     def __init__(self, name: str, backward_name: str, body: Callable[..., Any], *,
                  result: str = "promote", differentiable: bool = True,
                  dtype_inputs: Sequence[int] | None = None, symbols: Sequence[str] | None = None,
-                 expr: Any = None) -> None:
+                 expr: Any = None, no_edge_inputs: Sequence[int] = (),
+                 scalar_overloads: dict[tuple[int, ...], str] | None = None) -> None:
         self.name = name
         self.backward_name = backward_name
         self._body = body
@@ -58,8 +63,22 @@ class Elementwise(Op):
         self.differentiable = differentiable
         self.dtype_inputs = tuple(range(len(self.arg_names)) if dtype_inputs is None
                                   else dtype_inputs)
+        self.no_edge_inputs = tuple(no_edge_inputs)
+        self.scalar_overloads = scalar_overloads or {}
         if expr is not None:
             self.__dict__["expr"] = expr
+
+    def _scalar_operands(self, inputs: Sequence[Any]) -> tuple[int, ...]:
+        return tuple(i for i, t in enumerate(inputs) if t._wrapped_number)
+
+    def node_name(self, inputs: Sequence[Any], **attrs: Any) -> str:
+        return self.scalar_overloads.get(self._scalar_operands(inputs), self.backward_name)
+
+    def edge_inputs(self, inputs: Sequence[Any], **attrs: Any) -> Sequence[int]:
+        scalars = self._scalar_operands(inputs)
+        dropped = set(self.no_edge_inputs) | (set(scalars) if scalars in self.scalar_overloads
+                                              else set())
+        return [i for i in range(len(inputs)) if i not in dropped]
 
     @cached_property
     def symbols(self) -> tuple[Any, ...]:
@@ -94,7 +113,10 @@ class Elementwise(Op):
         return d
 
     def compute(self, arrays: Sequence[np.ndarray], **attrs: Any) -> np.ndarray:
-        out = np.asarray(self.kernel(*arrays))
+        try:
+            out = np.asarray(self.kernel(*arrays))
+        except ValueError as error:  # numpy's "Integers to negative integer powers ..."
+            raise RuntimeError(str(error)) from None
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
         if out.shape != shape:  # a constant body (a derivative like 2) does not broadcast itself
             out = np.broadcast_to(out, shape).copy()
@@ -115,19 +137,20 @@ class Elementwise(Op):
     def _vjp_ops(self) -> list[Elementwise | None]:
         """For each input, the op `grad * d(expr)/d(x_i)`; None where that is just `grad`."""
         sp = sympy()
-        grad = sp.Symbol("grad", real=True)
+        grad_name = "grad"
+        while grad_name in self.arg_names:  # the vjp of a vjp already has a `grad`
+            grad_name = "d" + grad_name
+        grad = sp.Symbol(grad_name, real=True)
         ops: list[Elementwise | None] = []
         for i in range(len(self.symbols)):
             body = grad * self.derivative(i)
             if body == grad:
                 ops.append(None)
                 continue
-            used = [s for s in self.symbols if s in body.free_symbols]
+            used = [s.name for s in self.symbols if s in body.free_symbols]
             ops.append(Elementwise(
                 f"{self.name}_vjp{i}", _double_backward_name(self.backward_name),
-                lambda *a, **k: None, symbols=["grad", *(s.name for s in used)],
-                expr=body.subs({s: sp.Symbol(s.name, real=True) for s in used}),
-                dtype_inputs=[0]))
+                lambda *a, **k: None, symbols=[grad_name, *used], expr=body, dtype_inputs=[0]))
         return ops
 
     def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> tuple[Sequence[int], bool]:
@@ -230,7 +253,7 @@ def add(x, y, sp):
     return x + y
 
 
-@elementwise("sub", "SubBackward0")
+@elementwise("sub", "SubBackward0", scalar_overloads={(0,): "RsubBackward1"})
 def sub(x, y, sp):
     return x - y
 
@@ -250,7 +273,8 @@ def neg(x, sp):
     return -x
 
 
-@elementwise("pow", "PowBackward0")
+@elementwise("pow", "PowBackward1",
+             scalar_overloads={(1,): "PowBackward0", (0,): "PowBackward2"})
 def pow(x, y, sp):  # noqa: A001 - the PyTorch name
     return x**y
 
@@ -270,7 +294,7 @@ def minimum(x, y, sp):
     return sp.Min(x, y)
 
 
-@elementwise("where", "WhereBackward0", dtype_inputs=(1, 2))
+@elementwise("where", "WhereBackward0", dtype_inputs=(1, 2), no_edge_inputs=(0,))
 def where(condition, x, y, sp):
     return sp.Piecewise((x, sp.Ne(condition, 0)), (y, True))
 
@@ -317,7 +341,8 @@ def relu(x, sp):
     return sp.Piecewise((x, x > 0), (0, True))
 
 
-@elementwise("leaky_relu", "LeakyReluBackward0", dtype_inputs=(0,))
+@elementwise("leaky_relu", "LeakyReluBackward0", dtype_inputs=(0,),
+             scalar_overloads={(1,): "LeakyReluBackward0"})
 def leaky_relu(x, negative_slope, sp):
     return sp.Piecewise((x, x > 0), (negative_slope * x, True))
 
@@ -345,18 +370,18 @@ def silu(x, sp):
     return sp.Piecewise((x / (1 + sp.exp(-x)), x >= 0), (x * sp.exp(x) / (1 + sp.exp(x)), True))
 
 
-@elementwise("clamp", "ClampBackward1", dtype_inputs=(0,))
+@elementwise("clamp", "ClampBackward0", scalar_overloads={(1, 2): "ClampBackward1"})
 def clamp(x, low, high, sp):
     # Gradient passes where low <= x <= high, boundaries included, as PyTorch's.
     return sp.Piecewise((low, x < low), (high, x > high), (x, True))
 
 
-@elementwise("clamp_min", "ClampMinBackward0", dtype_inputs=(0,))
+@elementwise("clamp_min", "ClampBackward0", scalar_overloads={(1,): "ClampBackward1"})
 def clamp_min(x, low, sp):
     return sp.Piecewise((low, x < low), (x, True))
 
 
-@elementwise("clamp_max", "ClampMaxBackward0", dtype_inputs=(0,))
+@elementwise("clamp_max", "ClampBackward0", scalar_overloads={(1,): "ClampBackward1"})
 def clamp_max(x, high, sp):
     return sp.Piecewise((high, x > high), (x, True))
 
@@ -409,11 +434,16 @@ def logical_not(x, sp):
     return sp.Eq(x, 0, evaluate=False)
 
 
-def pow_node_name(inputs: Sequence[Any]) -> str:
-    """PyTorch's names: PowBackward0 for a number exponent, 1 for a tensor, 2 for a number base."""
-    if inputs[1]._wrapped_number:
-        return "PowBackward0"
-    return "PowBackward2" if inputs[0]._wrapped_number else "PowBackward1"
+@elementwise("logical_and", "", result="bool", differentiable=False)
+def logical_and(x, y, sp):
+    return sp.And(sp.Ne(x, 0), sp.Ne(y, 0))
 
 
-pow.node_name = lambda inputs, **attrs: pow_node_name(inputs)  # type: ignore[method-assign]
+@elementwise("logical_or", "", result="bool", differentiable=False)
+def logical_or(x, y, sp):
+    return sp.Or(sp.Ne(x, 0), sp.Ne(y, 0))
+
+
+@elementwise("logical_xor", "", result="bool", differentiable=False)
+def logical_xor(x, y, sp):
+    return sp.Xor(sp.Ne(x, 0), sp.Ne(y, 0))

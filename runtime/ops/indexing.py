@@ -148,6 +148,9 @@ class Index(Op):
     def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
         return range(1, len(needs_input_grad)), False
 
+    def edge_inputs(self, inputs: Sequence[Any], **attrs: Any) -> Sequence[int]:
+        return (0,)  # index tensors get no gradient
+
     def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
         index = ctx.inputs[1:]
         return [index_add_into_zeros(grad, index, ctx.attrs["key"], ctx.input_shapes[0]),
@@ -173,6 +176,9 @@ class IndexAddIntoZeros(Op):
     def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
         return range(1, len(needs_input_grad)), False
 
+    def edge_inputs(self, inputs: Sequence[Any], **attrs: Any) -> Sequence[int]:
+        return (0,)
+
     def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
         index = ctx.inputs[1:]
         return [apply(_index, [grad, *index], key=ctx.attrs["key"]), *(None for _ in index)]
@@ -196,6 +202,9 @@ class IndexPut(Op):
 
     def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
         return range(2, len(needs_input_grad)), False
+
+    def edge_inputs(self, inputs: Sequence[Any], **attrs: Any) -> Sequence[int]:
+        return (0, 1)
 
     def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
         from runtime._tensor import Tensor

@@ -23,10 +23,15 @@ def normalize_dims(dim: Any, ndim: int) -> tuple[int, ...]:
     if dim is None:
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    wrapped = tuple(sorted({wrap_dim(d, ndim) for d in dims}))
-    if len(wrapped) != len(dims):
-        raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
-    return wrapped if dims else tuple(range(ndim))
+    wrapped: list[int] = []
+    for d in dims:
+        w = wrap_dim(d, ndim)
+        if w in wrapped:
+            raise RuntimeError(f"dim {w} appears multiple times in the list of dims")
+        wrapped.append(w)
+    if ndim == 0:  # a 0-d tensor accepts dim 0 or -1, and there is nothing to reduce
+        return ()
+    return tuple(sorted(wrapped)) if dims else tuple(range(ndim))
 
 
 def reduced_shape(shape: Sequence[Any], dims: tuple[int, ...], keepdim: bool) -> tuple[Any, ...]:
@@ -195,6 +200,9 @@ class Gather(Op):
     def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
         return (1,), False
 
+    def edge_inputs(self, inputs: Sequence[Any], **attrs: Any) -> Sequence[int]:
+        return (0,)  # the index gets no gradient
+
     def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
         index = ctx.inputs[1]
         return [scatter_add_into_zeros(grad, index, ctx.attrs["dim"], ctx.input_shapes[0]), None]
@@ -220,6 +228,9 @@ class ScatterAddIntoZeros(Op):
 
     def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
         return (1,), False
+
+    def edge_inputs(self, inputs: Sequence[Any], **attrs: Any) -> Sequence[int]:
+        return (0,)
 
     def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
         return [gather(grad, ctx.attrs["dim"], ctx.inputs[1]), None]
@@ -258,13 +269,19 @@ def amin(x: Any, dim: Any = (), keepdim: bool = False) -> Any:
 
 
 def argmax(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
-    dim = None if dim is None else wrap_dim(dim, x.ndim)
-    return apply(_argmax, [x], dim=dim, keepdim=keepdim)
+    return apply(_argmax, [x], dim=_arg_dim(dim, x.ndim), keepdim=keepdim)
 
 
 def argmin(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
-    dim = None if dim is None else wrap_dim(dim, x.ndim)
-    return apply(_argmin, [x], dim=dim, keepdim=keepdim)
+    return apply(_argmin, [x], dim=_arg_dim(dim, x.ndim), keepdim=keepdim)
+
+
+def _arg_dim(dim: int | None, ndim: int) -> int | None:
+    """The dim of argmax/argmin; None (all elements) also for a 0-d tensor's dim 0 or -1."""
+    if dim is None:
+        return None
+    dim = wrap_dim(dim, ndim)
+    return dim if ndim else None
 
 
 def gather(x: Any, dim: int, index: Any) -> Any:
@@ -278,6 +295,8 @@ def scatter_add_into_zeros(grad: Any, index: Any, dim: int, shape: Sequence[Any]
 def extremum_along(x: Any, dim: int, keepdim: bool, largest: bool) -> tuple[Any, Any]:
     """(values, indices) of max/min along `dim`: the gradient goes to the chosen index only."""
     dim = wrap_dim(dim, x.ndim)
+    if x.ndim == 0:
+        return (amax if largest else amin)(x), (argmax if largest else argmin)(x)
     index = (argmax if largest else argmin)(x, dim, keepdim=True)
     values = gather(x, dim, index)
     if not keepdim:

@@ -160,7 +160,7 @@ class Clone(Op):
         return tuple(inputs[0].shape), inputs[0].dtype
 
     def compute(self, arrays: Sequence[np.ndarray], **attrs: Any) -> np.ndarray:
-        return np.ascontiguousarray(arrays[0]).copy()
+        return np.array(arrays[0], order="C", copy=True)  # (ascontiguousarray makes 0-d 1-d)
 
     def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
         return (), False
