@@ -1,6 +1,41 @@
-"""symgrad's compiler: model -> IR -> reverse-mode IR -> simplified IR -> LLVM -> native code;
-standalone export; explain.
+"""symgrad's compiler: model -> IR -> reverse-mode IR -> simplified IR -> LLVM -> native code.
 
-The compiler depends on `runtime`, never the other way round. Importing this package stays light:
-submodules that need llvmlite or jinja2 import them themselves, on first use.
+    >>> import runtime as torch, compiler
+    >>> graph = compiler.trace(model, (torch.randn(64, 1, 28, 28),))   # the forward IR
+    >>> print(compiler.grad(graph))                                    # reverse mode, as built
+    >>> print(compiler.simplify(compiler.grad(graph)))                 # after the rewrites
+    >>> fast = compiler.compile(model, (torch.randn(64, 1, 28, 28),)) # native forward/backward
+
+The compiler depends on `runtime`, never the other way round. Public names load their modules
+on first use, so `import compiler` stays light.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "trace": "compiler.tracing",
+    "TracingError": "compiler.tracing",
+    "grad": "compiler.autodiff",
+    "simplify": "compiler.simplify",
+    "compile": "compiler.compile",
+    "CompiledModule": "compiler.compile",
+    "compile_train_step": "compiler.train_step",
+    "CompileError": "compiler.errors",
+    "Graph": "compiler.ir",
+    "run_graph": "compiler.interpret",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'compiler' has no attribute {name!r}")
+    attribute = "run" if name == "run_graph" else name
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value

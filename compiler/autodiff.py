@@ -49,9 +49,11 @@ def _resolve_wrt(graph: Graph, wrt: Sequence[str | Value] | None) -> list[Value]
 
 
 def grad(graph: Graph, wrt: Sequence[str | Value] | None = None, *,
-         output: int = 0) -> Graph:
+         output: int = 0, seed_input: bool = False) -> Graph:
     """The joint forward-and-backward graph of output `output` with respect to `wrt`
-    (names of graph inputs; by default every parameter)."""
+    (names of graph inputs; by default every parameter). With `seed_input`, the gradient of the
+    output is always an input of the graph (also for a scalar output), as compiled modules need
+    to receive it from the ops that follow them."""
     wrt_values = _resolve_wrt(graph, wrt)
     if not wrt_values:
         raise ValueError("grad(): nothing to differentiate with respect to (no parameters; "
@@ -63,7 +65,7 @@ def grad(graph: Graph, wrt: Sequence[str | Value] | None = None, *,
     joint = graph.rebuild(graph.nodes, graph.outputs, name=f"grad_{graph.name}")
     builder = GraphBuilder(joint)
     target = graph.outputs[output]
-    if target.shape == ():
+    if target.shape == () and not seed_input:
         seed_value = joint.add_constant(np.ones((), dtype=target.dtype.numpy),
                                         name=f"grad_{target.name}")
     else:

@@ -182,7 +182,7 @@ class GraphBuilder:
     def __call__(self, op: _op.Op, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> Tensor:
         values = [self.value_of(t) for t in inputs]
         shape, out_dtype = op.infer(values, **attrs)
-        prefix = ".".join(self.scope)
+        prefix = self.scope[-1] if self.scope else ""
         name = self.name_hint or (f"{prefix}.{op.name}" if prefix else op.name)
         out = self.graph.add_node(op, values, attrs, shape, out_dtype, name,
                                   origin=user_source_line())
@@ -199,7 +199,7 @@ class GraphBuilder:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[GraphBuilder]:
-        if _op._symbolic_handler is not None:
+        if _op.symbolic_handler() is not None:
             raise TracingError("a trace is already in progress")
         _op.set_symbolic_handler(self)
         try:

@@ -17,6 +17,8 @@ computes, and when grad mode is on and an input requires grad it records an `OpN
 
 from __future__ import annotations
 
+import threading
+
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -142,24 +144,31 @@ class OpNode(Node):
 
 
 SymbolicHandler = Callable[[Op, Sequence[Any], dict[str, Any]], Any]
-_symbolic_handler: SymbolicHandler | None = None
+_tracing = threading.local()
 
 
 def set_symbolic_handler(handler: SymbolicHandler | None) -> None:
-    """Install the function that applies ops to symbolic (traced) tensors; the compiler's tracer."""
-    global _symbolic_handler
-    _symbolic_handler = handler
+    """Install, for this thread, the tracer that records every op instead of running it (the
+    compiler's GraphBuilder); None goes back to eager execution."""
+    _tracing.handler = handler
+
+
+def symbolic_handler() -> SymbolicHandler | None:
+    """The tracer recording this thread's ops, if a trace is in progress."""
+    return getattr(_tracing, "handler", None)
 
 
 def apply(op: Op, inputs: Sequence[Tensor], **attrs: Any) -> Tensor:
     """Run `op` on `inputs`: trace it, or compute it and record it for autograd."""
     from runtime._tensor import Tensor
 
+    handler = getattr(_tracing, "handler", None)
+    if handler is not None:
+        # While tracing, every op is recorded, including ops on parameters alone (w.T).
+        return handler(op, inputs, attrs)
     for t in inputs:
         if t._is_symbolic:
-            if _symbolic_handler is None:
-                raise RuntimeError("symbolic tensor used outside of tracing")
-            return _symbolic_handler(op, inputs, attrs)
+            raise RuntimeError("a symbolic tensor was used outside of tracing")
     shape, out_dtype = op.infer(inputs, **attrs)
     with np.errstate(all="ignore"):  # PyTorch propagates inf and nan without warnings
         data = np.asarray(op.compute([t._data for t in inputs], **attrs))

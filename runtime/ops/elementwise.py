@@ -212,20 +212,27 @@ def wrap_operands(operands: Sequence[Any], op: Elementwise | None = None) -> lis
             continue
         if _is_size(x):  # a size that depends on the traced batch size: the tracer's value
             d = _dtype.result_dtype(dimensioned, zero_dim, [1])
-            wrapped.append(_op._symbolic_handler.symbolic_size(x, d))
+            wrapped.append(_op.symbolic_handler().symbolic_size(x, d))
             continue
-        d = _dtype.result_dtype(dimensioned, zero_dim, [x])
-        if isinstance(x, float) and not d.is_floating_point:
-            d = _dtype.get_default_dtype()
-        t = Tensor._from_array(np.array(x, dtype=d.numpy))
-        t._wrapped_number = True
-        wrapped.append(t)
+        wrapped.append(wrapped_number(x, _dtype.result_dtype(dimensioned, zero_dim, [x])))
     return wrapped
+
+
+def wrapped_number(x: Any, d: _dtype.dtype | None = None) -> Any:
+    """A Python number as a 0-d tensor that promotes like a number (`_wrapped_number`), of dtype
+    `d` (a float never becomes an integer) or of the number's own dtype."""
+    from runtime._tensor import Tensor
+
+    if d is None or isinstance(x, float) and not d.is_floating_point:
+        d = _dtype.scalar_dtype(x)
+    t = Tensor._from_array(np.array(x, dtype=d.numpy))
+    t._wrapped_number = True
+    return t
 
 
 def _is_size(x: Any) -> bool:
     """A symbolic size (a sympy expression of the batch size) met while tracing."""
-    return _op._symbolic_handler is not None and bool(getattr(x, "free_symbols", None))
+    return _op.symbolic_handler() is not None and bool(getattr(x, "free_symbols", None))
 
 
 def _symbolic_size_as_number(x: Any) -> Any:

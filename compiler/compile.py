@@ -1,0 +1,203 @@
+"""`compiler.compile(model, example_inputs)`: a module that runs the model as native code.
+
+The compiled module shares the model's parameters (it reads them at every call, so optimizer
+steps are seen). With grad enabled it calls a native forward that also returns the values the
+backward needs, and gives its outputs a `grad_fn` (a `CompiledBackward` node) that calls the
+native backward and hands gradients to the parameters' and inputs' own autograd edges -- so the
+compiled module mixes with eager ops before and after it, and the usual training loop works.
+Under `no_grad` it calls an inference function that saves nothing.
+
+One compilation serves every batch size. Each distinct (input dtypes, trailing shapes, which
+inputs need gradients) gets its own native functions, compiled on first use and cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from compiler.autodiff import grad
+from compiler.ir import Graph, Value
+from compiler.native_build import build_native
+from compiler.partition import Partition, partition
+from compiler.simplify import simplify
+from compiler.tracing import named_state, trace
+from runtime._grad_mode import is_grad_enabled
+from runtime._tensor import Tensor
+from runtime.autograd._node import FREED_MESSAGE, Node
+from runtime.native import NativeFunction
+
+PRE_GRAD_STAGES = ("canonicalize", "stabilize", "cse")
+
+
+@dataclass
+class TrainingFunctions:
+    partition: Partition
+    forward: NativeFunction
+    backward: NativeFunction
+    wrt: list[Value]  # the graph inputs whose gradients backward returns, in its output order
+
+
+class CompiledBackward(Node):
+    """grad_fn of a compiled module's output: runs the native backward."""
+
+    def __init__(self, module: CompiledModule, functions: TrainingFunctions,
+                 edges: list[tuple[Node | None, int]], backward_args: list[np.ndarray],
+                 versions: list[tuple[Tensor, int]], out_meta: tuple[tuple[int, ...], Any]):
+        super().__init__(edges)
+        self._functions = functions
+        self._args = backward_args
+        self._versions = versions
+        self._out_meta = out_meta
+        self._module_name = module.name
+
+    def name(self) -> str:
+        return "CompiledFunctionBackward"
+
+    def apply(self, grad_outputs: list[Tensor | None]) -> list[Tensor | None]:
+        if self._args is None:
+            raise RuntimeError(FREED_MESSAGE)
+        if is_grad_enabled():
+            raise RuntimeError(f"create_graph=True (double backward) through the compiled "
+                               f"module {self._module_name} is not supported; differentiate "
+                               "the eager model instead")
+        for tensor, version in self._versions:
+            if tensor._version.value != version:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by "
+                    f"an inplace operation: [{tensor.dtype} {list(tensor.shape)}] is at version "
+                    f"{tensor._version.value}; expected version {version} instead.")
+        seed = grad_outputs[0]
+        shape, dtype = self._out_meta
+        seed_array = np.zeros(shape, dtype) if seed is None else seed._data
+        grads = self._functions.backward(seed_array.astype(dtype, copy=False), *self._args)
+        return [Tensor._from_array(g) for g in grads]
+
+    def release(self) -> None:
+        super().release()
+        self._args = None
+
+
+class CompiledModule:
+    """A model compiled to native code; call it like the model."""
+
+    def __init__(self, model: Any, example_inputs: Sequence[Tensor], *,
+                 dynamic_batch: bool = True) -> None:
+        self.model = model
+        self.name = type(model).__name__
+        self.dynamic_batch = dynamic_batch
+        self.example_inputs = tuple(example_inputs)
+        self.graph = simplify(trace(model, self.example_inputs, dynamic_batch=dynamic_batch),
+                              stages=PRE_GRAD_STAGES)
+        self.compilations = 0  # native functions built (a test counts them)
+        self._inference: NativeFunction | None = None
+        self._training: dict[tuple[bool, ...], TrainingFunctions] = {}
+        self._n_inputs = len(self.example_inputs)
+        self._state_names = [v.name for v in self.graph.inputs[self._n_inputs:]]
+
+    # ----- building ------------------------------------------------------------------------------
+
+    def inference_function(self) -> NativeFunction:
+        if self._inference is None:
+            graph = simplify(self.graph)
+            graph.name = f"{self.name}_inference"
+            self._inference = build_native(graph)
+            self.compilations += 1
+        return self._inference
+
+    def training_functions(self, input_needs: tuple[bool, ...]) -> TrainingFunctions:
+        functions = self._training.get(input_needs)
+        if functions is not None:
+            return functions
+        if len(self.graph.outputs) != 1:
+            raise NotImplementedError("training through a compiled module with several outputs "
+                                      "is not supported yet; return one tensor")
+        used = {v for n in self.graph.nodes for v in n.inputs}
+        wrt = [v for i, v in enumerate(self.graph.inputs) if v in used and (
+            (i < self._n_inputs and input_needs[i]) or (v.kind == "param" and i >= self._n_inputs))]
+        joint = grad(self.graph, wrt=wrt, seed_input=True)
+        seed = joint.inputs[-1]
+        joint = simplify(joint)
+        joint.name = f"{self.name}_train"
+        parts = partition(joint, n_outputs=1, seed=seed)
+        functions = TrainingFunctions(parts, build_native(parts.forward),
+                                      build_native(parts.backward), wrt)
+        self.compilations += 2
+        self._training[input_needs] = functions
+        return functions
+
+    # ----- calling ---------------------------------------------------------------------------------
+
+    def _state(self) -> list[Tensor]:
+        state = named_state(self.model)
+        names = [n for n, _, _ in state]
+        if names != self._state_names:
+            raise RuntimeError(f"the parameters of {self.name} changed since it was compiled "
+                               f"(was {self._state_names}, now {names}); compile it again")
+        tensors = [t for _, t, _ in state]
+        for value, t in zip(self.graph.inputs[self._n_inputs:], tensors):
+            if tuple(t.shape) != value.shape or t.dtype != value.dtype:
+                raise RuntimeError(f"parameter '{value.name}' is now {t.dtype} "
+                                   f"{list(t.shape)}; it was compiled as {value.dtype} "
+                                   f"{list(value.shape)}. Compile the model again.")
+        return tensors
+
+    def __call__(self, *inputs: Any) -> Any:
+        if len(inputs) != self._n_inputs:
+            raise TypeError(f"{self.name} was compiled for {self._n_inputs} inputs, got "
+                            f"{len(inputs)}")
+        for i, x in enumerate(inputs):
+            if not isinstance(x, Tensor):
+                raise TypeError(f"input {i} must be a Tensor, got {type(x).__name__}")
+            if x._is_symbolic:
+                return self.model(*inputs)  # traced inside a larger model: trace through
+        state = self._state()
+        arrays = [x._data for x in inputs] + [t._data for t in state]
+        input_needs = tuple(x.requires_grad for x in inputs)
+        params_need = any(t.requires_grad for t in state)
+        if not is_grad_enabled() or not (params_need or any(input_needs)):
+            (out,) = self.inference_function()(*arrays)
+            return Tensor._from_array(out)
+        functions = self.training_functions(input_needs)
+        results = functions.forward(*arrays)
+        return self._attach_backward(functions, inputs, state, arrays, results)
+
+    def _attach_backward(self, functions: TrainingFunctions, inputs: Sequence[Tensor],
+                         state: list[Tensor], arrays: list[np.ndarray],
+                         results: list[np.ndarray]) -> Tensor:
+        parts = functions.partition
+        by_value: dict[Value, np.ndarray] = dict(zip(parts.forward.outputs, results))
+        tensors = list(inputs) + state
+        input_index = {v: i for i, v in enumerate(self.graph.inputs)}
+        backward_args = [arrays[input_index[v]] for v in parts.forward_inputs_used]
+        backward_args += [by_value[v] for v in parts.saved]
+        versions = [(tensors[input_index[v]], tensors[input_index[v]]._version.value)
+                    for v in parts.forward_inputs_used]
+        edges = [tensors[input_index[v]]._gradient_edge() for v in functions.wrt]
+        out_array = results[0]
+        node = CompiledBackward(self, functions, edges, backward_args, versions,
+                                (out_array.shape, out_array.dtype))
+        out = Tensor._from_array(out_array)
+        out._set_history(node, 0)
+        return out
+
+    def saved_bytes_per_example(self, input_needs: tuple[bool, ...] | None = None) -> int:
+        needs = input_needs or (False,) * self._n_inputs
+        return self.training_functions(needs).partition.saved_bytes_per_example()
+
+    def __repr__(self) -> str:
+        return f"CompiledModule({self.name}, {len(self.graph.nodes)} ops)"
+
+
+def compile(model: Any, example_inputs: Sequence[Tensor] | Tensor, *,  # noqa: A001
+            dynamic_batch: bool = True) -> CompiledModule:
+    """Compile `model` for inputs like `example_inputs` (the batch size may vary)."""
+    if isinstance(example_inputs, Tensor):
+        example_inputs = (example_inputs,)
+    return CompiledModule(model, example_inputs, dynamic_batch=dynamic_batch)
+
+
+def graph_of(module: CompiledModule) -> Graph:
+    return module.graph

@@ -1,0 +1,16 @@
+"""Simplification: ordered stages of small named rewrites, each logged when it fires.
+
+    canonicalize  constant folding and identities (x*1, x+0, reshape of reshape, ...)
+    stabilize     numerically safe forms (log(softmax(x)) -> log_softmax(x), ...)
+    cse           merge equal nodes; drop dead ones
+    fuse          maximal elementwise regions become one node holding a sympy expression
+    layout        transposes folded into matrix products
+
+`simplify(graph)` runs them all and returns a new graph; `graph.rewrite_log` (and the `log`
+argument) lists what fired. Each rewrite is a function registered for its stage in its own module,
+and tested alone.
+"""
+
+from compiler.simplify.driver import STAGES, RewriteLog, run_stage, simplify
+
+__all__ = ["STAGES", "RewriteLog", "run_stage", "simplify"]
