@@ -22,7 +22,7 @@ from compiler.autodiff import grad
 from compiler.ir import Graph, Value
 from compiler.native_build import build_native
 from compiler.partition import Partition, partition
-from compiler.simplify import simplify
+from compiler.passes import simplify
 from compiler.tracing import named_state, trace
 from runtime._grad_mode import is_grad_enabled
 from runtime._tensor import Tensor

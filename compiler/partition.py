@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from compiler.ir import Graph, Node, Value
 from compiler.lowering.memory import value_bytes
-from compiler.simplify.cse import eliminate_dead_code
+from compiler.passes.cse import eliminate_dead_code
 
 VIEW_OPS = frozenset({"reshape", "stop_gradient"})
 

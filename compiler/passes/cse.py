@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from compiler.ir import Graph, Node, Value
-from compiler.simplify.driver import RewriteLog, graph_pass
+from compiler.passes.driver import RewriteLog, graph_pass
 
 
 def _op_key(op: Any) -> Any:

@@ -151,7 +151,7 @@ def run_stage(graph: Graph, stage: str, log: RewriteLog | None = None,
 def simplify(graph: Graph, stages: tuple[str, ...] = DEFAULT_ORDER,
              log: RewriteLog | None = None) -> Graph:
     """The graph after the given stages; `result.rewrite_log` lists every rewrite that fired."""
-    from compiler.simplify import canonicalize, cse, fuse, layout, stabilize  # noqa: F401
+    from compiler.passes import canonicalize, cse, fuse, layout, stabilize  # noqa: F401
 
     log = log if log is not None else RewriteLog()
     for stage in stages:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from compiler.ir import Node, Value
-from compiler.simplify.driver import RewriteContext, rewrite
+from compiler.passes.driver import RewriteContext, rewrite
 
 
 def _scalar(ctx: RewriteContext, value: Value) -> Any:

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import sympy
 
 from compiler.ir import Node, Value
-from compiler.simplify.driver import RewriteContext, rewrite
+from compiler.passes.driver import RewriteContext, rewrite
 from runtime.ops.elementwise import Elementwise
 
 _SIMPLIFY_LIMIT = 40  # sympy.simplify only bodies with fewer operations than this

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from compiler.ir import Node, Value
-from compiler.simplify.driver import RewriteContext, rewrite
+from compiler.passes.driver import RewriteContext, rewrite
 from runtime.ops._op import Op
 from runtime.ops.matmul import matmul_shape
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from compiler.ir import Node, Value
-from compiler.simplify.driver import RewriteContext, rewrite
+from compiler.passes.driver import RewriteContext, rewrite
 from runtime.ops import OPS
 
 

@@ -11,6 +11,6 @@ argument) lists what fired. Each rewrite is a function registered for its stage 
 and tested alone.
 """
 
-from compiler.simplify.driver import STAGES, RewriteLog, run_stage, simplify
+from compiler.passes.driver import STAGES, RewriteLog, run_stage, simplify
 
 __all__ = ["STAGES", "RewriteLog", "run_stage", "simplify"]
