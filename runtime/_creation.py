@@ -43,6 +43,14 @@ def _float_dtype(dtype: _dtype.dtype | None) -> _dtype.dtype:
     return _dtype.get_default_dtype() if dtype is None else dtype
 
 
+def _random_float_dtype(dtype: _dtype.dtype | None, kernel: str) -> _dtype.dtype:
+    """The dtype of a random float draw; PyTorch's error for an integer dtype."""
+    d = _float_dtype(dtype)
+    if not d.is_floating_point:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{d.scalar_name}\'')
+    return d
+
+
 def _infer_dtype(data: Any) -> _dtype.dtype:
     """PyTorch's choice: a numpy array keeps its dtype; Python floats give the default float
     dtype, Python ints int64, bools bool."""
@@ -155,7 +163,7 @@ def rand(*size: Any, generator: Generator | None = None, dtype: _dtype.dtype | N
          device: Any = None, requires_grad: bool = False) -> Tensor:
     """Uniform draws in [0, 1)."""
     _check_device(device)
-    d = _float_dtype(dtype)
+    d = _random_float_dtype(dtype, "check_uniform_bounds")
     return _finish(numpy_rng(generator).random(_shape(size)).astype(d.numpy), requires_grad)
 
 
@@ -163,7 +171,7 @@ def randn(*size: Any, generator: Generator | None = None, dtype: _dtype.dtype | 
           device: Any = None, requires_grad: bool = False) -> Tensor:
     """Standard normal draws."""
     _check_device(device)
-    d = _float_dtype(dtype)
+    d = _random_float_dtype(dtype, "normal_kernel_cpu")
     data = numpy_rng(generator).standard_normal(_shape(size)).astype(d.numpy)
     return _finish(data, requires_grad)
 

@@ -6,6 +6,7 @@ Tensor methods and operators (`runtime/_tensor_methods.py`) call these same func
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -76,6 +77,8 @@ def minimum(input: Tensor, other: Tensor) -> Tensor:
 
 
 def where(condition: Tensor, input: Any, other: Any) -> Tensor:
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        input = ew.wrapped_number(input)  # where(mask, 1.0, 0.0): the numbers decide the dtype
     x, y = wrap_operands([input, other])
     return ew.where(condition, x, y)
 
@@ -157,6 +160,45 @@ def ge(input: Any, other: Any) -> Tensor:
 
 def logical_not(input: Tensor) -> Tensor:
     return ew.logical_not(input)
+
+
+def logical_and(input: Tensor, other: Any) -> Tensor:
+    return _binary(ew.logical_and, input, other)
+
+
+def logical_or(input: Tensor, other: Any) -> Tensor:
+    return _binary(ew.logical_or, input, other)
+
+
+def logical_xor(input: Tensor, other: Any) -> Tensor:
+    return _binary(ew.logical_xor, input, other)
+
+
+def bitwise_not(input: Tensor) -> Tensor:
+    """`~x`: logical not of a bool tensor, two's complement not (-x - 1) of an integer one."""
+    if input.dtype == _dtype.bool_:
+        return ew.logical_not(input)
+    if input.dtype.is_floating_point:
+        raise RuntimeError(f'"bitwise_not_cpu" not implemented for \'{input.dtype.scalar_name}\'')
+    return sub(neg(input), 1)
+
+
+def _bool_only(name: str, logical: Any) -> Any:
+    def bitwise(input: Tensor, other: Any) -> Tensor:
+        operands = wrap_operands([input, other])
+        if builtins.any(t.dtype != _dtype.bool_ for t in operands):
+            raise NotImplementedError(f"{name} is supported for bool tensors only (masks); "
+                                      f"got {operands[0].dtype} and {operands[1].dtype}")
+        return logical(*operands)
+
+    bitwise.__name__ = name
+    bitwise.__doc__ = f"`{name}` of bool tensors (masks): the same as logical_{name[8:]}."
+    return bitwise
+
+
+bitwise_and = _bool_only("bitwise_and", ew.logical_and)
+bitwise_or = _bool_only("bitwise_or", ew.logical_or)
+bitwise_xor = _bool_only("bitwise_xor", ew.logical_xor)
 
 
 def isnan(input: Tensor) -> Tensor:
@@ -244,7 +286,7 @@ def var(input: Tensor, dim: Any = None, *, correction: int = 1, keepdim: bool = 
     for d in dims:
         count *= input.shape[d]
     centered = sub(input, reduction.mean(input, dims, keepdim=True))
-    return div(reduction.sum(mul(centered, centered), dims, keepdim), builtin_max(count - correction, 0))
+    return div(reduction.sum(mul(centered, centered), dims, keepdim), builtins.max(count - correction, 0))
 
 
 def std(input: Tensor, dim: Any = None, *, correction: int = 1, keepdim: bool = False,
@@ -256,10 +298,6 @@ def norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False) 
     if p not in ("fro", 2, 2.0):
         raise NotImplementedError(f"norm(p={p!r}): only the 2-norm is supported")
     return sqrt(reduction.sum(mul(input, input), dim, keepdim))
-
-
-def builtin_max(a: Any, b: Any) -> Any:
-    return a if a > b else b
 
 
 # ----- linear algebra ------------------------------------------------------------------------------

@@ -119,7 +119,10 @@ def _attach() -> None:
         "lerp": _lerp,
         # comparisons
         "eq": F.eq, "ne": F.ne, "lt": F.lt, "le": F.le, "gt": F.gt, "ge": F.ge,
-        "logical_not": F.logical_not, "isnan": F.isnan, "all": F.all, "any": F.any,
+        "logical_not": F.logical_not, "logical_and": F.logical_and, "logical_or": F.logical_or,
+        "logical_xor": F.logical_xor, "bitwise_not": F.bitwise_not,
+        "bitwise_and": F.bitwise_and, "bitwise_or": F.bitwise_or, "bitwise_xor": F.bitwise_xor,
+        "isnan": F.isnan, "all": F.all, "any": F.any,
         "equal": F.equal, "allclose": F.allclose,
         # reductions
         "sum": F.sum, "mean": F.mean, "max": F.max, "min": F.min, "amax": F.amax,
@@ -149,11 +152,15 @@ def _attach() -> None:
         # random fills (in place)
         "uniform_": _uniform_, "normal_": _normal_, "bernoulli_": _bernoulli_,
         # operators
-        "__add__": F.add, "__radd__": _swap(F.add), "__sub__": F.sub, "__rsub__": _swap(F.sub),
-        "__mul__": F.mul, "__rmul__": _swap(F.mul), "__truediv__": F.div,
-        "__rtruediv__": _swap(F.div), "__pow__": F.pow, "__rpow__": _swap(F.pow),
+        # 1 + x is x + 1 and 2 / x is reciprocal(x) * 2, as in PyTorch (same graph, same bits)
+        "__add__": F.add, "__radd__": F.add, "__sub__": F.sub, "__rsub__": _swap(F.sub),
+        "__mul__": F.mul, "__rmul__": F.mul, "__truediv__": F.div,
+        "__rtruediv__": lambda self, other: F.mul(F.reciprocal(self), other),
+        "__pow__": F.pow, "__rpow__": _swap(F.pow),
         "__matmul__": F.matmul, "__rmatmul__": _swap(F.matmul), "__neg__": F.neg,
-        "__abs__": F.abs, "__invert__": F.logical_not, "__eq__": F.eq, "__ne__": F.ne,
+        "__abs__": F.abs, "__invert__": F.bitwise_not, "__and__": F.bitwise_and,
+        "__rand__": F.bitwise_and, "__or__": F.bitwise_or, "__ror__": F.bitwise_or,
+        "__xor__": F.bitwise_xor, "__rxor__": F.bitwise_xor, "__eq__": F.eq, "__ne__": F.ne,
         "__lt__": F.lt, "__le__": F.le, "__gt__": F.gt, "__ge__": F.ge,
         "__getitem__": F.index, "__setitem__": _setitem,
     }
@@ -163,6 +170,7 @@ def _attach() -> None:
         "relu_": F.relu, "sigmoid_": F.sigmoid, "tanh_": F.tanh, "clamp_": F.clamp,
         "clip_": F.clamp, "addcmul_": _addcmul, "addcdiv_": _addcdiv, "lerp_": _lerp,
         "__iadd__": F.add, "__isub__": F.sub, "__imul__": F.mul, "__itruediv__": F.div,
+        "__iand__": F.bitwise_and, "__ior__": F.bitwise_or, "__ixor__": F.bitwise_xor,
     }
     for name, fn in methods.items():
         setattr(Tensor, name, fn)

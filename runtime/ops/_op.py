@@ -94,7 +94,8 @@ class VJPContext:
 
 
 class OpNode(Node):
-    """The recorded application of a primitive op (AddBackward0, MmBackward0, ...)."""
+    """The recorded application of a primitive op (AddBackward0, MmBackward0, ...); creating it
+    makes it the `grad_fn` of `output`."""
 
     def __init__(self, op: Op, inputs: Sequence[Tensor], output: Tensor, attrs: dict[str, Any],
                  name: str) -> None:
@@ -108,6 +109,7 @@ class OpNode(Node):
         self.needs_input_grad = tuple(i in edges and t.requires_grad for i, t in enumerate(inputs))
         self.input_shapes = [t.shape for t in inputs]
         self.input_dtypes = [t.dtype for t in inputs]
+        output._set_history(self, 0)  # before saving it: a saved output is rebuilt with history
         saved_inputs, saves_output = op.saves(self.needs_input_grad, **attrs)
         self._saved_inputs: list[SavedTensor | None] = [None] * len(inputs)
         for i in saved_inputs:
@@ -178,6 +180,5 @@ def apply(op: Op, inputs: Sequence[Tensor], **attrs: Any) -> Tensor:
     if op.is_view and np.may_share_memory(data, inputs[0]._data):
         out._version = inputs[0]._version
     if op.differentiable and is_grad_enabled() and any(t.requires_grad for t in inputs):
-        node = OpNode(op, inputs, out, attrs, op.node_name(inputs, **attrs))
-        out._set_history(node, 0)
+        OpNode(op, inputs, out, attrs, op.node_name(inputs, **attrs))
     return out

@@ -83,7 +83,7 @@ def normalize_key(key: Any, shape: Sequence[int]) -> tuple[tuple[Any, ...], list
             consumed += 1
         else:
             raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and long or "
-                             f"bool tensors are valid indices (got {type(item).__name__})")
+                             f"byte Variables are valid indices (got {type(item).__name__})")
     if consumed > len(shape):
         raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
     return tuple(template), tensors

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from runtime import _dtype
 from runtime.ops._broadcast import broadcast_shapes
 from runtime.ops._op import Op, VJPContext, apply, register
 from runtime.ops.shape import reshape, sum_to, transpose
@@ -25,21 +24,31 @@ def matmul_shape(a: Sequence[Any], b: Sequence[Any]) -> tuple[Any, ...]:
                            f"{len(a)}D and {len(b)}D")
     a2 = (1, *a) if len(a) == 1 else tuple(a)
     b2 = (*b, 1) if len(b) == 1 else tuple(b)
+    batch = broadcast_shapes(a2[:-2], b2[:-2])  # first, as PyTorch checks it
     if a2[-1] != b2[-2]:
-        if len(a) == 1 and len(b) == 1:
-            raise RuntimeError(f"inconsistent tensor size, expected tensor [{a[0]}] and src "
-                               f"[{b[0]}] to have the same number of elements, but got {a[0]} and "
-                               f"{b[0]} elements respectively")
-        left = f"{a2[-2]}x{a2[-1]}" if len(a) <= 2 else "x".join(map(str, a))
-        right = f"{b2[-2]}x{b2[-1]}" if len(b) <= 2 else "x".join(map(str, b))
-        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({left} and {right})")
-    batch = broadcast_shapes(a2[:-2], b2[:-2])
+        raise RuntimeError(_mismatch_message(tuple(a), tuple(b)))
     shape = (*batch, a2[-2], b2[-1])
     if len(b) == 1:
         shape = shape[:-1]
     if len(a) == 1:
         shape = shape[:-2] + shape[-1:] if len(b) > 1 else shape[:-1]
     return tuple(shape)
+
+
+def _mismatch_message(a: tuple[Any, ...], b: tuple[Any, ...]) -> str:
+    """PyTorch's words for inner sizes that differ; a batched product names both full shapes."""
+    if len(a) == 1 and len(b) == 1:
+        return (f"inconsistent tensor size, expected tensor [{a[0]}] and src [{b[0]}] to have the "
+                f"same number of elements, but got {a[0]} and {b[0]} elements respectively")
+    rows: Any = 1
+    for s in a[:-1]:
+        rows = rows * s
+    if len(b) == 1:
+        return f"size mismatch, got input ({rows}), mat ({rows}x{a[-1]}), vec ({b[0]})"
+    if len(b) == 2:
+        return f"mat1 and mat2 shapes cannot be multiplied ({rows}x{a[-1]} and {b[0]}x{b[1]})"
+    return ("mat1 and mat2 shapes cannot be multiplied "
+            f"({'x'.join(map(str, a))} and {'x'.join(map(str, b))})")
 
 
 class MatMul(Op):
@@ -50,7 +59,7 @@ class MatMul(Op):
         a, b = inputs
         if a.dtype != b.dtype:
             raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
-                               f"{_dtype_word(a.dtype)} != {_dtype_word(b.dtype)}")
+                               f"{a.dtype.c_name} != {b.dtype.c_name}")
         return matmul_shape(a.shape, b.shape), a.dtype
 
     def node_name(self, inputs: Sequence[Any], **attrs: Any) -> str:
@@ -66,7 +75,8 @@ class MatMul(Op):
 
     def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
         # d/da needs b and d/db needs a.
-        return [i for i, need in ((1, needs_input_grad[0]), (0, needs_input_grad[1])) if need], False
+        needed = ((1, needs_input_grad[0]), (0, needs_input_grad[1]))
+        return [i for i, need in needed if need], False
 
     def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
         a, b = ctx.inputs
@@ -83,10 +93,6 @@ class MatMul(Op):
             a2 = reshape(a, a2_shape)
             grad_b = reshape(sum_to(matmul(transpose(a2, -1, -2), grad), b2_shape), b_shape)
         return [grad_a, grad_b]
-
-
-def _dtype_word(d: _dtype.dtype) -> str:
-    return {"float32": "float", "float64": "double", "int64": "long"}.get(d.name, d.name)
 
 
 _matmul = register(MatMul())

@@ -94,7 +94,7 @@ class Mean(Reduction):
         if not inputs[0].dtype.is_floating_point:
             raise RuntimeError(
                 "mean(): could not infer output dtype. Input dtype must be either a floating point "
-                f"or complex dtype. Got: {str(inputs[0].dtype).split('.')[-1].capitalize()}")
+                f"or complex dtype. Got: {inputs[0].dtype.scalar_name}")
         return super().infer(inputs, dims=dims, keepdim=keepdim)
 
     def compute(self, arrays: Sequence[np.ndarray], *, dims: tuple[int, ...],

@@ -21,8 +21,7 @@ class _SoftmaxFamily(Op):
     def infer(self, inputs: Sequence[Any], *, dim: int) -> Any:
         d = inputs[0].dtype
         if not d.is_floating_point:
-            raise RuntimeError(f'"{self.name}" not implemented for '
-                               f"'{d.name.capitalize()}'")
+            raise NotImplementedError(f'"{self.name}" not implemented for \'{d.scalar_name}\'')
         return tuple(inputs[0].shape), d
 
     def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
