@@ -3,7 +3,7 @@
     >>> import runtime as torch, compiler
     >>> graph = compiler.trace(model, (torch.randn(64, 1, 28, 28),))   # the forward IR
     >>> print(compiler.grad(graph))                                    # reverse mode, as built
-    >>> print(compiler.passes(compiler.grad(graph)))                 # after the rewrites
+    >>> print(compiler.simplify(compiler.grad(graph)))               # after the rewrites
     >>> fast = compiler.compile(model, (torch.randn(64, 1, 28, 28),)) # native forward/backward
 
 The compiler depends on `runtime`, never the other way round. Public names load their modules

@@ -58,3 +58,20 @@ def fold_transpose_into_gemm(node: Node, ctx: RewriteContext) -> Value | None:
     attrs = {"transpose_a": source_a is not None, "transpose_b": source_b is not None}
     return ctx.emit(gemm, [source_a or a, source_b or b], attrs, name=node.output.name,
                     origin=node.origin)
+
+
+@rewrite("layout")
+def transpose_of_gemm(node: Node, ctx: RewriteContext) -> Value | None:
+    """permute(gemm(a, b), (1, 0)) -> gemm(b, a) with flipped flags: (AB)^T = B^T A^T, so the
+    weight gradient is written in the weight's layout directly, with no transposed copy."""
+    if node.op_name != "permute" or node.attrs["dims"] != (1, 0):
+        return None
+    inner = ctx.producer(node.inputs[0])
+    if inner is None or inner.op_name not in ("gemm", "matmul") or ctx.uses.get(inner.output) != 1:
+        return None
+    if any(v.ndim != 2 for v in inner.inputs):
+        return None
+    a, b = inner.inputs
+    attrs = {"transpose_a": not inner.attrs.get("transpose_b", False),
+             "transpose_b": not inner.attrs.get("transpose_a", False)}
+    return ctx.emit(gemm, [b, a], attrs, name=node.output.name, origin=node.origin)
