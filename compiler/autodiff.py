@@ -13,7 +13,8 @@ extra input `grad_<output name>` (the vector in a vector-Jacobian product).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

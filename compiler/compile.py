@@ -13,8 +13,9 @@ inputs need gradients) gets its own native functions, compiled on first use and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

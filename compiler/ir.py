@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -18,7 +18,8 @@ import contextlib
 import inspect
 import os
 import sys
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import sympy

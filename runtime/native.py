@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -128,8 +129,26 @@ class NativeFunction:
         return checked, n
 
     def __call__(self, *arrays: Any) -> list[np.ndarray]:
+        return self.call(arrays)
+
+    def call(self, arrays: Sequence[Any], inplace: dict[int, int] | None = None
+             ) -> list[np.ndarray]:
+        """Call with `arrays`; outputs are new arrays, except output i for i in `inplace`, which
+        is written into input inplace[i] (that array must be contiguous and writeable)."""
         checked, n = self.check(arrays)
-        outputs = [np.empty(spec.shape(n), spec.dtype) for spec in self.outputs]
+        inplace = inplace or {}
+        outputs = []
+        for i, spec in enumerate(self.outputs):
+            if i in inplace:
+                target = checked[inplace[i]]
+                if target is not arrays[inplace[i]] or not target.flags.writeable or \
+                        target.shape != spec.shape(n) or target.dtype != spec.dtype:
+                    raise ValueError(f"{self.name}: '{self.inputs[inplace[i]].name}' is updated "
+                                     "in place, so it must be a contiguous, writeable array of "
+                                     f"shape {spec.shape(n)} and dtype {spec.dtype}")
+                outputs.append(target)
+            else:
+                outputs.append(np.empty(spec.shape(n), spec.dtype))
         block, arena, workspace = self._scratch(n)
         block[0] = n
         block[1] = _aligned(_address(arena))

@@ -8,8 +8,9 @@ it returns the value that replaces the node's output -- an existing value, or a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from compiler.ir import Graph, Node, Value
 

@@ -8,7 +8,8 @@ should the graph be differentiated again, comes from sympy like any elementwise 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import sympy
 
