@@ -1,15 +1,15 @@
 """The losses (runtime/nn/loss.py and their runtime/nn/functional.py forms): values and input
-gradients equal PyTorch's in float64 for every reduction and option, gradients equal finite
-differences, and bad input raises PyTorch's errors."""
+gradients equal PyTorch's in float64 for every reduction and option, first and second derivatives
+equal finite differences, and bad input raises PyTorch's errors."""
 
 import warnings
 
 import numpy as np
 import pytest
-from nn_testing import assert_grad_matches_finite_differences
 
 import runtime
 from runtime import nn
+from runtime.autograd import gradcheck, gradgradcheck
 from runtime.nn import functional as F
 
 RNG = np.random.default_rng(1234)
@@ -116,7 +116,14 @@ def test_loss_and_gradients_equal_torch(make_loss, arrays, grad_of, reduction):
 def test_loss_gradients_equal_finite_differences(make_loss, arrays, grad_of, reduction):
     tensors = [runtime.tensor(a, requires_grad=i in grad_of) for i, a in enumerate(arrays)]
     loss = make_loss(nn, runtime.tensor, reduction)
-    assert_grad_matches_finite_differences(loss, tensors)
+    assert gradcheck(loss, tensors)
+
+
+@pytest.mark.parametrize("make_loss, arrays, grad_of", LOSS_CASES)
+def test_loss_second_derivatives_match_finite_differences(make_loss, arrays, grad_of):
+    """Double backward through the composed losses (what create_graph=True relies on)."""
+    tensors = [runtime.tensor(a, requires_grad=i in grad_of) for i, a in enumerate(arrays)]
+    assert gradgradcheck(make_loss(nn, runtime.tensor, "sum"), tensors)
 
 
 def test_cross_entropy_is_log_softmax_then_nll():
