@@ -10,6 +10,7 @@ from llvmlite import ir
 
 from compiler.ir import Graph, Value
 from compiler.lowering.codegen import lower_graph
+from compiler.lowering.gemm import compiled_gemm
 from compiler.lowering.target import jit_compile
 from compiler.tracing import BATCH
 from runtime.native import BufferSpec, NativeFunction
@@ -34,12 +35,20 @@ def symbol_name(graph: Graph) -> str:
     return "symgrad_" + re.sub(r"\W", "_", graph.name) + "_" + graph.fingerprint()[:12]
 
 
+def gemm_address(symbol: str) -> int:
+    """The address of the process's GEMM named `symbol` (compiled once, then cached)."""
+    dtype = "float64" if symbol.endswith("f64") else "float32"
+    return compiled_gemm(dtype).library[symbol]
+
+
 def build_native(graph: Graph) -> NativeFunction:
     """Lower `graph` to native code for this machine and wrap it for calls from Python."""
     symbol = symbol_name(graph)
     module = ir.Module(name=symbol)
     signature = lower_graph(graph, module, symbol)
-    library = jit_compile(module, [symbol])
+    imports = {f.name: gemm_address(f.name) for f in module.functions
+               if f.is_declaration and f.name.startswith("symgrad_gemm_")}
+    library = jit_compile(module, [symbol], imports=imports)
     return NativeFunction(
         graph.name, library[symbol],
         [buffer_spec(v) for v in signature.inputs], [buffer_spec(v) for v in signature.outputs],

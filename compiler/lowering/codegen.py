@@ -32,6 +32,8 @@ I8 = ir.IntType(8)
 I64 = ir.IntType(64)
 PTR = ir.PointerType()
 BLOCK_HEADER = 3  # N, arena, workspace
+GEMM_TYPE = ir.FunctionType(ir.VoidType(), [I64, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, I64,
+                                            ir.IntType(32), PTR])
 
 
 def llvm_type(dtype: Any) -> ir.Type:
@@ -58,7 +60,8 @@ class NativeSignature:
 class FunctionLowering:
     """State while emitting one function: the builder, buffer pointers, sizes."""
 
-    def __init__(self, module: ir.Module, graph: Graph, symbol: str) -> None:
+    def __init__(self, module: ir.Module, graph: Graph, symbol: str,
+                 define_gemm: bool = False) -> None:
         self.module = module
         self.graph = graph
         self.function = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR]), name=symbol)
@@ -75,6 +78,7 @@ class FunctionLowering:
         self._sizes: dict[Any, ir.Value] = {}
         self.plan: ArenaPlan = plan_arena(graph, set(self.external))
         self.gemm: dict[str, ir.Function] = {}
+        self.define_gemm = define_gemm  # False: declared, linked to the process's one GEMM
         self.max_workspace = 0
 
     def _word(self, index: int, name: str) -> ir.Value:
@@ -161,9 +165,18 @@ class FunctionLowering:
                                 inbounds=True)
 
     def gemm_function(self, dtype: Any) -> ir.Function:
+        """The GEMM for `dtype`: defined in this module (export), or declared (the JIT links it
+        to the copy compiled once per process, so a model's compile does not redo it)."""
         tag = dtype.name
         if tag not in self.gemm:
-            self.gemm[tag] = emit_gemm(self.module, gemm_config(tag))
+            config = gemm_config(tag)
+            existing = self.module.globals.get(config.symbol())
+            if existing is not None:
+                self.gemm[tag] = existing
+            elif self.define_gemm:
+                self.gemm[tag] = emit_gemm(self.module, config)
+            else:
+                self.gemm[tag] = ir.Function(self.module, GEMM_TYPE, name=config.symbol())
         return self.gemm[tag]
 
     def note_gemm(self, dtype: Any, m: int, n: int, k: int) -> None:
@@ -187,13 +200,15 @@ class FunctionLowering:
         self.builder.ret_void()
 
 
-def lower_graph(graph: Graph, module: ir.Module, symbol: str) -> NativeSignature:
-    """Add `symbol`, the native function of `graph`, to `module`."""
+def lower_graph(graph: Graph, module: ir.Module, symbol: str,
+                define_gemm: bool = False) -> NativeSignature:
+    """Add `symbol`, the native function of `graph`, to `module`; with `define_gemm` the GEMM
+    it calls is emitted into the module too (a standalone object), else only declared."""
     for value in graph.outputs:
         if value in graph.inputs or value.kind == "const":
             raise CompileError(f"output %{value.name} is an input or a constant; the compiler "
                                "expects outputs computed by the graph (clone() it)")
-    lowering = FunctionLowering(module, graph, symbol)
+    lowering = FunctionLowering(module, graph, symbol, define_gemm)
     lowering.lower()
     return NativeSignature(symbol, list(graph.inputs), list(graph.outputs),
                            lowering.plan.bytes, lowering.max_workspace)

@@ -215,11 +215,14 @@ def _orc_jit() -> llvm.LLJIT:
     return llvm.create_lljit_compiler(target_machine())
 
 
-def jit_compile(module: ir.Module | str, exports: Iterable[str]) -> JitLibrary:
+def jit_compile(module: ir.Module | str, exports: Iterable[str],
+                imports: Mapping[str, int] | None = None) -> JitLibrary:
     """Compile IR for the host and load it, returning the addresses of `exports`.
 
     The object comes from the in-process cache, else the disk cache, else LLVM (O3), in that order;
-    a freshly compiled object is stored on disk for the next process.
+    a freshly compiled object is stored on disk for the next process. `imports` resolves symbols
+    the module declares but does not define (e.g. the GEMM, compiled once per process) to
+    addresses of code loaded earlier.
     """
     started = time.perf_counter()
     exported = frozenset(exports)
@@ -233,14 +236,14 @@ def jit_compile(module: ir.Module | str, exports: Iterable[str]) -> JitLibrary:
         tracker = None
         if object_bytes is not None:
             try:
-                tracker = _link(object_bytes, exported, key)
+                tracker = _link(object_bytes, exported, key, imports)
             except RuntimeError:  # a damaged cache file: compile afresh and replace it
                 tracker = None
         from_cache = tracker is not None
         if tracker is None:
             object_bytes = compile_object(ir_text)
             _write_cached_object(key, object_bytes)
-            tracker = _link(object_bytes, exported, key)
+            tracker = _link(object_bytes, exported, key, imports)
         library = JitLibrary(
             name=tracker.name,
             addresses={symbol: tracker[symbol] for symbol in exported},
@@ -252,9 +255,12 @@ def jit_compile(module: ir.Module | str, exports: Iterable[str]) -> JitLibrary:
         return library
 
 
-def _link(object_bytes: bytes, exported: frozenset[str], key: str) -> llvm.ResourceTracker:
+def _link(object_bytes: bytes, exported: frozenset[str], key: str,
+          imports: Mapping[str, int] | None = None) -> llvm.ResourceTracker:
     """Load an object into the process-wide ORC JIT under a fresh library name."""
     builder = llvm.JITLibraryBuilder().add_object_img(object_bytes).add_current_process()
+    for symbol, address in sorted((imports or {}).items()):
+        builder.import_symbol(symbol, address)
     for symbol in sorted(exported):
         builder.export_symbol(symbol)
     return builder.link(_orc_jit(), f"symgrad_{next(_library_counter)}_{key[:16]}")
