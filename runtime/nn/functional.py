@@ -57,7 +57,9 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         elif values.max() >= num_classes:
             raise RuntimeError("Class values must be smaller than num_classes.")
     if num_classes == -1:
-        raise RuntimeError("Can not infer total number of classes from empty tensor.")
+        raise RuntimeError("one_hot of a traced tensor needs num_classes: its largest class is not "
+                           "known while tracing" if tensor._is_symbolic else
+                           "Can not infer total number of classes from empty tensor.")
     classes = runtime.arange(num_classes)
     return runtime.eq(tensor.unsqueeze(-1), classes).long()
 

@@ -89,6 +89,20 @@ def test_inplace_relu_overwrites_its_input():
     assert F.leaky_relu(z, 0.5, inplace=True) is z and z.tolist() == [-0.5, 2.0]
 
 
+@pytest.mark.parametrize("make", [lambda: nn.ReLU(inplace=True), lambda: nn.LeakyReLU(0.1, True),
+                                  lambda: nn.SiLU(inplace=True)])
+def test_inplace_activation_inside_a_model_has_the_out_of_place_gradients(make):
+    layer = nn.Linear(3, 4)
+    x = runtime.randn(5, 3)
+    make()(layer(x)).sum().backward()
+    inplace_grad = layer.weight.grad.tolist()
+    layer.zero_grad()
+    out_of_place = make()
+    out_of_place.inplace = False
+    out_of_place(layer(x)).sum().backward()
+    assert inplace_grad == layer.weight.grad.tolist()
+
+
 def test_activations_record_pytorch_grad_fn_names():
     x = runtime.randn(3, requires_grad=True)
     with warnings.catch_warnings():
