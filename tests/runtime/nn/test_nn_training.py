@@ -29,7 +29,7 @@ def test_sgd_trains_the_tutorial_mlp():
 
     initial_accuracy = accuracy()
     losses = []
-    for _ in range(8):
+    for _ in range(3):
         for start in range(0, 512, 64):
             loss = loss_fn(model(x[start:start + 64]), y[start:start + 64])
             model.zero_grad()
