@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -10,7 +11,9 @@ from llvmlite import ir
 
 from compiler.ir import Graph, Value
 from compiler.lowering.codegen import lower_graph
-from compiler.lowering.gemm import compiled_gemm
+from compiler.lowering.gemm import gemm_config
+from compiler.lowering.target import JitLibrary
+from compiler.lowering.threads import emit_threaded_gemm
 from compiler.lowering.target import jit_compile
 from compiler.tracing import BATCH
 from runtime.native import BufferSpec, NativeFunction
@@ -35,10 +38,22 @@ def symbol_name(graph: Graph) -> str:
     return "symgrad_" + re.sub(r"\W", "_", graph.name) + "_" + graph.fingerprint()[:12]
 
 
+@functools.cache
+def kernel_library() -> JitLibrary:
+    """The process's threaded GEMMs (float32 and float64) and thread team, compiled once (and
+    cached on disk); every JIT-compiled model links to these."""
+    module = ir.Module(name="symgrad_kernels")
+    symbols = []
+    for dtype in ("float32", "float64"):
+        config = gemm_config(dtype)
+        emit_threaded_gemm(module, config)
+        symbols.append(config.symbol("_threaded"))
+    return jit_compile(module, symbols)
+
+
 def gemm_address(symbol: str) -> int:
-    """The address of the process's GEMM named `symbol` (compiled once, then cached)."""
-    dtype = "float64" if symbol.endswith("f64") else "float32"
-    return compiled_gemm(dtype).library[symbol]
+    """The address of the process's kernel named `symbol`."""
+    return kernel_library()[symbol]
 
 
 def build_native(graph: Graph) -> NativeFunction:

@@ -24,7 +24,8 @@ from llvmlite import ir
 from compiler.errors import CompileError
 from compiler.ir import Graph, Value
 from compiler.lowering import kernels
-from compiler.lowering.gemm import GemmConfig, emit_gemm, gemm_config, workspace_elements
+from compiler.lowering.gemm import GemmConfig, gemm_config, workspace_elements
+from compiler.lowering.threads import emit_threaded_gemm
 from compiler.lowering.memory import ArenaPlan, Offset, plan_arena
 from compiler.tracing import BATCH
 
@@ -170,20 +171,23 @@ class FunctionLowering:
         tag = dtype.name
         if tag not in self.gemm:
             config = gemm_config(tag)
-            existing = self.module.globals.get(config.symbol())
+            symbol = config.symbol("_threaded")
+            existing = self.module.globals.get(symbol)
             if existing is not None:
                 self.gemm[tag] = existing
             elif self.define_gemm:
-                self.gemm[tag] = emit_gemm(self.module, config)
+                self.gemm[tag] = emit_threaded_gemm(self.module, config)
             else:
-                self.gemm[tag] = ir.Function(self.module, GEMM_TYPE, name=config.symbol())
+                self.gemm[tag] = ir.Function(self.module, GEMM_TYPE, name=symbol)
         return self.gemm[tag]
 
     def note_gemm(self, dtype: Any, m: int, n: int, k: int) -> None:
-        """Record the workspace a GEMM call of this size needs (sizes at N = a large bound)."""
+        """Record the workspace a GEMM call needs: one per thread of the team, each sized for
+        the largest blocks (so it holds for every batch size)."""
         config: GemmConfig = gemm_config(dtype.name)
-        self.max_workspace = max(self.max_workspace, workspace_elements(
-            config.row_block, config.column_block, max(k, 1), config) * config.element_bytes)
+        one = workspace_elements(config.row_block, config.column_block, config.depth_block,
+                                 config) * config.element_bytes
+        self.max_workspace = max(self.max_workspace, 2 * one + 64)
 
     # ----- the function ------------------------------------------------------------------------
 

@@ -1,0 +1,243 @@
+"""A two-thread team for native code: one worker thread that sleeps on a condition variable, and
+`symgrad_parallel_run(task, context)`, which runs task(context, 0) on the caller and
+task(context, 1) on the worker at the same time.
+
+Emitted as LLVM IR over pthreads (libc on current glibc), so the JIT and exported libraries
+share it. The worker starts on first use (never on a one-core machine) and sleeps between
+jobs -- it never spins, so a busy neighbour process slows us, not the reverse. A second caller
+arriving while a job runs does not wait: it runs both halves itself (reentrant, never blocks).
+
+The threaded GEMM entry, `symgrad_gemm_<tag>_threaded`, has the GEMM's signature; its workspace
+must hold two GEMM workspaces (one per thread). Products below a size threshold run on one
+thread, where waking the worker would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from compiler.lowering.gemm import GemmConfig, emit_gemm
+
+I8 = ir.IntType(8)
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+PTR = ir.PointerType()
+VOID = ir.VoidType()
+TASK_TYPE = ir.FunctionType(VOID, [PTR, I64])
+TASK_POINTER = TASK_TYPE.as_pointer()  # typed, so llvmlite knows the type of calls through it
+RUN_SYMBOL = "symgrad_parallel_run"
+_SC_NPROCESSORS_ONLN = 84  # glibc's value on Linux
+PARALLEL_FLOPS = 4_000_000  # below this a product runs on one thread
+PTHREAD_BYTES = 64  # room for pthread_mutex_t / pthread_cond_t (40 / 48 bytes on glibc)
+
+
+def _declare(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+    existing = module.globals.get(name)
+    if existing is not None:
+        return existing
+    return ir.Function(module, ir.FunctionType(ret, args), name=name)
+
+
+def _global(module: ir.Module, name: str, type_: ir.Type, align: int = 8) -> ir.GlobalVariable:
+    variable = ir.GlobalVariable(module, type_, name=name)
+    variable.initializer = ir.Constant(type_, None)  # zero: PTHREAD_*_INITIALIZER on glibc
+    variable.linkage = "internal"
+    variable.align = align
+    return variable
+
+
+def emit_thread_team(module: ir.Module) -> ir.Function:
+    """Add the team and `symgrad_parallel_run` to `module` (once); return the run function."""
+    existing = module.globals.get(RUN_SYMBOL)
+    if existing is not None:
+        return existing
+    lock = _declare(module, "pthread_mutex_lock", I32, [PTR])
+    trylock = _declare(module, "pthread_mutex_trylock", I32, [PTR])
+    unlock = _declare(module, "pthread_mutex_unlock", I32, [PTR])
+    wait = _declare(module, "pthread_cond_wait", I32, [PTR, PTR])
+    signal = _declare(module, "pthread_cond_signal", I32, [PTR])
+    create = _declare(module, "pthread_create", I32, [PTR, PTR, PTR, PTR])
+    sysconf = _declare(module, "sysconf", I64, [I32])
+    blob = ir.ArrayType(I8, PTHREAD_BYTES)
+    mutex = _global(module, "symgrad.team.mutex", blob, 64)
+    busy = _global(module, "symgrad.team.busy", blob, 64)
+    work = _global(module, "symgrad.team.work", blob, 64)
+    done = _global(module, "symgrad.team.done", blob, 64)
+    state = _global(module, "symgrad.team.state", I32)  # 0 unstarted, 1 running, 2 single core
+    generation = _global(module, "symgrad.team.generation", I64)
+    pending = _global(module, "symgrad.team.pending", I32)
+    job_task = _global(module, "symgrad.team.task", TASK_POINTER)
+    job_context = _global(module, "symgrad.team.context", PTR)
+    thread_id = _global(module, "symgrad.team.thread", I64)
+
+    # the worker: wait for a new generation, run task(context, 1), report, repeat
+    worker = ir.Function(module, ir.FunctionType(PTR, [PTR]), name="symgrad.team.worker")
+    worker.linkage = "internal"
+    b = ir.IRBuilder(worker.append_basic_block("entry"))
+    seen = b.alloca(I64)
+    b.store(ir.Constant(I64, 0), seen)
+    loop = worker.append_basic_block("loop")
+    check = worker.append_basic_block("check")
+    sleep = worker.append_basic_block("sleep")
+    run = worker.append_basic_block("run")
+    b.branch(loop)
+    b.position_at_end(loop)
+    b.call(lock, [mutex])
+    b.branch(check)
+    b.position_at_end(check)
+    current = b.load(generation)
+    b.cbranch(b.icmp_unsigned("==", current, b.load(seen)), sleep, run)
+    b.position_at_end(sleep)
+    b.call(wait, [work, mutex])
+    b.branch(check)
+    b.position_at_end(run)
+    b.store(current, seen)
+    task, context = b.load(job_task, typ=TASK_POINTER), b.load(job_context, typ=PTR)
+    b.call(unlock, [mutex])
+    b.call(task, [context, ir.Constant(I64, 1)])
+    b.call(lock, [mutex])
+    b.store(ir.Constant(I32, 0), pending)
+    b.call(signal, [done])
+    b.call(unlock, [mutex])
+    b.branch(loop)
+
+    # the caller's side
+    run_fn = ir.Function(module, ir.FunctionType(VOID, [TASK_POINTER, PTR]), name=RUN_SYMBOL)
+    task_arg, context_arg = run_fn.args
+    b = ir.IRBuilder(run_fn.append_basic_block("entry"))
+    serial = run_fn.append_basic_block("serial")
+    try_team = run_fn.append_basic_block("try_team")
+    start = run_fn.append_basic_block("start")
+    started = run_fn.append_basic_block("started")
+    parallel = run_fn.append_basic_block("parallel")
+    wait_done = run_fn.append_basic_block("wait_done")
+    sleep_done = run_fn.append_basic_block("sleep_done")
+    finished = run_fn.append_basic_block("finished")
+    callee = task_arg
+    b.cbranch(b.icmp_signed("==", b.call(trylock, [busy]), ir.Constant(I32, 0)), try_team, serial)
+
+    b.position_at_end(serial)  # another caller holds the team: do both halves here
+    b.call(callee, [context_arg, ir.Constant(I64, 0)])
+    b.call(callee, [context_arg, ir.Constant(I64, 1)])
+    b.ret_void()
+
+    b.position_at_end(try_team)
+    status = b.load(state)
+    b.cbranch(b.icmp_signed("==", status, ir.Constant(I32, 0)), start, started)
+    b.position_at_end(start)
+    cores = b.call(sysconf, [ir.Constant(I32, _SC_NPROCESSORS_ONLN)])
+    many = b.icmp_signed(">", cores, ir.Constant(I64, 1))
+    with b.if_else(many) as (then, otherwise):
+        with then:
+            ok = b.call(create, [thread_id, ir.Constant(PTR, None), worker, ir.Constant(PTR, None)])
+            b.store(b.select(b.icmp_signed("==", ok, ir.Constant(I32, 0)), ir.Constant(I32, 1),
+                             ir.Constant(I32, 2)), state)
+        with otherwise:
+            b.store(ir.Constant(I32, 2), state)
+    b.branch(started)
+
+    b.position_at_end(started)
+    running = b.icmp_signed("==", b.load(state), ir.Constant(I32, 1))
+    with b.if_then(b.not_(running)):
+        b.call(unlock, [busy])
+        b.call(callee, [context_arg, ir.Constant(I64, 0)])
+        b.call(callee, [context_arg, ir.Constant(I64, 1)])
+        b.ret_void()
+    b.branch(parallel)
+
+    b.position_at_end(parallel)
+    b.call(lock, [mutex])
+    b.store(task_arg, job_task)
+    b.store(context_arg, job_context)
+    b.store(ir.Constant(I32, 1), pending)
+    b.store(b.add(b.load(generation), ir.Constant(I64, 1)), generation)
+    b.call(signal, [work])
+    b.call(unlock, [mutex])
+    b.call(callee, [context_arg, ir.Constant(I64, 0)])
+    b.call(lock, [mutex])
+    b.branch(wait_done)
+    b.position_at_end(wait_done)
+    b.cbranch(b.icmp_signed("==", b.load(pending), ir.Constant(I32, 0)), finished, sleep_done)
+    b.position_at_end(sleep_done)
+    b.call(wait, [done, mutex])
+    b.branch(wait_done)
+    b.position_at_end(finished)
+    b.call(unlock, [mutex])
+    b.call(unlock, [busy])
+    b.ret_void()
+    return run_fn
+
+
+def emit_threaded_gemm(module: ir.Module, config: GemmConfig) -> ir.Function:
+    """`symgrad_gemm_<tag>_threaded`: the GEMM's signature; large products split over the team.
+
+    The rows of C (or its columns, when there are fewer rows than two tiles) are split in two
+    at a tile boundary; each half runs `..._part` with its own half of the workspace.
+    """
+    name = config.symbol("_threaded")
+    existing = module.globals.get(name)
+    if existing is not None:
+        return existing
+    product = emit_gemm(module, config)
+    part = module.globals[config.symbol("_part")]
+    workspace_of = module.globals[config.symbol("_workspace")]
+    run = emit_thread_team(module)
+    # the context is an array of 64-bit words: the GEMM's 13 arguments, then the split
+    kinds = [I64] * 3 + [PTR, I64, I64, PTR, I64, I64, PTR, I64, I32, PTR, I64, I64]
+    task = ir.Function(module, TASK_TYPE, name=config.symbol("_half"))
+    task.linkage = "internal"
+    context, which = task.args
+    b = ir.IRBuilder(task.append_basic_block("entry"))
+    field = [_from_word(b, b.load(b.gep(context, [ir.Constant(I64, i)], source_etype=I64),
+                                  typ=I64), kind) for i, kind in enumerate(kinds)]
+    m, n, k, a, a_rs, a_cs, bm, b_rs, b_cs, c, ldc, accumulate, workspace, split_rows, cut = field
+    workspace_elements = b.call(workspace_of, [m, n, k])
+    element = ir.FloatType() if config.dtype == "float32" else ir.DoubleType()
+    mine = b.gep(workspace, [b.mul(which, workspace_elements)], source_etype=element)
+    first = b.icmp_signed("==", which, ir.Constant(I64, 0))
+    rows = b.icmp_signed("!=", split_rows, ir.Constant(I64, 0))
+    m_begin = b.select(b.and_(rows, b.not_(first)), cut, ir.Constant(I64, 0))
+    m_end = b.select(b.and_(rows, first), cut, m)
+    n_begin = b.select(b.and_(b.not_(rows), b.not_(first)), cut, ir.Constant(I64, 0))
+    n_end = b.select(b.and_(b.not_(rows), first), cut, n)
+    b.call(part, [m_begin, m_end, n_begin, n_end, k, a, a_rs, a_cs, bm, b_rs, b_cs, c, ldc,
+                  accumulate, mine])
+    b.ret_void()
+
+    function = ir.Function(module, product.function_type, name=name)
+    args = function.args
+    b = ir.IRBuilder(function.append_basic_block("entry"))
+    m, n, k = args[0], args[1], args[2]
+    flops = b.mul(b.mul(m, n), k)
+    small = b.icmp_signed("<", flops, ir.Constant(I64, PARALLEL_FLOPS // 2))
+    with b.if_then(small):
+        b.call(product, list(args))
+        b.ret_void()
+    mr, nr = config.tile_rows, config.tile_columns
+    split_rows = b.icmp_signed(">=", m, ir.Constant(I64, 2 * mr))
+    half_m = b.mul(b.sdiv(b.add(b.sdiv(m, ir.Constant(I64, 2)), ir.Constant(I64, mr - 1)),
+                          ir.Constant(I64, mr)), ir.Constant(I64, mr))
+    half_n = b.mul(b.sdiv(b.add(b.sdiv(n, ir.Constant(I64, 2)), ir.Constant(I64, nr - 1)),
+                          ir.Constant(I64, nr)), ir.Constant(I64, nr))
+    cut = b.select(split_rows, half_m, half_n)
+    whole = b.select(split_rows, m, n)
+    cut = b.select(b.icmp_signed("<", cut, whole), cut, whole)
+    values = list(args) + [b.zext(split_rows, I64), cut]
+    slot = b.alloca(ir.ArrayType(I64, len(values)))
+    for i, value in enumerate(values):
+        b.store(_to_word(b, value), b.gep(slot, [ir.Constant(I32, 0), ir.Constant(I32, i)]))
+    b.call(run, [task, b.bitcast(slot, PTR)])
+    b.ret_void()
+    return function
+
+
+def _to_word(b: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    if isinstance(value.type, ir.PointerType):
+        return b.ptrtoint(value, I64)
+    return b.zext(value, I64) if value.type != I64 else value
+
+
+def _from_word(b: ir.IRBuilder, word: ir.Value, kind: ir.Type) -> ir.Value:
+    if isinstance(kind, ir.PointerType):
+        return b.inttoptr(word, PTR)
+    return b.trunc(word, kind) if kind != I64 else word
