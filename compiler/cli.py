@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from compiler import demo
 from runtime import __version__
 
 PROG = "symgrad"
@@ -27,7 +28,10 @@ class Command(NamedTuple):
     run: Callable[[argparse.Namespace], int]
 
 
-COMMANDS: tuple[Command, ...] = ()
+COMMANDS: tuple[Command, ...] = (
+    Command("demo", "train the PyTorch tutorial's network, compiled to native code, on MNIST",
+            demo.add_arguments, demo.run),
+)
 
 
 def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
