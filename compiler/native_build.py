@@ -12,9 +12,8 @@ from llvmlite import ir
 from compiler.ir import Graph, Value
 from compiler.lowering.codegen import lower_graph
 from compiler.lowering.gemm import gemm_config
-from compiler.lowering.target import JitLibrary
+from compiler.lowering.target import JitLibrary, jit_compile
 from compiler.lowering.threads import emit_threaded_gemm
-from compiler.lowering.target import jit_compile
 from compiler.tracing import BATCH
 from runtime.native import BufferSpec, NativeFunction
 

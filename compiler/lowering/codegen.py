@@ -25,8 +25,8 @@ from compiler.errors import CompileError
 from compiler.ir import Graph, Value
 from compiler.lowering import kernels
 from compiler.lowering.gemm import GemmConfig, gemm_config, workspace_elements
-from compiler.lowering.threads import emit_threaded_gemm
 from compiler.lowering.memory import ArenaPlan, Offset, plan_arena
+from compiler.lowering.threads import emit_threaded_gemm
 from compiler.tracing import BATCH
 
 I8 = ir.IntType(8)

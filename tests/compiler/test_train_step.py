@@ -1,0 +1,134 @@
+"""compiler.compile_train_step: one native call per step equals the eager loop step for step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import compiler
+import runtime as torch
+from runtime import nn
+
+
+class TutorialMLP(nn.Module):
+    def __init__(self, hidden: int = 64) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.linear_relu_stack = nn.Sequential(
+            nn.Linear(28 * 28, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(hidden, 10))
+
+    def forward(self, x):
+        return self.linear_relu_stack(self.flatten(x))
+
+
+OPTIMIZERS = {
+    "sgd": lambda ps: torch.optim.SGD(ps, lr=0.1),
+    "sgd_momentum_nesterov_decay": lambda ps: torch.optim.SGD(
+        ps, lr=0.05, momentum=0.9, weight_decay=1e-3, nesterov=True),
+    "sgd_momentum_dampening": lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.8, dampening=0.3),
+    "adam": lambda ps: torch.optim.Adam(ps, lr=1e-3, weight_decay=1e-4),
+    "adamw_amsgrad": lambda ps: torch.optim.AdamW(ps, lr=1e-3, amsgrad=True),
+}
+
+
+def _twins(dtype):
+    torch.manual_seed(0)
+    compiled_model, eager_model = TutorialMLP(), TutorialMLP()
+    compiled_model.to(dtype)
+    eager_model.to(dtype)
+    eager_model.load_state_dict(compiled_model.state_dict())
+    return compiled_model, eager_model
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_compiled_step_equals_eager_steps_in_float64(name):
+    compiled_model, eager_model = _twins(torch.float64)
+    make = OPTIMIZERS[name]
+    compiled_opt, eager_opt = make(compiled_model.parameters()), make(eager_model.parameters())
+    loss_fn = nn.CrossEntropyLoss()
+    x = torch.randn(16, 1, 28, 28, dtype=torch.float64)
+    y = torch.randint(0, 10, (16,))
+    step = compiler.compile_train_step(compiled_model, loss_fn, compiled_opt, example_inputs=(x, y))
+    for _ in range(4):
+        compiled_loss = step(x, y)
+        eager_opt.zero_grad()
+        eager_loss = loss_fn(eager_model(x), y)
+        eager_loss.backward()
+        eager_opt.step()
+        assert compiled_loss.item() == pytest.approx(eager_loss.item(), rel=1e-12)
+    for (n, a), b in zip(compiled_model.named_parameters(), eager_model.parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-9, atol=1e-12,
+                                   err_msg=n)
+
+
+def test_state_is_shared_with_the_eager_optimizer():
+    """After compiled Adam steps, the eager optimizer continues from the same state."""
+    compiled_model, eager_model = _twins(torch.float64)
+    compiled_opt = torch.optim.Adam(compiled_model.parameters(), lr=1e-3)
+    eager_opt = torch.optim.Adam(eager_model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    x = torch.randn(8, 1, 28, 28, dtype=torch.float64)
+    y = torch.randint(0, 10, (8,))
+    step = compiler.compile_train_step(compiled_model, loss_fn, compiled_opt, example_inputs=(x, y))
+    for _ in range(2):
+        step(x, y)
+        eager_opt.zero_grad()
+        loss_fn(eager_model(x), y).backward()
+        eager_opt.step()
+    compiled_opt.zero_grad()  # a third step, eagerly, on the compiled side
+    loss_fn(compiled_model(x), y).backward()
+    compiled_opt.step()
+    eager_opt.zero_grad()
+    loss_fn(eager_model(x), y).backward()
+    eager_opt.step()
+    first = next(iter(compiled_model.parameters()))
+    assert float(compiled_opt.state[first]["step"]) == 3.0
+    for a, b in zip(compiled_model.parameters(), eager_model.parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_learning_rate_is_read_at_every_call_and_other_options_are_checked():
+    model = TutorialMLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    step = compiler.compile_train_step(model, nn.CrossEntropyLoss(), opt, example_inputs=(x, y))
+    before = [p.detach().numpy().copy() for p in model.parameters()]
+    opt.param_groups[0]["lr"] = 0.0
+    step(x, y)
+    for a, p in zip(before, model.parameters()):
+        np.testing.assert_array_equal(a, p.detach().numpy())
+    opt.param_groups[0]["weight_decay"] = 0.5
+    with pytest.raises(RuntimeError, match="weight_decay changed"):
+        step(x, y)
+
+
+def test_trains_on_a_separable_problem_with_any_batch_size():
+    torch.manual_seed(1)
+    centers = torch.randn(10, 1, 28, 28) * 2
+    labels = torch.randint(0, 10, (512,))
+    images = centers[labels] + torch.randn(512, 1, 28, 28) * 0.5
+    model = TutorialMLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    step = compiler.compile_train_step(model, loss_fn, opt, example_inputs=(images[:64], labels[:64]))
+    first = step(images[:64], labels[:64]).item()
+    for epoch in range(3):
+        for start in range(0, 512, 50):  # 50 and a last batch of 12: the batch size is symbolic
+            last = step(images[start:start + 50], labels[start:start + 50]).item()
+    with torch.no_grad():
+        accuracy = (model(images).argmax(1) == labels).float().mean().item()
+    assert last < first / 4
+    assert accuracy > 0.95
+
+
+def test_rejects_what_it_cannot_compile():
+    model = TutorialMLP()
+    x, y = torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    with pytest.raises(ValueError, match="scalar"):
+        compiler.compile_train_step(model, nn.CrossEntropyLoss(reduction="none"),
+                                    torch.optim.SGD(model.parameters(), lr=0.1), (x, y))
+    other = TutorialMLP()
+    with pytest.raises(ValueError, match="exactly the model's parameters"):
+        compiler.compile_train_step(model, nn.CrossEntropyLoss(),
+                                    torch.optim.SGD(other.parameters(), lr=0.1), (x, y))
