@@ -21,6 +21,7 @@ import numpy as np
 
 from compiler.autodiff import grad
 from compiler.ir import Graph, Value
+from compiler.lowering.codegen import check_lowerable
 from compiler.native_build import build_native
 from compiler.partition import Partition, partition
 from compiler.passes import simplify
@@ -97,6 +98,16 @@ class CompiledModule:
         self._training: dict[tuple[bool, ...], TrainingFunctions] = {}
         self._n_inputs = len(self.example_inputs)
         self._state_names = [v.name for v in self.graph.inputs[self._n_inputs:]]
+        self._check_lowerable()
+
+    def _check_lowerable(self) -> None:
+        """Fail now, not at the first call, if the model uses an op with no native lowering."""
+        check_lowerable(self.graph)
+        params = [v for v in self.graph.inputs[self._n_inputs:] if v.kind == "param"]
+        used = {v for n in self.graph.nodes for v in n.inputs}
+        wrt = [v for v in params if v in used]
+        if wrt and len(self.graph.outputs) == 1:
+            check_lowerable(grad(self.graph, wrt=wrt, seed_input=True))
 
     # ----- building ------------------------------------------------------------------------------
 

@@ -134,19 +134,20 @@ class FunctionLowering:
         return result
 
     def _constant_global(self, value: Value) -> ir.Value:
-        array = np.ascontiguousarray(self.graph.constants[value])
-        element = llvm_type(value.dtype)
-        flat = array.reshape(-1)
-        array_type = ir.ArrayType(element, max(flat.size, 1))
-        values = flat.tolist() if flat.size else [0]
-        if value.dtype.name == "bool":
-            values = [int(v) for v in values]
+        """A constant array as an internal global initialised with its raw bytes (a byte
+        string keeps the IR text compact for a layer's weights), in the byte order of the
+        module's data layout ('E' big-endian, 'e' little, unset: this machine's)."""
+        layout = str(self.module.data_layout).split("-")
+        order = ">" if "E" in layout else "<" if "e" in layout else "="
+        array = np.asarray(self.graph.constants[value], dtype=value.dtype.numpy)
+        data = bytearray(array.astype(array.dtype.newbyteorder(order)).tobytes()) or bytearray(1)
+        array_type = ir.ArrayType(I8, len(data))
         glob = ir.GlobalVariable(self.module, array_type,
                                  name=self.module.get_unique_name(f"const.{value.name}"))
         glob.global_constant = True
         glob.linkage = "internal"
         glob.align = 64
-        glob.initializer = ir.Constant(array_type, values)
+        glob.initializer = ir.Constant(array_type, data)
         return glob
 
     def constant_scalar(self, value: Value) -> float | None:
@@ -216,3 +217,9 @@ def lower_graph(graph: Graph, module: ir.Module, symbol: str,
     lowering.lower()
     return NativeSignature(symbol, list(graph.inputs), list(graph.outputs),
                            lowering.plan.bytes, lowering.max_workspace)
+
+
+def check_lowerable(graph: Graph) -> None:
+    """Raise CompileError (naming the op and the model's source line) if any node of `graph`
+    cannot be lowered: the lowering is run into a scratch module, with no machine code made."""
+    lower_graph(graph, ir.Module(name="check"), "check")

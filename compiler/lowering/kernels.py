@@ -9,16 +9,22 @@ packed GEMM of `gemm.py`; softmax walks rows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sympy
 from llvmlite import ir
 
 from compiler.errors import CompileError
 from compiler.ir import Node, Value
-from compiler.lowering.expressions import FAST, ExpressionEmitter, lowerable
-from compiler.lowering.loops import (I64, contiguous_strides, counted_loop, merge_dimensions,
-                                     strided_nest)
+from compiler.lowering.expressions import FLOAT_FLAGS, ExpressionEmitter, lowerable
+from compiler.lowering.loops import (
+    I64,
+    contiguous_strides,
+    counted_loop,
+    merge_dimensions,
+    strided_nest,
+)
 from compiler.lowering.vector_math import emit_exp, emit_log
 from runtime.ops.elementwise import Elementwise
 
@@ -44,7 +50,7 @@ def rule_for(node: Node) -> Rule | None:
     return RULES.get(node.op_name)
 
 
-# ----- loading and storing with conversion ---------------------------------------------------------
+# ----- loading and storing with conversion --------------------------------------------------------
 
 def _float_type(dtype: Any) -> ir.Type:
     return ir.DoubleType() if dtype.name == "float64" else ir.FloatType()
@@ -125,7 +131,7 @@ def _check_float(node: Node, *values: Value) -> None:
                                "compiler (floating point only)", node.op_name, node.origin)
 
 
-# ----- elementwise -----------------------------------------------------------------------------------
+# ----- elementwise --------------------------------------------------------------------------------
 
 def elementwise(low: FunctionLowering, node: Node) -> None:
     op: Elementwise = node.op
@@ -181,7 +187,7 @@ def _widest_float(values: Sequence[Value]) -> Any:
     return max(floats, key=lambda d: d.itemsize)
 
 
-# ----- copies --------------------------------------------------------------------------------------
+# ----- copies -------------------------------------------------------------------------------------
 
 def copy(low: FunctionLowering, source: Value, out: Value, source_strides: Sequence[Any],
          base: Any = 0) -> None:
@@ -252,7 +258,7 @@ def _basic_index_view(node: Node, shape: Sequence[Any]) -> tuple[list[Any], Any]
         elif isinstance(item, int):
             base = base + (item % shape[dim] if isinstance(shape[dim], int) else item) * own[dim]
             dim += 1
-        elif isinstance(item, tuple):
+        elif isinstance(item, tuple) and len(item) == 4:  # a slice; an IndexSlot has length 1
             _, start, stop, step = item
             begin = slice(start, stop, step).indices(shape[dim])[0] \
                 if isinstance(shape[dim], int) else (start or 0)
@@ -283,7 +289,7 @@ def index_add_into_zeros(low: FunctionLowering, node: Node) -> None:
     def body(offsets: list[ir.Value]) -> None:
         pointer = low.element_pointer(out, offsets[1])
         total = low.builder.fadd(low.builder.load(pointer, typ=float_type),
-                                 load(low, grad, offsets[0], float_type), flags=FAST)
+                                 load(low, grad, offsets[0], float_type), flags=FLOAT_FLAGS)
         low.builder.store(total, pointer)
 
     nest(low, grad.shape, [contiguous_strides(grad.shape), strides], body, bases=[0, base])
@@ -306,7 +312,7 @@ def size(low: FunctionLowering, node: Node) -> None:
     low.builder.store(value, low.element_pointer(out, ir.Constant(I64, 0)))
 
 
-# ----- reductions ------------------------------------------------------------------------------------
+# ----- reductions ---------------------------------------------------------------------------------
 
 def _reduce(low: FunctionLowering, node: Node, dims: Sequence[int], kind: str) -> None:
     source, out = node.inputs[0], node.output
@@ -323,7 +329,7 @@ def _reduce(low: FunctionLowering, node: Node, dims: Sequence[int], kind: str) -
         acc = b.load(pointer, typ=float_type)
         x = load(low, source, offsets[0], float_type)
         if kind == "sum":
-            result = b.fadd(acc, x, flags=FAST)
+            result = b.fadd(acc, x, flags=FLOAT_FLAGS)
         else:
             better = b.fcmp_unordered(">" if kind == "max" else "<", x, acc)
             result = b.select(better, x, acc)  # NaN wins, as in PyTorch
@@ -388,7 +394,7 @@ def sum_to(low: FunctionLowering, node: Node) -> None:
     def body(offsets: list[ir.Value]) -> None:
         pointer = low.element_pointer(out, offsets[1])
         b.store(b.fadd(b.load(pointer, typ=float_type),
-                       load(low, source_value, offsets[0], float_type), flags=FAST), pointer)
+                       load(low, source_value, offsets[0], float_type), flags=FLOAT_FLAGS), pointer)
 
     nest(low, source, [contiguous_strides(source), out_strides], body)
 
@@ -444,7 +450,7 @@ def _numel(shape: Sequence[Any]) -> Any:
     return n
 
 
-# ----- gather / scatter --------------------------------------------------------------------------------
+# ----- gather / scatter ---------------------------------------------------------------------------
 
 def _gather_walk(low: FunctionLowering, index_value: Value, dim: int, data_shape: Sequence[Any],
                  body: Callable[[ir.Value, ir.Value], None]) -> None:
@@ -491,7 +497,7 @@ def scatter_add_into_zeros(low: FunctionLowering, node: Node) -> None:
     _gather_walk(low, index_value, node.attrs["dim"], out.shape, body)
 
 
-# ----- softmax -----------------------------------------------------------------------------------------
+# ----- softmax ------------------------------------------------------------------------------------
 
 @rule("softmax", "log_softmax")
 def softmax(low: FunctionLowering, node: Node) -> None:
@@ -529,7 +535,7 @@ def softmax(low: FunctionLowering, node: Node) -> None:
                 e = emit_exp(b, b.fsub(load(low, source, at(k), float_type), m))
                 if not logarithmic:
                     store(low, out, at(k), e, source.dtype)
-                b.store(b.fadd(b.load(total, typ=float_type), e, flags=FAST), total)
+                b.store(b.fadd(b.load(total, typ=float_type), e, flags=FLOAT_FLAGS), total)
 
             counted_loop(b, low.size(length), accumulate, name="sum")
             s = b.load(total, typ=float_type)
@@ -553,7 +559,7 @@ def softmax(low: FunctionLowering, node: Node) -> None:
     counted_loop(b, low.size(outer), per_outer, name="outer")
 
 
-# ----- matrix products -------------------------------------------------------------------------------
+# ----- matrix products ----------------------------------------------------------------------------
 
 @rule("matmul", "gemm")
 def matmul(low: FunctionLowering, node: Node) -> None:

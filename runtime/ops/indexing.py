@@ -122,6 +122,38 @@ def _check_bounds(shape: Sequence[int], template: tuple[Any, ...], arrays: Seque
             dim += 1
 
 
+_SENTINEL = 1_000_003  # stands for a symbolic size while numpy works out an indexed shape
+_SENTINEL_SPAN = 1_000  # offsets a slice can add to or take from a symbolic size
+
+
+def indexed_shape(shape: tuple[Any, ...], index_shapes: list[tuple[Any, ...]],
+                  key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The shape of x[key], by numpy's rules on a zero-size probe. Symbolic sizes (sympy
+    expressions of the batch size, while tracing) stand in as large sentinel numbers, each mapped
+    back afterwards, so `x[:, 1:]` of an (N, 10) tensor has shape (N, 9) and `x[1:]` (N - 1, 10)."""
+    symbols: list[Any] = []
+
+    def concrete(size: Any) -> int:
+        if isinstance(size, (int, np.integer)):
+            return int(size)
+        symbols.append(size)
+        return _SENTINEL * len(symbols)
+
+    probe = np.broadcast_to(np.empty((), np.uint8), tuple(concrete(s) for s in shape))
+    zeros = [np.zeros(tuple(concrete(s) for s in t), np.intp) for t in index_shapes]
+    result = probe[numpy_key(key, zeros)].shape
+    if not symbols:
+        return result
+
+    def restore(size: int) -> Any:
+        which, offset = divmod(size + _SENTINEL_SPAN, _SENTINEL)
+        if 1 <= which <= len(symbols) and 0 <= offset < 2 * _SENTINEL_SPAN:
+            return symbols[which - 1] + (offset - _SENTINEL_SPAN)
+        return size
+
+    return tuple(restore(s) for s in result)
+
+
 class Index(Op):
     name = "index"
     backward_name = "IndexBackward0"
@@ -129,9 +161,7 @@ class Index(Op):
 
     def infer(self, inputs: Sequence[Any], *, key: tuple[Any, ...]) -> Any:
         x, *index = inputs
-        probe = np.broadcast_to(np.empty((), np.uint8), tuple(x.shape))
-        zeros = [np.zeros(tuple(t.shape), np.intp) for t in index]
-        return probe[numpy_key(key, zeros)].shape, x.dtype
+        return indexed_shape(tuple(x.shape), [tuple(t.shape) for t in index], key), x.dtype
 
     def node_name(self, inputs: Sequence[Any], *, key: tuple[Any, ...]) -> str:
         if len(inputs) > 1:
