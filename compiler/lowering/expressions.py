@@ -9,7 +9,8 @@ polynomials of `vector_math`, so the loops that use them vectorise and need no l
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import sympy
 from llvmlite import ir
@@ -18,7 +19,10 @@ from sympy.codegen.cfunctions import log1p
 from compiler.lowering.vector_math import declare_intrinsic, emit_exp, emit_log, intrinsic_suffix
 
 _BOOL = ir.IntType(1)
-FAST = ("fast",)  # fast-math flags let LLVM vectorise reductions and contract to FMA
+# Fast-math flags that let LLVM vectorise reductions (reassoc) and contract to FMA, but not the
+# full "fast" set: nnan/ninf would let it assume no inf or NaN, which PyTorch propagates, and
+# arcp turns 1/sqrt(x) into an estimate that is NaN at 0 and inf.
+FLOAT_FLAGS = ("reassoc", "nsz", "contract")
 
 
 class UnsupportedExpression(NotImplementedError):
@@ -90,7 +94,7 @@ def _fold(op: Callable[[ir.IRBuilder], Callable[..., ir.Value]]) -> Callable[...
         values = e.args(expr, env)
         result = values[0]
         for v in values[1:]:
-            result = op(e.builder)(result, v, flags=FAST)
+            result = op(e.builder)(result, v, flags=FLOAT_FLAGS)
         return result
 
     return rule
@@ -107,26 +111,54 @@ def _mul(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
     values = [e._as_float(e._emit(a, env)) for a in numerator] or [e.constant(1.0)]
     result = values[0]
     for v in values[1:]:
-        result = e.builder.fmul(result, v, flags=FAST)
+        result = e.builder.fmul(result, v, flags=FLOAT_FLAGS)
     for d in denominator:
-        result = e.builder.fdiv(result, e._as_float(e._emit(d, env)), flags=FAST)
+        result = e.builder.fdiv(result, e._as_float(e._emit(d, env)), flags=FLOAT_FLAGS)
     return result
+
+
+def _integral(number: Any) -> int | None:
+    """A sympy number that is a small whole number (2, 2.0, -3) as an int, else None."""
+    if not number.is_Number or not number.is_finite or abs(float(number)) > 16:
+        return None
+    value = float(number)
+    return int(value) if value.is_integer() else None
 
 
 def _pow(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
     base, exponent = expr.args
     b = e._as_float(e._emit(base, env))
-    if exponent.is_Integer and abs(int(exponent)) <= 16:
-        n = abs(int(exponent))
-        result = e.constant(1.0) if n == 0 else _power_by_squaring(e, b, n)
-        return e.builder.fdiv(e.constant(1.0), result, flags=FAST) if exponent < 0 else result
-    if exponent == sympy.Rational(1, 2):
+    n = _integral(exponent)
+    if n is not None:  # x**2 and x**2.0 alike: exact products, right for negative x
+        result = e.constant(1.0) if n == 0 else _power_by_squaring(e, b, abs(n))
+        return e.builder.fdiv(e.constant(1.0), result, flags=FLOAT_FLAGS) if n < 0 else result
+    if exponent.is_Number and float(exponent) == 0.5:
         return e.intrinsic("sqrt", b)
-    if exponent == sympy.Rational(-1, 2):
-        return e.builder.fdiv(e.constant(1.0), e.intrinsic("sqrt", b), flags=FAST)
-    # b**y = exp(y * log(b)) for b > 0; PyTorch's pow for negative bases with non-integer y is NaN
-    y = e._as_float(e._emit(exponent, env))
-    return emit_exp(e.builder, e.builder.fmul(y, emit_log(e.builder, b), flags=FAST))
+    if exponent.is_Number and float(exponent) == -0.5:
+        return e.builder.fdiv(e.constant(1.0), e.intrinsic("sqrt", b), flags=FLOAT_FLAGS)
+    return _general_power(e, b, e._as_float(e._emit(exponent, env)))
+
+
+def _general_power(e: ExpressionEmitter, b: ir.Value, y: ir.Value) -> ir.Value:
+    """b**y as C's pow (which numpy and PyTorch follow): exp(y * log|b|), negated when b's sign
+    bit is set and y is an odd whole number, NaN for a finite negative b and a fractional y, and
+    1 when y == 0 or b == 1 (even if the other operand is NaN)."""
+    builder = e.builder
+    magnitude = emit_exp(builder, builder.fmul(y, emit_log(builder, e.intrinsic("fabs", b)),
+                                               flags=FLOAT_FLAGS))
+    whole = builder.fcmp_ordered("==", e.intrinsic("floor", y), y)
+    half = builder.fmul(y, e.constant(0.5))
+    odd = builder.and_(whole, builder.fcmp_ordered("!=", e.intrinsic("floor", half), half))
+    sign_set = builder.fcmp_ordered("<", e.intrinsic("copysign", e.constant(1.0), b),
+                                    e.constant(0.0))
+    signed = builder.select(builder.and_(sign_set, odd), builder.fneg(magnitude), magnitude)
+    finite_negative = builder.and_(builder.fcmp_ordered("<", b, e.constant(0.0)),
+                                   builder.fcmp_ordered("!=", b, e.constant(float("-inf"))))
+    invalid = builder.and_(finite_negative, builder.not_(whole))
+    result = builder.select(invalid, e.constant(float("nan")), signed)
+    one = builder.or_(builder.fcmp_ordered("==", y, e.constant(0.0)),
+                      builder.fcmp_ordered("==", b, e.constant(1.0)))
+    return builder.select(one, e.constant(1.0), result)
 
 
 def _power_by_squaring(e: ExpressionEmitter, b: ir.Value, n: int) -> ir.Value:
@@ -134,10 +166,10 @@ def _power_by_squaring(e: ExpressionEmitter, b: ir.Value, n: int) -> ir.Value:
     square = b
     while n:
         if n & 1:
-            result = square if result is None else e.builder.fmul(result, square, flags=FAST)
+            result = square if result is None else e.builder.fmul(result, square, flags=FLOAT_FLAGS)
         n >>= 1
         if n:
-            square = e.builder.fmul(square, square, flags=FAST)
+            square = e.builder.fmul(square, square, flags=FLOAT_FLAGS)
     return result
 
 
@@ -150,12 +182,14 @@ def _log(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
 
 
 def _log1p(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
-    # log1p(x) = log(u) * x / (u - 1) with u = 1 + x: exact to rounding for small x (Goldberg)
+    # log1p(x) = log(u) * x / (u - 1) with u = 1 + x: exact to rounding for small x (Goldberg);
+    # where u is 1 the answer is x, and where u is inf it is inf (the ratio would be inf/inf).
     (x,) = e.args(expr, env)
     b = e.builder
     u = b.fadd(e.constant(1.0), x)
-    log_u = emit_log(b, u)
-    corrected = b.fdiv(b.fmul(log_u, x), b.fsub(u, e.constant(1.0)))
+    ratio = b.select(b.fcmp_ordered("==", u, e.constant(float("inf"))), e.constant(1.0),
+                     b.fdiv(x, b.fsub(u, e.constant(1.0))))
+    corrected = b.fmul(emit_log(b, u), ratio)
     tiny = b.fcmp_ordered("==", u, e.constant(1.0))
     return b.select(tiny, x, corrected)
 
@@ -205,9 +239,11 @@ def _extremum(larger: bool) -> Callable[..., ir.Value]:
         values = e.args(expr, env)
         result = values[0]
         for v in values[1:]:
-            # NaN propagates, as in PyTorch's maximum/minimum
-            pick = e.builder.fcmp_unordered(">" if larger else "<", result, v)
-            result = e.builder.select(pick, result, v)
+            # keep `result` where it wins or is NaN: a NaN on either side propagates, as in
+            # PyTorch's maximum/minimum
+            wins = e.builder.fcmp_ordered(">" if larger else "<", result, v)
+            keep = e.builder.or_(wins, e.builder.fcmp_unordered("uno", result, result))
+            result = e.builder.select(keep, result, v)
         return result
 
     return rule
@@ -278,6 +314,7 @@ _RULES: list[tuple[type, Callable[..., ir.Value]]] = [
     (sympy.core.relational.Relational, _relation),
     (sympy.And, _logic("and_")),
     (sympy.Or, _logic("or_")),
+    (sympy.Xor, _logic("xor")),
     (sympy.Not, _not),
 ]
 

@@ -9,7 +9,8 @@ and LLVM's vectoriser sees unit or zero strides.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import sympy
 from llvmlite import ir
