@@ -135,8 +135,8 @@ def train_and_measure(data: Any, args: argparse.Namespace, out: TextIO) -> dict[
     print(f"model     the tutorial's NeuralNetwork (784-512-512-10 MLP, ReLU), {n_params:,} "
           "parameters", file=out)
     fast, compile_seconds = compile_model(model, x, out)
-    print(f"training  {args.epochs} epochs, batch {args.batch_size}, SGD lr {args.lr} momentum "
-          f"{args.momentum}, seed {args.seed}", file=out)
+    print(f"training  {args.epochs} epoch{'s' * (args.epochs != 1)}, batch {args.batch_size}, "
+          f"SGD lr {args.lr} momentum {args.momentum}, seed {args.seed}", file=out)
 
     epochs = []
     for epoch in range(1, args.epochs + 1):
