@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from runtime import _dtype
-from runtime.ops._broadcast import broadcast_shapes
 from runtime.ops import _op
+from runtime.ops._broadcast import broadcast_shapes
 from runtime.ops._op import Op, VJPContext, apply, register
 
 _sympy_module = None
@@ -44,6 +44,8 @@ class Elementwise(Op):
     "float" (promotion, then integers become the default float), or "bool" (comparisons).
     `dtype_inputs` names the inputs that take part in promotion (all by default), and
     `no_edge_inputs` those that never get a gradient (a condition).
+    `check_operands`, if given, raises PyTorch's refusal of operands beyond shapes and dtypes
+    (a bool operand of `-`).
     `scalar_overloads` maps positions that PyTorch's signature takes as a Python Scalar to the
     node name of that overload: when exactly those operands are Python numbers, the node is
     named so and they get no edge (`x ** 2` is PowBackward0 with one edge, `x ** y` PowBackward1).
@@ -53,7 +55,8 @@ class Elementwise(Op):
                  result: str = "promote", differentiable: bool = True,
                  dtype_inputs: Sequence[int] | None = None, symbols: Sequence[str] | None = None,
                  expr: Any = None, no_edge_inputs: Sequence[int] = (),
-                 scalar_overloads: dict[tuple[int, ...], str] | None = None) -> None:
+                 scalar_overloads: dict[tuple[int, ...], str] | None = None,
+                 check_operands: Callable[[Sequence[Any]], None] | None = None) -> None:
         self.name = name
         self.backward_name = backward_name
         self._body = body
@@ -65,6 +68,7 @@ class Elementwise(Op):
                                   else dtype_inputs)
         self.no_edge_inputs = tuple(no_edge_inputs)
         self.scalar_overloads = scalar_overloads or {}
+        self.check_operands = check_operands
         if expr is not None:
             self.__dict__["expr"] = expr
 
@@ -98,6 +102,8 @@ class Elementwise(Op):
     def infer(self, inputs: Sequence[Any], **attrs: Any) -> tuple[tuple[Any, ...], _dtype.dtype]:
         if len(inputs) != len(self.arg_names):
             raise TypeError(f"{self.name}() takes {len(self.arg_names)} tensors, got {len(inputs)}")
+        if self.check_operands is not None:
+            self.check_operands(inputs)
         shape = broadcast_shapes(*(t.shape for t in inputs))
         return shape, self.result_dtype([inputs[i] for i in self.dtype_inputs])
 
@@ -131,7 +137,7 @@ class Elementwise(Op):
     @cached_property
     def _derivatives(self) -> list[Any]:
         sp = sympy()
-        return [sp.simplify(sp.diff(self.expr, s)) for s in self.symbols]
+        return [_simplest_stable_form(sp.diff(self.expr, s), self.symbols) for s in self.symbols]
 
     @cached_property
     def _vjp_ops(self) -> list[Elementwise | None]:
@@ -179,6 +185,39 @@ class Elementwise(Op):
         return apply(self, wrap_operands(operands, self))
 
 
+# Where a derivative is evaluated to see whether simplifying it made it overflow.
+_PROBES = (-1e4, -30.0, -1.0, -0.5, 0.0, 0.5, 1.0, 30.0, 1e4)
+
+
+def _simplest_stable_form(derivative: Any, symbols: Sequence[Any]) -> Any:
+    """sympy's simplification of a derivative, unless that overflows where the derivative as
+    differentiated does not.
+
+    The derivative is taken almost everywhere, as PyTorch's: a kink (abs, maximum) differentiates
+    to a step (sign, Heaviside) whose own derivative, a DiracDelta, is 0. Simplifying can undo a
+    stable form: the derivative of softplus's branch log1p(exp(-x)), x > 0, is
+    -exp(-x)/(1 + exp(-x)), which sympy rewrites into exp(x)/(exp(x) + 1), inf/inf at x = 1e4.
+    It can also repair one: pow's x**y*y/x is nan at x = 0 where x**(y - 1)*y is not.
+    """
+    sp = sympy()
+
+    def almost_everywhere(expr: Any) -> Any:
+        return expr.replace(sp.DiracDelta, lambda *args: sp.S.Zero)
+
+    raw = almost_everywhere(derivative)
+    simplified = almost_everywhere(sp.simplify(raw))
+    return simplified if _finite_wherever(simplified, raw, symbols) else raw
+
+
+def _finite_wherever(candidate: Any, reference: Any, symbols: Sequence[Any]) -> bool:
+    """Whether `candidate` is finite at every probe point where `reference` is."""
+    grids = np.meshgrid(*([np.array(_PROBES)] * len(symbols)), indexing="ij")
+    with np.errstate(all="ignore"):
+        values = [np.broadcast_to(sympy().lambdify(symbols, e, modules="numpy")(*grids),
+                                  grids[0].shape) for e in (candidate, reference)]
+    return bool(np.all(np.isfinite(values[0]) | ~np.isfinite(values[1])))
+
+
 def _double_backward_name(backward_name: str) -> str:
     stem, _, _ = backward_name.rpartition("0")
     return f"{stem.removesuffix('Backward')}BackwardBackward0" if stem else backward_name
@@ -189,7 +228,8 @@ def _number_of(d: _dtype.dtype) -> object:
 
 
 def wrap_operands(operands: Sequence[Any], op: Elementwise | None = None) -> list[Any]:
-    """Operands as tensors: Python numbers become 0-d 'wrapped number' tensors of the right dtype."""
+    """Operands as tensors: Python numbers become 0-d 'wrapped number' tensors of the right
+    dtype."""
     from runtime._tensor import Tensor
 
     tensors = [x for x in operands if isinstance(x, Tensor)]
@@ -223,8 +263,9 @@ def wrapped_number(x: Any, d: _dtype.dtype | None = None) -> Any:
     `d` (a float never becomes an integer) or of the number's own dtype."""
     from runtime._tensor import Tensor
 
-    if d is None or isinstance(x, float) and not d.is_floating_point:
-        d = _dtype.scalar_dtype(x)
+    if d is None or isinstance(x, (bool, np.bool_)) or isinstance(x, float) and \
+            not d.is_floating_point:
+        d = _dtype.scalar_dtype(x)  # a bool stays bool, so ops can refuse it like PyTorch
     t = Tensor._from_array(np.array(x, dtype=d.numpy))
     t._wrapped_number = True
     return t
@@ -260,7 +301,34 @@ def add(x, y, sp):
     return x + y
 
 
-@elementwise("sub", "SubBackward0", scalar_overloads={(0,): "RsubBackward1"})
+_INVERT_MASK = ("If you are trying to invert a mask, use the `~` or `logical_not()` operator "
+                "instead.")
+
+
+def _refuse_bool_subtraction(inputs: Sequence[Any]) -> None:
+    bools = sum(t.dtype == _dtype.bool_ for t in inputs)
+    if bools == 2:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if bools:
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                           + _INVERT_MASK)
+
+
+def _refuse_bool_negation(inputs: Sequence[Any]) -> None:
+    if inputs[0].dtype == _dtype.bool_:
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
+                           + _INVERT_MASK)
+
+
+def _refuse_bool_tensor_powers(inputs: Sequence[Any]) -> None:
+    base, exponent = inputs
+    if base.dtype == exponent.dtype == _dtype.bool_ and not exponent._wrapped_number:
+        raise NotImplementedError("\"pow\" not implemented for 'Bool'")
+
+
+@elementwise("sub", "SubBackward0", scalar_overloads={(0,): "RsubBackward1"},
+             check_operands=_refuse_bool_subtraction)
 def sub(x, y, sp):
     return x - y
 
@@ -275,12 +343,12 @@ def div(x, y, sp):
     return x / y
 
 
-@elementwise("neg", "NegBackward0")
+@elementwise("neg", "NegBackward0", check_operands=_refuse_bool_negation)
 def neg(x, sp):
     return -x
 
 
-@elementwise("pow", "PowBackward1",
+@elementwise("pow", "PowBackward1", check_operands=_refuse_bool_tensor_powers,
              scalar_overloads={(1,): "PowBackward0", (0,): "PowBackward2"})
 def pow(x, y, sp):  # noqa: A001 - the PyTorch name
     return x**y
@@ -344,14 +412,14 @@ def reciprocal(x, sp):
 
 @elementwise("relu", "ReluBackward0")
 def relu(x, sp):
-    # Piecewise, not Max(x, 0): its derivative at 0 is 0, as PyTorch's.
-    return sp.Piecewise((x, x > 0), (0, True))
+    # Piecewise, not Max(x, 0): its derivative at 0 is 0, as PyTorch's; NaN stays NaN.
+    return sp.Piecewise((0, x <= 0), (x, True))
 
 
 @elementwise("leaky_relu", "LeakyReluBackward0", dtype_inputs=(0,),
              scalar_overloads={(1,): "LeakyReluBackward0"})
 def leaky_relu(x, negative_slope, sp):
-    return sp.Piecewise((x, x > 0), (negative_slope * x, True))
+    return sp.Piecewise((negative_slope * x, x <= 0), (x, True))
 
 
 @elementwise("sigmoid", "SigmoidBackward0", result="float")

@@ -1,0 +1,141 @@
+"""Every differentiable primitive op in runtime.ops.OPS, checked against finite differences in
+float64: first derivatives with gradcheck, second derivatives (the vjp rules differentiated again)
+with gradgradcheck. A new op without a case here fails `test_every_differentiable_op_has_a_case`.
+"""
+
+import numpy as np
+import pytest
+
+import runtime
+from runtime.autograd import gradcheck, gradgradcheck
+from runtime.ops import OPS, elementwise, indexing, matmul, reduction, shape, softmax
+
+ew = elementwise
+
+
+def normal(*shape):
+    return lambda rng: rng.standard_normal(shape)
+
+
+def positive(*shape):
+    return lambda rng: rng.uniform(0.5, 2.0, shape)
+
+
+def away_from_zero(*shape):
+    """Values with |x| in [0.3, 2]: away from the kinks of abs, relu and reciprocal."""
+    return lambda rng: rng.uniform(0.3, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def probabilities(*shape):
+    return lambda rng: rng.uniform(0.05, 0.95, shape)
+
+
+def distinct(*shape):
+    """A permutation of well separated values: no ties for max, min, maximum."""
+    return lambda rng: rng.permutation(np.arange(np.prod(shape), dtype=np.float64)).reshape(shape)
+
+
+MASK = runtime.tensor([[True, False, True], [False, True, True]])
+ROWS = runtime.tensor([0, 2, 0, 0])
+GATHER_INDEX = runtime.tensor([[0, 2, 2], [1, 1, 0]])
+KEY, KEY_TENSORS = indexing.normalize_key((slice(None), [0, 2, 2]), (2, 3))
+
+# op name -> list of (function of float64 tensors, input makers, gradcheck options)
+CASES = {
+    "add": [(ew.add, [normal(2, 3), normal(3)], {}),
+            (lambda a: ew.add(*ew.wrap_operands([a, 2.5])), [normal(2)], {})],
+    "sub": [(ew.sub, [normal(2, 3), normal(1, 3)], {}),
+            (lambda a: ew.sub(*ew.wrap_operands([1.0, a])), [normal(3)], {})],
+    "mul": [(ew.mul, [normal(2, 3), normal(2, 1)], {}), (ew.mul, [normal(), normal(3)], {})],
+    "div": [(ew.div, [normal(2, 3), away_from_zero(3)], {})],
+    "neg": [(ew.neg, [normal(2, 3)], {})],
+    "pow": [(ew.pow, [positive(2, 3), normal(2, 3)], {}),
+            (lambda a: ew.pow(*ew.wrap_operands([a, 3])), [normal(4)], {}),
+            (lambda a: ew.pow(*ew.wrap_operands([2.0, a])), [normal(4)], {})],
+    "abs": [(ew.abs, [away_from_zero(2, 3)], {})],
+    "maximum": [(ew.maximum, [distinct(2, 3), lambda rng: distinct(2, 3)(rng) + 0.5], {})],
+    "minimum": [(ew.minimum, [distinct(2, 3), lambda rng: distinct(2, 3)(rng) + 0.5], {})],
+    "where": [(lambda a, b: ew.where(MASK, a, b), [normal(2, 3), normal(3)], {})],
+    "exp": [(ew.exp, [normal(2, 3)], {})],
+    "log": [(ew.log, [positive(2, 3)], {})],
+    "log1p": [(ew.log1p, [positive(2, 3)], {})],
+    "sqrt": [(ew.sqrt, [positive(2, 3)], {})],
+    "rsqrt": [(ew.rsqrt, [positive(2, 3)], {})],
+    "reciprocal": [(ew.reciprocal, [away_from_zero(2, 3)], {})],
+    "relu": [(ew.relu, [away_from_zero(2, 3)], {})],
+    "leaky_relu": [(lambda a: ew.leaky_relu(*ew.wrap_operands([a, 0.1])),
+                    [away_from_zero(2, 3)], {})],
+    "sigmoid": [(ew.sigmoid, [lambda rng: 3 * rng.standard_normal((2, 3))], {})],
+    "tanh": [(ew.tanh, [normal(2, 3)], {})],
+    "softplus": [(ew.softplus, [lambda rng: 3 * rng.standard_normal((2, 3))], {})],
+    "silu": [(ew.silu, [lambda rng: 3 * rng.standard_normal((2, 3))], {})],
+    "clamp": [(ew.clamp, [lambda rng: np.array([-2.0, -0.3, 0.2, 1.7]),
+                          lambda rng: np.full(4, -1.0), lambda rng: np.full(4, 1.0)], {}),
+              (lambda a: ew.clamp(*ew.wrap_operands([a, -1.0, 1.0])),
+               [lambda rng: np.array([-2.0, -0.3, 0.2, 1.7])], {})],
+    "clamp_min": [(ew.clamp_min, [lambda rng: np.array([-2.0, 0.3]), lambda rng: np.zeros(2)],
+                   {})],
+    "clamp_max": [(ew.clamp_max, [lambda rng: np.array([-2.0, 0.3]), lambda rng: np.zeros(2)],
+                   {})],
+    "binary_cross_entropy_with_logits": [
+        (ew.binary_cross_entropy_with_logits,
+         [lambda rng: 3 * rng.standard_normal((2, 3)), probabilities(2, 3), positive(3)], {})],
+    "expand": [(lambda a: shape.expand(a, (2, 3, 4)), [normal(3, 1)], {})],
+    "cat": [(lambda a, b: shape.cat([a, b], dim=1), [normal(2, 1), normal(2, 3)], {})],
+    "sum_to": [(lambda a: shape.sum_to(a, (3, 1)), [normal(2, 3, 4)], {})],
+    "reshape": [(lambda a: shape.reshape(a, (3, -1)), [normal(2, 3)], {})],
+    "permute": [(lambda a: shape.permute(a, (2, 0, 1)), [normal(2, 3, 4)], {})],
+    "to_dtype": [(lambda a: shape.to_dtype(a, runtime.float32), [normal(2, 3)],
+                  {"eps": 1e-3, "atol": 1e-4, "rtol": 1e-3})],
+    "clone": [(shape.clone, [normal(2, 3)], {})],
+    "index": [(lambda a: indexing.index(a, (1, slice(None, None, 2))), [normal(2, 3)], {}),
+              (lambda a: indexing.index(a, (ROWS, None)), [normal(3, 2)], {}),
+              (lambda a: indexing.index(a, MASK), [normal(2, 3)], {})],
+    "index_add_into_zeros": [
+        (lambda g: indexing.index_add_into_zeros(g, KEY_TENSORS, KEY, (2, 3)), [normal(2, 3)],
+         {})],
+    "index_put": [(lambda a, v: indexing.index_put(a, (slice(None), 1), v),
+                   [normal(2, 3), normal(1)], {}),
+                  (lambda a, v: indexing.index_put(a, MASK, v), [normal(2, 3), normal(4)], {})],
+    "matmul": [(matmul.matmul, [normal(2, 3), normal(3, 4)], {}),
+               (matmul.matmul, [normal(3), normal(3)], {}),
+               (matmul.matmul, [normal(3), normal(3, 2)], {}),
+               (matmul.matmul, [normal(2, 3), normal(3)], {}),
+               (matmul.matmul, [normal(2, 1, 2, 3), normal(2, 3, 2)], {})],
+    "sum": [(lambda a: reduction.sum(a), [normal(2, 3)], {}),
+            (lambda a: reduction.sum(a, (0, -1), keepdim=True), [normal(2, 3, 2)], {})],
+    "mean": [(lambda a: reduction.mean(a, 1), [normal(2, 3)], {})],
+    "amax": [(lambda a: reduction.amax(a, 1), [distinct(2, 3)], {}),
+             (lambda a: reduction.amax(a), [distinct(2, 3)], {})],
+    "amin": [(lambda a: reduction.amin(a, 0, keepdim=True), [distinct(2, 3)], {})],
+    "gather": [(lambda a: reduction.gather(a, 1, GATHER_INDEX), [normal(2, 3)], {})],
+    "scatter_add_into_zeros": [
+        (lambda g: reduction.scatter_add_into_zeros(g, GATHER_INDEX, 1, (2, 4)), [normal(2, 3)],
+         {})],
+    "softmax": [(lambda a: softmax.softmax(a, 1), [normal(2, 3)], {}),
+                (lambda a: softmax.softmax(a, 0), [normal(3)], {})],
+    "log_softmax": [(lambda a: softmax.log_softmax(a, -1), [normal(2, 3)], {})],
+}
+
+CASE_LIST = [pytest.param(fn, makers, options, id=f"{name}-{k}")
+             for name, cases in CASES.items() for k, (fn, makers, options) in enumerate(cases)]
+
+
+def make_inputs(makers, dtype=runtime.float64):
+    rng = np.random.default_rng(1234)
+    return [runtime.tensor(make(rng), dtype=dtype, requires_grad=True) for make in makers]
+
+
+def test_every_differentiable_op_has_a_case():
+    differentiable = {name for name, op in OPS.items() if op.differentiable}
+    assert differentiable - set(CASES) == set()
+
+
+@pytest.mark.parametrize("fn, makers, options", CASE_LIST)
+def test_first_derivative_matches_finite_differences(fn, makers, options):
+    assert gradcheck(fn, make_inputs(makers), **options)
+
+
+@pytest.mark.parametrize("fn, makers, options", CASE_LIST)
+def test_second_derivative_matches_finite_differences(fn, makers, options):
+    assert gradgradcheck(fn, make_inputs(makers), **options)
