@@ -26,6 +26,7 @@ from compiler.lowering.loops import (
     strided_nest,
 )
 from compiler.lowering.vector_math import emit_exp, emit_log
+from runtime.ops._broadcast import broadcast_shapes
 from runtime.ops.elementwise import Elementwise
 
 if TYPE_CHECKING:
@@ -331,11 +332,16 @@ def _reduce(low: FunctionLowering, node: Node, dims: Sequence[int], kind: str) -
         if kind == "sum":
             result = b.fadd(acc, x, flags=FLOAT_FLAGS)
         else:
-            better = b.fcmp_unordered(">" if kind == "max" else "<", x, acc)
-            result = b.select(better, x, acc)  # NaN wins, as in PyTorch
+            result = b.select(_beats(b, kind == "max", x, acc), x, acc)
         b.store(result, pointer)
 
     nest(low, source.shape, [contiguous_strides(source.shape), out_strides], body)
+
+
+def _beats(b: ir.IRBuilder, larger: bool, x: ir.Value, best: ir.Value) -> ir.Value:
+    """x replaces the running extremum `best`: it is larger (smaller), or NaN. NaN wins, as in
+    PyTorch's max, min, argmax and argmin."""
+    return b.or_(b.fcmp_ordered(">" if larger else "<", x, best), b.fcmp_unordered("uno", x, x))
 
 
 def _kept_shape(shape: Sequence[Any], dims: Sequence[int]) -> list[Any]:
@@ -424,7 +430,8 @@ def arg_extremum(low: FunctionLowering, node: Node) -> None:
             def step(k: ir.Value) -> None:
                 x = load(low, source, b.add(base, b.mul(k, low.size(inner))), float_type)
                 best = b.load(best_slot, typ=float_type)
-                wins = b.fcmp_ordered(">" if larger else "<", x, best)
+                wins = b.and_(_beats(b, larger, x, best),
+                              b.fcmp_ordered("ord", best, best))  # the first NaN stays
                 b.store(b.select(wins, x, best), best_slot)
                 b.store(b.select(wins, k, b.load(index_slot, typ=I64)), index_slot)
 
@@ -540,11 +547,12 @@ def softmax(low: FunctionLowering, node: Node) -> None:
             counted_loop(b, low.size(length), accumulate, name="sum")
             s = b.load(total, typ=float_type)
             if logarithmic:
-                shift = b.fadd(m, emit_log(b, s))
+                log_total = emit_log(b, s)
 
                 def write(k: ir.Value) -> None:
-                    store(low, out, at(k), b.fsub(load(low, source, at(k), float_type), shift),
-                          source.dtype)
+                    # (x - m) - log(s): x - (m + log(s)) would round log(s) to the ulp of m
+                    shifted = b.fsub(load(low, source, at(k), float_type), m)
+                    store(low, out, at(k), b.fsub(shifted, log_total), source.dtype)
             else:
                 scale = b.fdiv(ir.Constant(float_type, 1.0), s)
 
@@ -572,7 +580,8 @@ def matmul(low: FunctionLowering, node: Node) -> None:
     b_shape = _matrix_shape(b_value.shape, left=False, transposed=transpose_b)
     m, k = a_shape[-2:]
     n = b_shape[-1]
-    batch = tuple(out.shape[:-2]) if len(a.shape) > 2 or len(b_value.shape) > 2 else ()
+    # batch dims broadcast as in torch.matmul; a 1-D operand has none (and drops a dim of out)
+    batch = broadcast_shapes(a.shape[:-2], b_value.shape[:-2])
     a_rs, a_cs = _matrix_strides(a.shape, transpose_a, left=True)
     b_rs, b_cs = _matrix_strides(b_value.shape, transpose_b, left=False)
     gemm = low.gemm_function(out.dtype)
@@ -582,7 +591,7 @@ def matmul(low: FunctionLowering, node: Node) -> None:
     a_batch = broadcast_strides_batch(a, batch, matrix_dims=1 if len(a.shape) == 1 else 2)
     b_batch = broadcast_strides_batch(b_value, batch,
                                       matrix_dims=1 if len(b_value.shape) == 1 else 2)
-    out_batch = contiguous_strides(out.shape)[:len(batch)]
+    out_batch = contiguous_strides((*batch, m, n))[:len(batch)]
 
     def product(offsets: list[ir.Value]) -> None:
         builder.call(gemm, [
