@@ -286,7 +286,8 @@ def var(input: Tensor, dim: Any = None, *, correction: int = 1, keepdim: bool = 
     for d in dims:
         count *= input.shape[d]
     centered = sub(input, reduction.mean(input, dims, keepdim=True))
-    return div(reduction.sum(mul(centered, centered), dims, keepdim), builtins.max(count - correction, 0))
+    squares = reduction.sum(mul(centered, centered), dims, keepdim)
+    return div(squares, builtins.max(count - correction, 0))
 
 
 def std(input: Tensor, dim: Any = None, *, correction: int = 1, keepdim: bool = False,
@@ -300,7 +301,7 @@ def norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False) 
     return sqrt(reduction.sum(mul(input, input), dim, keepdim))
 
 
-# ----- linear algebra ------------------------------------------------------------------------------
+# ----- linear algebra ----------------------------------------------------------------------------
 
 def matmul(input: Tensor, other: Tensor) -> Tensor:
     return _matmul.matmul(input, other)
@@ -397,7 +398,8 @@ def squeeze(input: Tensor, dim: Any = None) -> Tensor:
     if dim is None:
         dims = {i for i, s in enumerate(shape) if s == 1}
     else:
-        dims = {shape_ops.wrap_dim(d, input.ndim) for d in ((dim,) if isinstance(dim, int) else dim)}
+        given = (dim,) if isinstance(dim, int) else dim
+        dims = {shape_ops.wrap_dim(d, input.ndim) for d in given}
         dims = {d for d in dims if input.ndim and shape[d] == 1}
     return shape_ops.reshape(input, tuple(s for i, s in enumerate(shape) if i not in dims))
 

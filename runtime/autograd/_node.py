@@ -31,7 +31,8 @@ FREED_MESSAGE = (
 
 
 class Node:
-    """A backward function in the recorded graph (PyTorch's `Function` objects, e.g. AddBackward0)."""
+    """A backward function in the recorded graph (PyTorch's `Function` objects, such as
+    AddBackward0)."""
 
     num_outputs = 1
 

@@ -67,7 +67,7 @@ class BackwardCFunction(Node):
 
     def apply(self, grad_outputs: list[Tensor | None]) -> Sequence[Tensor | None]:
         if self.ctx.materialize_grads:
-            grad_outputs = [g if g is not None else _tensor.Tensor._from_array(np.zeros(shape, dtype))
+            grad_outputs = [_tensor.Tensor._from_array(np.zeros(shape, dtype)) if g is None else g
                             for g, (shape, dtype) in zip(grad_outputs, self._output_meta)]
         grads = self._function.backward(self.ctx, *grad_outputs)
         grads = grads if isinstance(grads, tuple) else (grads,)
@@ -101,7 +101,8 @@ class Function:
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
         ctx = FunctionCtx()
         tensor_args = [a for a in args if isinstance(a, _tensor.Tensor)]
-        ctx.needs_input_grad = tuple(isinstance(a, _tensor.Tensor) and a.requires_grad for a in args)
+        ctx.needs_input_grad = tuple(isinstance(a, _tensor.Tensor) and a.requires_grad
+                                     for a in args)
         with no_grad():
             outputs = cls.forward(ctx, *args, **kwargs)
         single = not isinstance(outputs, tuple)

@@ -18,7 +18,6 @@ computes, and when grad mode is on and an input requires grad it records an `OpN
 from __future__ import annotations
 
 import threading
-
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 

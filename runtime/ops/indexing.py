@@ -106,7 +106,8 @@ def numpy_key(template: tuple[Any, ...], index_arrays: Sequence[np.ndarray]) -> 
     return tuple(key)
 
 
-def _check_bounds(shape: Sequence[int], template: tuple[Any, ...], arrays: Sequence[np.ndarray]) -> None:
+def _check_bounds(shape: Sequence[int], template: tuple[Any, ...],
+                  arrays: Sequence[np.ndarray]) -> None:
     dim = 0
     for item in template:
         if isinstance(item, IndexSlot):

@@ -1,6 +1,7 @@
 """Reductions over dimensions: sum, mean, amax/amin, argmax/argmin, and gather with its inverse.
 
-`dims` is always a sorted tuple of non-negative dimensions (empty tuple = all, as PyTorch's `sum()`).
+`dims` is always a sorted tuple of non-negative dimensions (`dim=None` or `dim=[]` means all of
+them, as in PyTorch's `sum()`; a 0-d tensor has none).
 The vjp of a reduction broadcasts the incoming gradient back with `expand` (after restoring the
 reduced dimensions as size 1), so it is itself made of ops and differentiates again.
 """
@@ -128,7 +129,8 @@ class Extremum(Reduction):
         shape = inputs[0].shape
         for d in dims:
             if shape[d] == 0:
-                raise IndexError(f"{self.name}(): Expected reduction dim {d} to have non-zero size.")
+                raise IndexError(f"{self.name}(): Expected reduction dim {d} to have non-zero "
+                                 "size.")
         if not dims and 0 in tuple(shape):
             raise RuntimeError(f"{self.name}(): Expected reduction dim to be specified for "
                                "input.numel() == 0.")
@@ -246,7 +248,7 @@ _gather = register(Gather())
 _scatter_add = register(ScatterAddIntoZeros())
 
 
-# ----- the op API ----------------------------------------------------------------------------------
+# ----- the op API --------------------------------------------------------------------------------
 
 def sum(x: Any, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Any:  # noqa: A001
     if dtype is not None:

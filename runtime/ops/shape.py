@@ -108,11 +108,13 @@ class Permute(Op):
 
     def infer(self, inputs: Sequence[Any], *, dims: tuple[int, ...]) -> Any:
         shape = inputs[0].shape
+        if len(dims) != len(shape):
+            raise RuntimeError("permute(sparse_coo): number of dimensions in the tensor input does "
+                               "not match the length of the desired ordering of dimensions i.e. "
+                               f"input.dim() = {len(shape)} is not equal to len(dims) = "
+                               f"{len(dims)}")
         if sorted(dims) != list(range(len(shape))):
-            raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does "
-                               f"not match the length of the desired ordering of dimensions i.e. "
-                               f"input.dim() = {len(shape)} is not equal to len(dims) = {len(dims)}"
-                               if len(dims) != len(shape) else f"permute(): duplicate dims in {dims}")
+            raise RuntimeError("permute(): duplicate dims are not allowed.")
         return tuple(shape[d] for d in dims), inputs[0].dtype
 
     def compute(self, arrays: Sequence[np.ndarray], *, dims: tuple[int, ...]) -> np.ndarray:
@@ -216,7 +218,7 @@ _to_dtype = register(ToDtype())
 _clone = register(Clone())
 
 
-# ----- the op API ----------------------------------------------------------------------------------
+# ----- the op API --------------------------------------------------------------------------------
 
 def expand(x: Any, shape: Sequence[Any]) -> Any:
     """x broadcast to `shape` (-1 keeps a size); a no-op when the shape already matches."""

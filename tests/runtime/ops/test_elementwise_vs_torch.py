@@ -69,7 +69,7 @@ def test_bitwise_not_of_bool_and_integer_tensors():
         assert_matches(~ours, ~theirs)
 
 
-# ----- binary functions ----------------------------------------------------------------------------
+# ----- binary functions --------------------------------------------------------------------------
 
 ARITHMETIC = ["add", "sub", "mul", "div", "maximum", "minimum"]
 COMPARISONS = ["eq", "ne", "lt", "le", "gt", "ge"]
@@ -209,7 +209,7 @@ def test_clamp_needs_a_bound():
         runtime.clamp(runtime.ones(2))
 
 
-# ----- gradients -------------------------------------------------------------------------------------
+# ----- gradients ---------------------------------------------------------------------------------
 
 GRADIENT_CASES = {
     "x + y": lambda x, y: x + y,
@@ -305,7 +305,7 @@ def test_maximum_and_minimum_share_the_gradient_at_ties_like_torch():
     assert_matches(y.grad, ty.grad)
 
 
-# ----- numerical stability ------------------------------------------------------------------------
+# ----- numerical stability -----------------------------------------------------------------------
 
 LARGE = [-1e4, -100.0, -20.0, 0.0, 20.0, 100.0, 1e4]
 
@@ -351,7 +351,7 @@ def test_softplus_at_large_inputs_matches_torch(dtype):
     assert_matches(x.grad, tx.grad)
 
 
-# ----- recorded graph ------------------------------------------------------------------------------
+# ----- recorded graph ----------------------------------------------------------------------------
 
 GRAPHS = {
     "x + y": lambda x, y: x + y,
