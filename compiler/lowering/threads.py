@@ -9,7 +9,8 @@ arriving while a job runs does not wait: it runs both halves itself (reentrant, 
 
 The threaded GEMM entry, `symgrad_gemm_<tag>_threaded`, has the GEMM's signature; its workspace
 must hold two GEMM workspaces (one per thread). Products below a size threshold run on one
-thread, where waking the worker would cost more than it saves.
+thread, where waking the worker would cost more than it saves, and products of a few rows take
+the unpacked loops of `small_products`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from compiler.lowering.gemm import GemmConfig, emit_gemm
+from compiler.lowering.small_products import SMALL_ROWS, emit_small_m_product
 
 I8 = ir.IntType(8)
 I32 = ir.IntType(32)
@@ -28,6 +30,8 @@ TASK_POINTER = TASK_TYPE.as_pointer()  # typed, so llvmlite knows the type of ca
 RUN_SYMBOL = "symgrad_parallel_run"
 _SC_NPROCESSORS_ONLN = 84  # glibc's value on Linux
 PARALLEL_FLOPS = 4_000_000  # below this a product runs on one thread
+SMALL_PARALLEL_ELEMENTS = 4 * 1024 * 1024  # a few-row product splits when B is this large:
+# waking the worker costs 10-50 us, more than streaming a smaller B takes
 PTHREAD_BYTES = 64  # room for pthread_mutex_t / pthread_cond_t (40 / 48 bytes on glibc)
 
 
@@ -182,19 +186,31 @@ def emit_threaded_gemm(module: ir.Module, config: GemmConfig) -> ir.Function:
     part = module.globals[config.symbol("_part")]
     workspace_of = module.globals[config.symbol("_workspace")]
     run = emit_thread_team(module)
-    # the context is an array of 64-bit words: the GEMM's 13 arguments, then the split
-    kinds = [I64] * 3 + [PTR, I64, I64, PTR, I64, I64, PTR, I64, I32, PTR, I64, I64]
+    small_product = emit_small_m_product(module, config)
+    # the context is an array of 64-bit words: the GEMM's 13 arguments, then the split: whether
+    # rows are split (else columns), where, and whether the halves run the small-product loops
+    kinds = [I64] * 3 + [PTR, I64, I64, PTR, I64, I64, PTR, I64, I32, PTR, I64, I64, I64]
     task = ir.Function(module, TASK_TYPE, name=config.symbol("_half"))
     task.linkage = "internal"
     context, which = task.args
     b = ir.IRBuilder(task.append_basic_block("entry"))
     field = [_from_word(b, b.load(b.gep(context, [ir.Constant(I64, i)], source_etype=I64),
                                   typ=I64), kind) for i, kind in enumerate(kinds)]
-    m, n, k, a, a_rs, a_cs, bm, b_rs, b_cs, c, ldc, accumulate, workspace, split_rows, cut = field
-    workspace_elements = b.call(workspace_of, [m, n, k])
+    (m, n, k, a, a_rs, a_cs, bm, b_rs, b_cs, c, ldc, accumulate, workspace, split_rows, cut,
+     small) = field
     element = ir.FloatType() if config.dtype == "float32" else ir.DoubleType()
-    mine = b.gep(workspace, [b.mul(which, workspace_elements)], source_etype=element)
     first = b.icmp_signed("==", which, ir.Constant(I64, 0))
+    with b.if_then(b.icmp_signed("!=", small, ir.Constant(I64, 0))):
+        # columns [begin, end) of C from the same columns of B, by the unpacked loops
+        begin = b.select(first, ir.Constant(I64, 0), cut)
+        end = b.select(first, cut, n)
+        b.call(small_product, [
+            m, b.sub(end, begin), k, a, a_rs, a_cs,
+            b.gep(bm, [b.mul(begin, b_cs)], source_etype=element), b_rs, b_cs,
+            b.gep(c, [begin], source_etype=element), ldc, accumulate, workspace])
+        b.ret_void()
+    workspace_elements = b.call(workspace_of, [m, n, k])
+    mine = b.gep(workspace, [b.mul(which, workspace_elements)], source_etype=element)
     rows = b.icmp_signed("!=", split_rows, ir.Constant(I64, 0))
     m_begin = b.select(b.and_(rows, b.not_(first)), cut, ir.Constant(I64, 0))
     m_end = b.select(b.and_(rows, first), cut, m)
@@ -208,6 +224,17 @@ def emit_threaded_gemm(module: ir.Module, config: GemmConfig) -> ir.Function:
     args = function.args
     b = ir.IRBuilder(function.append_basic_block("entry"))
     m, n, k = args[0], args[1], args[2]
+    small_rows = b.icmp_signed("<=", m, ir.Constant(I64, SMALL_ROWS))
+    with b.if_then(small_rows):
+        # a few rows: B is read once, so its size decides; two threads each stream half of it
+        few_weights = b.icmp_signed("<", b.mul(n, k), ir.Constant(I64, SMALL_PARALLEL_ELEMENTS))
+        with b.if_then(b.or_(few_weights, b.icmp_signed("<", n, ir.Constant(I64, 32)))):
+            b.call(small_product, list(args))
+            b.ret_void()
+        half = b.mul(b.sdiv(b.add(n, ir.Constant(I64, 31)), ir.Constant(I64, 32)),
+                     ir.Constant(I64, 16))
+        _run_halves(b, run, task, list(args) + [ir.Constant(I64, 0), half, ir.Constant(I64, 1)])
+        b.ret_void()
     flops = b.mul(b.mul(m, n), k)
     small = b.icmp_signed("<", flops, ir.Constant(I64, PARALLEL_FLOPS // 2))
     with b.if_then(small):
@@ -222,13 +249,19 @@ def emit_threaded_gemm(module: ir.Module, config: GemmConfig) -> ir.Function:
     cut = b.select(split_rows, half_m, half_n)
     whole = b.select(split_rows, m, n)
     cut = b.select(b.icmp_signed("<", cut, whole), cut, whole)
-    values = list(args) + [b.zext(split_rows, I64), cut]
-    slot = b.alloca(ir.ArrayType(I64, len(values)))
+    _run_halves(b, run, task, list(args) + [b.zext(split_rows, I64), cut, ir.Constant(I64, 0)])
+    b.ret_void()
+    return function
+
+
+def _run_halves(b: ir.IRBuilder, run: ir.Function, task: ir.Function,
+                values: list[ir.Value]) -> None:
+    """Store the context words on the stack and run both halves of `task` on the team."""
+    with b.goto_entry_block():
+        slot = b.alloca(ir.ArrayType(I64, len(values)))
     for i, value in enumerate(values):
         b.store(_to_word(b, value), b.gep(slot, [ir.Constant(I32, 0), ir.Constant(I32, i)]))
     b.call(run, [task, b.bitcast(slot, PTR)])
-    b.ret_void()
-    return function
 
 
 def _to_word(b: ir.IRBuilder, value: ir.Value) -> ir.Value:

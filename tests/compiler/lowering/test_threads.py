@@ -33,7 +33,8 @@ def _threaded(dtype: str):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("m,n,k", [(64, 512, 784), (13, 700, 500), (300, 37, 400), (8, 8, 8)])
+@pytest.mark.parametrize("m,n,k", [(64, 512, 784), (13, 700, 500), (300, 37, 400), (8, 8, 8),
+                                   (1, 700, 500), (3, 40, 33), (2, 3000, 1500)])
 def test_threaded_gemm_equals_numpy(dtype, m, n, k):
     rng = np.random.default_rng(0)
     product, _ = _threaded(dtype)
