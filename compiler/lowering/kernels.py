@@ -257,12 +257,12 @@ def _basic_index_view(node: Node, shape: Sequence[Any]) -> tuple[list[Any], Any]
                 strides.append(own[dim])
                 dim += 1
         elif isinstance(item, int):
-            base = base + (item % shape[dim] if isinstance(shape[dim], int) else item) * own[dim]
+            base = base + _from_start(item, shape[dim]) * own[dim]
             dim += 1
         elif isinstance(item, tuple) and len(item) == 4:  # a slice; an IndexSlot has length 1
             _, start, stop, step = item
             begin = slice(start, stop, step).indices(shape[dim])[0] \
-                if isinstance(shape[dim], int) else (start or 0)
+                if isinstance(shape[dim], int) else _from_start(start or 0, shape[dim])
             base = base + begin * own[dim]
             strides.append((step or 1) * own[dim])
             dim += 1
@@ -271,6 +271,11 @@ def _basic_index_view(node: Node, shape: Sequence[Any]) -> tuple[list[Any], Any]
                                "use gather()", node.op_name, node.origin)
     strides.extend(own[dim:])
     return strides, base
+
+
+def _from_start(position: int, size: Any) -> Any:
+    """A Python index counted from the start of a dimension (-1 is size - 1; size may be N)."""
+    return position if position >= 0 else size + position
 
 
 @rule("index")
