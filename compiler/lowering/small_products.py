@@ -64,7 +64,8 @@ def emit_small_m_product(module: ir.Module, config: GemmConfig) -> ir.Function:
                         target = at(c, b.add(c_row, j))
                         product = b.fmul(scale, b.load(at(b_ptr, b.add(b_row, j)), typ=element),
                                          flags=FLOAT_FLAGS)
-                        b.store(b.fadd(b.load(target, typ=element), product, flags=FLOAT_FLAGS), target)
+                        total_j = b.fadd(b.load(target, typ=element), product, flags=FLOAT_FLAGS)
+                        b.store(total_j, target)
 
                     counted_loop(b, n, column, name="j")
 
