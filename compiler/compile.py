@@ -97,7 +97,8 @@ class CompiledModule:
         self._inference: NativeFunction | None = None
         self._training: dict[tuple[bool, ...], TrainingFunctions] = {}
         self._n_inputs = len(self.example_inputs)
-        self._state_names = [v.name for v in self.graph.inputs[self._n_inputs:]]
+        self._state_values = self.graph.inputs[self._n_inputs:]
+        self._state_paths = [_path_of(name, kind) for name, _, kind in named_state(model)]
         self._check_lowerable()
 
     def _check_lowerable(self) -> None:
@@ -143,17 +144,23 @@ class CompiledModule:
     # ----- calling ---------------------------------------------------------------------------------
 
     def _state(self) -> list[Tensor]:
-        state = named_state(self.model)
-        names = [n for n, _, _ in state]
-        if names != self._state_names:
-            raise RuntimeError(f"the parameters of {self.name} changed since it was compiled "
-                               f"(was {self._state_names}, now {names}); compile it again")
-        tensors = [t for _, t, _ in state]
-        for value, t in zip(self.graph.inputs[self._n_inputs:], tensors):
+        """The model's parameters and buffers now, found by their dotted names (a few dict
+        lookups, so a replaced Parameter or submodule is seen), checked against the compiled
+        shapes and dtypes."""
+        tensors = []
+        for value, (path, registry, attribute) in zip(self._state_values, self._state_paths):
+            owner = self.model
+            for name in path:
+                owner = getattr(owner, "_modules", {}).get(name)
+            t = getattr(owner, registry, {}).get(attribute) if owner is not None else None
+            if not isinstance(t, Tensor):
+                raise RuntimeError(f"{self.name} no longer has '{value.name}', which it had when "
+                                   "it was compiled; compile it again")
             if tuple(t.shape) != value.shape or t.dtype != value.dtype:
                 raise RuntimeError(f"parameter '{value.name}' is now {t.dtype} "
                                    f"{list(t.shape)}; it was compiled as {value.dtype} "
                                    f"{list(value.shape)}. Compile the model again.")
+            tensors.append(t)
         return tensors
 
     def __call__(self, *inputs: Any) -> Any:
@@ -201,6 +208,12 @@ class CompiledModule:
 
     def __repr__(self) -> str:
         return f"CompiledModule({self.name}, {len(self.graph.nodes)} ops)"
+
+
+def _path_of(dotted: str, kind: str) -> tuple[list[str], str, str]:
+    """'linear_relu_stack.0.weight' -> (['linear_relu_stack', '0'], '_parameters', 'weight')."""
+    *path, attribute = dotted.split(".")
+    return path, "_parameters" if kind == "param" else "_buffers", attribute
 
 
 def compile(model: Any, example_inputs: Sequence[Tensor] | Tensor, *,  # noqa: A001
