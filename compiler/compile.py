@@ -141,7 +141,7 @@ class CompiledModule:
         self._training[input_needs] = functions
         return functions
 
-    # ----- calling ---------------------------------------------------------------------------------
+    # ----- calling -------------------------------------------------------------------------------
 
     def _state(self) -> list[Tensor]:
         """The model's parameters and buffers now, found by their dotted names (a few dict

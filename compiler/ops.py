@@ -29,7 +29,7 @@ stop_gradient = StopGradient()
 
 
 class SymbolicSize(Op):
-    """A 0-d value computed from the batch size at run time, e.g. the N*10 that mean() divides by."""
+    """A 0-d value computed from the batch size at run time (e.g. the N*10 mean() divides by)."""
 
     name = "size"
     backward_name = ""
