@@ -16,8 +16,10 @@ import sympy
 from compiler.ir import Node, Value
 from compiler.passes.driver import RewriteContext, rewrite
 from runtime.ops.elementwise import Elementwise
+from runtime.ops.elementwise import _finite_wherever as finite_wherever
 
 _SIMPLIFY_LIMIT = 40  # sympy.simplify only bodies with fewer operations than this
+_SIMPLIFY_MAX_INPUTS = 4  # and of at most this many inputs (the finiteness probe is a grid)
 
 
 class FusedElementwise(Elementwise):
@@ -42,6 +44,15 @@ class FusedElementwise(Elementwise):
 def _expression_of(node: Node) -> tuple[Any, list[Any]]:
     op: Elementwise = node.op
     return op.expr, list(op.symbols)
+
+
+def _simplified(expr: Any, symbols: list[Any]) -> Any:
+    """sympy's simplification of a fused body when it is small and stays finite wherever the
+    body is (simplify likes exp(x)/(exp(x) + 1), which is inf/inf at x = 1e4)."""
+    if sympy.count_ops(expr) >= _SIMPLIFY_LIMIT or len(symbols) > _SIMPLIFY_MAX_INPUTS:
+        return expr
+    simpler = sympy.simplify(expr)
+    return simpler if finite_wherever(simpler, expr, symbols) else expr
 
 
 @rewrite("fuse")
@@ -80,7 +91,6 @@ def fuse_elementwise(node: Node, ctx: RewriteContext) -> Value | None:
     if not changed:
         return None
     fused = expr.subs(replacements, simultaneous=True)
-    if sympy.count_ops(fused) < _SIMPLIFY_LIMIT:
-        fused = sympy.simplify(fused)
-    op = FusedElementwise(fused, [symbol_of[v] for v in inputs], node.output.dtype)
+    symbols = [symbol_of[v] for v in inputs]
+    op = FusedElementwise(_simplified(fused, symbols), symbols, node.output.dtype)
     return ctx.emit(op, inputs, name=node.output.name, origin=node.origin)
