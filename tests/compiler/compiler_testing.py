@@ -103,3 +103,17 @@ def finite_differences(f: Callable[[list[np.ndarray]], float], arrays: list[np.n
 def interpret(graph: Graph, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     """The graph's outputs by the numpy reference executor."""
     return run(graph, list(arrays))
+
+
+class NeuralNetwork(nn.Module):
+    """The tutorial's MLP: Flatten, then Linear-ReLU-Linear-ReLU-Linear; `hidden` shrinks it."""
+
+    def __init__(self, hidden: int = 512, inputs: int = 28 * 28, classes: int = 10) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.linear_relu_stack = nn.Sequential(
+            nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(hidden, classes))
+
+    def forward(self, x: runtime.Tensor) -> runtime.Tensor:
+        return self.linear_relu_stack(self.flatten(x))
