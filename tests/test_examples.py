@@ -221,7 +221,8 @@ def test_autograd_tutorial_matches_pytorch_after_the_random_draws(autograd_sourc
 
 def test_readme_example_trains_the_tutorial_model():
     readme = (ROOT / "README.md").read_text()
-    [example] = re.findall(r"```python\n(.*?)```", readme, re.S)
+    section = readme.split("## Example: the tutorial model, trained", 1)[1].split("\n## ", 1)[0]
+    [example] = re.findall(r"```python\n(.*?)```", section, re.S)
     losses = [float(x) for x in re.findall(rf"^epoch \d: loss ({NUMBER})$", run_source(example),
                                            re.M)]
     assert len(losses) == 3 and losses[-1] < losses[0], losses
