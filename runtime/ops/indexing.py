@@ -35,7 +35,7 @@ def normalize_key(key: Any, shape: Sequence[int]) -> tuple[tuple[Any, ...], list
     tensors: list[Any] = []
     consumed = 0
     for item in items:
-        if isinstance(item, (list, np.ndarray)) or isinstance(item, Tensor):
+        if isinstance(item, (list, range, np.ndarray, Tensor)):
             data = item._data if isinstance(item, Tensor) else np.asarray(item)
             if isinstance(item, Tensor) and item._is_symbolic:
                 tensors.append(item)

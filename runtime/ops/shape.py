@@ -32,8 +32,9 @@ class Expand(Op):
         lead = len(shape) - len(x.shape)
         if lead < 0:
             raise RuntimeError(
-                f"expand: the number of sizes provided ({len(shape)}) must be greater or equal to "
-                f"the number of dimensions in the tensor ({len(x.shape)})")
+                f"expand(runtime.{x.dtype.scalar_name}Tensor{{{list(x.shape)}}}, "
+                f"size={list(shape)}): the number of sizes provided ({len(shape)}) must be "
+                f"greater or equal to the number of dimensions in the tensor ({len(x.shape)})")
         for i, size in enumerate(x.shape):
             if size != shape[lead + i] and not _is_one(size):
                 raise RuntimeError(
