@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import re
 from typing import Any
 
+import numpy as np
 import sympy
 from llvmlite import ir
 
@@ -55,16 +57,32 @@ def gemm_address(symbol: str) -> int:
     return kernel_library()[symbol]
 
 
-def build_native(graph: Graph) -> NativeFunction:
-    """Lower `graph` to native code for this machine and wrap it for calls from Python."""
-    symbol = symbol_name(graph)
+def build_native(graph: Graph, profile: bool = False) -> NativeFunction:
+    """Lower `graph` to native code for this machine and wrap it for calls from Python.
+
+    With `profile`, the function counts the CPU cycles each node takes; `node_profile(function)`
+    reads them."""
+    symbol = symbol_name(graph) + ("_profiled" if profile else "")
     module = ir.Module(name=symbol)
-    signature = lower_graph(graph, module, symbol)
+    counters = f"{symbol}_cycles" if profile else None
+    signature = lower_graph(graph, module, symbol, profile_symbol=counters)
     imports = {f.name: gemm_address(f.name) for f in module.functions
                if f.is_declaration and f.name.startswith("symgrad_gemm_")}
-    library = jit_compile(module, [symbol], imports=imports)
-    return NativeFunction(
+    library = jit_compile(module, [symbol] + ([counters] if counters else []), imports=imports)
+    function = NativeFunction(
         graph.name, library[symbol],
         [buffer_spec(v) for v in signature.inputs], [buffer_spec(v) for v in signature.outputs],
         (signature.arena_bytes.per_example, signature.arena_bytes.fixed),
         signature.workspace_bytes, keepalive=library)
+    if counters:
+        array = (ctypes.c_int64 * max(len(graph.nodes), 1)).from_address(library[counters])
+        function.cycle_counters = np.ctypeslib.as_array(array)
+        function.profiled_graph = graph
+    return function
+
+
+def node_profile(function: NativeFunction) -> list[tuple[str, int]]:
+    """(node text, cycles so far) for a function built with profile=True, costliest first."""
+    cycles = function.cycle_counters
+    rows = [(node.text(), int(c)) for node, c in zip(function.profiled_graph.nodes, cycles)]
+    return sorted(rows, key=lambda row: -row[1])

@@ -192,8 +192,11 @@ class FunctionLowering:
 
     # ----- the function ------------------------------------------------------------------------
 
-    def lower(self) -> None:
-        for node in self.graph.nodes:
+    def lower(self, profile_symbol: str | None = None) -> None:
+        """Emit every node; with `profile_symbol`, also a global array of that name holding the
+        cycles (llvm.readcyclecounter) spent in each node, summed over calls."""
+        counters = self._profile_counters(profile_symbol) if profile_symbol else None
+        for index, node in enumerate(self.graph.nodes):
             if self.plan.storage_of(node.output) is not node.output and node.output not in \
                     self.external:
                 continue  # an alias: no code, same memory
@@ -201,20 +204,37 @@ class FunctionLowering:
             if rule is None:
                 raise CompileError(f"the compiler has no native lowering for op "
                                    f"'{node.op_name}'", node.op_name, node.origin)
+            started = self._cycles() if counters is not None else None
             rule(self, node)
+            if counters is not None:
+                slot = self.builder.gep(counters, [ir.Constant(I64, 0), ir.Constant(I64, index)])
+                spent = self.builder.sub(self._cycles(), started)
+                self.builder.store(self.builder.add(self.builder.load(slot, typ=I64), spent), slot)
         self.builder.ret_void()
 
+    def _profile_counters(self, symbol: str) -> ir.GlobalVariable:
+        array = ir.ArrayType(I64, max(len(self.graph.nodes), 1))
+        counters = ir.GlobalVariable(self.module, array, name=symbol)
+        counters.initializer = ir.Constant(array, None)
+        return counters
 
-def lower_graph(graph: Graph, module: ir.Module, symbol: str,
-                define_gemm: bool = False) -> NativeSignature:
+    def _cycles(self) -> ir.Value:
+        counter = self.module.globals.get("llvm.readcyclecounter") or ir.Function(
+            self.module, ir.FunctionType(I64, []), name="llvm.readcyclecounter")
+        return self.builder.call(counter, [])
+
+
+def lower_graph(graph: Graph, module: ir.Module, symbol: str, define_gemm: bool = False,
+                profile_symbol: str | None = None) -> NativeSignature:
     """Add `symbol`, the native function of `graph`, to `module`; with `define_gemm` the GEMM
-    it calls is emitted into the module too (a standalone object), else only declared."""
+    it calls is emitted into the module too (a standalone object), else only declared; with
+    `profile_symbol`, per-node cycle counters (see FunctionLowering.lower)."""
     for value in graph.outputs:
         if value in graph.inputs or value.kind == "const":
             raise CompileError(f"output %{value.name} is an input or a constant; the compiler "
                                "expects outputs computed by the graph (clone() it)")
     lowering = FunctionLowering(module, graph, symbol, define_gemm)
-    lowering.lower()
+    lowering.lower(profile_symbol)
     return NativeSignature(symbol, list(graph.inputs), list(graph.outputs),
                            lowering.plan.bytes, lowering.max_workspace)
 
