@@ -36,8 +36,9 @@ def bind_sizes(graph: Graph, arrays: Sequence[np.ndarray]) -> dict[Any, int]:
 
 def concrete(value: Any, sizes: Mapping[Any, int]) -> Any:
     """`value` with size symbols replaced by their values (ints stay ints; tuples recurse)."""
-    if isinstance(value, tuple):
-        return tuple(concrete(v, sizes) for v in value)
+    if isinstance(value, tuple):  # a named tuple (an index key's IndexSlot) keeps its type
+        return type(value)(*(concrete(v, sizes) for v in value)) if hasattr(value, "_fields") \
+            else tuple(concrete(v, sizes) for v in value)
     if isinstance(value, sympy.Basic):
         result = value.subs(sizes)
         return int(result) if result.is_Integer else result
