@@ -160,10 +160,11 @@ def train_and_measure(data: Any, args: argparse.Namespace, out: TextIO) -> dict[
 
 def compile_model(model: nn.Module, x: runtime.Tensor, out: TextIO) -> tuple[Any, float]:
     """`compiler.compile(model)` with its native functions built now; and the seconds taken."""
-    import compiler
+    # not `compiler.compile`: once compiler/compile.py is imported, that name is the module
+    from compiler.compile import compile as compile_to_native
 
     started = time.perf_counter()
-    fast = compiler.compile(model, (x,))
+    fast = compile_to_native(model, (x,))
     fast(x)  # builds the native training forward and backward
     with runtime.no_grad():
         fast(x)  # builds the native inference function
@@ -224,19 +225,21 @@ class Progress:
 
 # ----- timing ------------------------------------------------------------------------------------
 
-def interleaved_medians(runs: Mapping[str, Callable[[], object]], repeats: int,
-                        warmup: int = 3) -> dict[str, float]:
-    """Median wall seconds of each callable, the callables taking turns so that they share
-    whatever the machine is doing."""
-    for run in runs.values():
-        for _ in range(warmup):
-            run()
+def interleaved_medians(runs: Mapping[str, Callable[[], object]], repeats: int, *,
+                        block: int = 10, settle: float = 0.1) -> dict[str, float]:
+    """Median wall seconds of `repeats` timed calls of each callable. The callables take turns
+    in blocks of `block` calls, so they share whatever else the machine does; each block starts
+    after a `settle`-second pause and one untimed call, so that the thread pools of the previous
+    callable (OpenBLAS spins ~0.1 s after a call) no longer compete for the cores."""
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
+    while any(len(record) < repeats for record in times.values()):
         for name, run in runs.items():
-            started = time.perf_counter()
+            time.sleep(settle)
             run()
-            times[name].append(time.perf_counter() - started)
+            for _ in range(min(block, repeats - len(times[name]))):
+                started = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - started)
     return {name: statistics.median(record) for name, record in times.items()}
 
 
@@ -265,7 +268,7 @@ def time_training_steps(model: nn.Module, fast: Callable[..., Any], x: runtime.T
     ms = {name: round(seconds * 1e3, 3)
           for name, seconds in interleaved_medians(steps, TIMED_STEPS).items()}
     print(f"step time (forward + loss + backward + SGD, batch {len(x)}, median of "
-          f"{TIMED_STEPS} interleaved steps):", file=out)
+          f"{TIMED_STEPS} steps, taking turns):", file=out)
     labels = {"eager": "eager symgrad", "compiled": "compiler.compile + optimizer.step()",
               "compiled_train_step": "compiler.compile_train_step"}
     for name, label in labels.items():

@@ -148,17 +148,21 @@ def test_progress_prints_one_line_per_epoch_in_a_log():
     assert log.getvalue() == f"epoch 2/5 [{'#' * 30}] 3/3  loss 0.1000  test accuracy 93.4%\n"
 
 
-def test_interleaved_medians_take_turns_and_report_each_median(monkeypatch):
+def test_interleaved_medians_take_turns_in_blocks_after_a_pause(monkeypatch):
     clock, calls = [0.0], []
 
     def taking(name, seconds):
         def run():
             calls.append(name)
-            clock[0] += seconds.pop(0) if isinstance(seconds, list) else seconds
+            clock[0] += seconds.pop(0)
         return run
 
     monkeypatch.setattr(demo.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(demo.time, "sleep", lambda seconds: calls.append(f"sleep {seconds}"))
     medians = demo.interleaved_medians(
-        {"slow": taking("slow", [9, 5, 1, 6]), "fast": taking("fast", 2)}, repeats=3, warmup=1)
-    assert calls == ["slow", "fast", "slow", "fast", "slow", "fast", "slow", "fast"]
-    assert medians == {"slow": 5, "fast": 2}  # median of 5, 1, 6 after the warm-up run (9)
+        {"slow": taking("slow", [9, 5, 1, 8, 6]), "fast": taking("fast", [9, 2, 2, 9, 3])},
+        repeats=3, block=2, settle=0.5)
+    assert calls == ["sleep 0.5", "slow", "slow", "slow", "sleep 0.5", "fast", "fast", "fast",
+                     "sleep 0.5", "slow", "slow", "sleep 0.5", "fast", "fast"]
+    # each block's first call is untimed: slow took 5, 1, 6 and fast 2, 2, 3 when timed
+    assert medians == {"slow": 5, "fast": 2}
