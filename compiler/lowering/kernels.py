@@ -576,7 +576,25 @@ def softmax(low: FunctionLowering, node: Node) -> None:
 
 @rule("matmul", "gemm")
 def matmul(low: FunctionLowering, node: Node) -> None:
-    a, b_value = node.inputs
+    _product(low, node, *node.inputs, accumulate=False)
+
+
+@rule("gemm_accumulate")
+def gemm_accumulate(low: FunctionLowering, node: Node) -> None:
+    """out = c + op(a) @ op(b): c is copied into out unless they are the same memory (an
+    in-place update, as compile_train_step's parameters), then the GEMM adds to it."""
+    c, a, b_value = node.inputs
+    out = node.output
+    builder = low.builder
+    same = builder.icmp_unsigned("==", builder.ptrtoint(low.pointer(c), I64),
+                                 builder.ptrtoint(low.pointer(out), I64))
+    with builder.if_then(builder.not_(same)):
+        copy(low, c, out, contiguous_strides(out.shape))
+    _product(low, node, a, b_value, accumulate=True)
+
+
+def _product(low: FunctionLowering, node: Node, a: Value, b_value: Value,
+             accumulate: bool) -> None:
     out = node.output
     _check_float(node, a, b_value)
     transpose_a = node.attrs.get("transpose_a", False)
@@ -603,8 +621,8 @@ def matmul(low: FunctionLowering, node: Node) -> None:
             low.size(m), low.size(n), low.size(k),
             low.element_pointer(a, offsets[1]), low.size(a_rs), low.size(a_cs),
             low.element_pointer(b_value, offsets[2]), low.size(b_rs), low.size(b_cs),
-            low.element_pointer(out, offsets[0]), low.size(n), ir.Constant(ir.IntType(32), 0),
-            low.workspace])
+            low.element_pointer(out, offsets[0]), low.size(n),
+            ir.Constant(ir.IntType(32), int(accumulate)), low.workspace])
 
     if batch:
         nest(low, batch, [out_batch, a_batch, b_batch], product, bases=[0, 0, 0])

@@ -12,5 +12,6 @@ and tested alone.
 """
 
 from compiler.passes.driver import STAGES, RewriteLog, run_stage, simplify
+from compiler.passes import canonicalize, cse, fuse, layout, stabilize  # noqa: I001 - registers
 
 __all__ = ["STAGES", "RewriteLog", "run_stage", "simplify"]

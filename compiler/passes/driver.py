@@ -104,7 +104,11 @@ def _value_text(ctx: RewriteContext, value: Value) -> str:
 
 
 def run_rewrites(graph: Graph, stage: str, rewrites: list[Rewrite], log: RewriteLog) -> Graph:
-    """One pass over the nodes in order, applying the first rewrite that fires to each."""
+    """One pass over the nodes in order, applying the first rewrite that fires to each.
+    Dead nodes are dropped first, so use counts (which fusion and folding rely on) are true."""
+    from compiler.passes.cse import eliminate_dead_code
+
+    graph = eliminate_dead_code(graph)
     uses: dict[Value, int] = {}
     for node in graph.nodes:
         for v in node.inputs:
@@ -152,8 +156,6 @@ def run_stage(graph: Graph, stage: str, log: RewriteLog | None = None,
 def simplify(graph: Graph, stages: tuple[str, ...] = DEFAULT_ORDER,
              log: RewriteLog | None = None) -> Graph:
     """The graph after the given stages; `result.rewrite_log` lists every rewrite that fired."""
-    from compiler.passes import canonicalize, cse, fuse, layout, stabilize  # noqa: F401
-
     log = log if log is not None else RewriteLog()
     for stage in stages:
         graph = run_stage(graph, stage, log)

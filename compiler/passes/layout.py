@@ -11,10 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import sympy
 
 from compiler.ir import Node, Value
 from compiler.passes.driver import RewriteContext, rewrite
+from compiler.passes.fuse import FusedElementwise
 from runtime.ops._op import Op
+from runtime.ops.elementwise import Elementwise
 from runtime.ops.matmul import matmul_shape
 
 
@@ -76,3 +79,67 @@ def transpose_of_gemm(node: Node, ctx: RewriteContext) -> Value | None:
     attrs = {"transpose_a": not inner.attrs.get("transpose_b", False),
              "transpose_b": not inner.attrs.get("transpose_a", False)}
     return ctx.emit(gemm, [b, a], attrs, name=node.output.name, origin=node.origin)
+
+
+class GemmAccumulate(Op):
+    """out = c + op(A) @ op(B) for 2-D operands: a matrix product added onto a matrix."""
+
+    name = "gemm_accumulate"
+    backward_name = ""
+    differentiable = False
+
+    def infer(self, inputs: Sequence[Any], *, transpose_a: bool, transpose_b: bool) -> Any:
+        c, a, b = inputs
+        shape, dtype = gemm.infer([a, b], transpose_a=transpose_a, transpose_b=transpose_b)
+        if tuple(shape) != tuple(c.shape):
+            raise ValueError(f"gemm_accumulate: product {shape} does not match {tuple(c.shape)}")
+        return tuple(c.shape), c.dtype
+
+    def compute(self, arrays: Sequence[np.ndarray], *, transpose_a: bool,
+                transpose_b: bool) -> np.ndarray:
+        c, a, b = arrays
+        return c + gemm.compute([a, b], transpose_a=transpose_a, transpose_b=transpose_b)
+
+
+gemm_accumulate = GemmAccumulate()
+
+
+@rewrite("layout")
+def fold_update_into_gemm(node: Node, ctx: RewriteContext) -> Value | None:
+    """p + s * (A @ B) with s a scalar expression -> gemm_accumulate(p, (s * A), B).
+
+    The SGD update of a weight, p - lr * (g.T @ x), becomes one GEMM that adds (-lr * g).T @ x
+    onto p: the gradient is never written out, and no separate pass over p is made. Scaling the
+    smaller operand costs a few thousand multiplications instead of a pass over the weight.
+    """
+    if not isinstance(node.op, Elementwise) or node.output.ndim != 2:
+        return None
+    expr, symbols = node.op.expr, list(node.op.symbols)
+    for symbol, value in zip(symbols, node.inputs):
+        producer = ctx.producer(value)
+        if producer is None or producer.op_name not in ("gemm", "matmul") or \
+                ctx.uses.get(value) != 1 or value.shape != node.output.shape or \
+                any(v.ndim != 2 for v in producer.inputs):
+            continue
+        scale = sympy.diff(expr, symbol)
+        rest = sympy.expand(expr - scale * symbol)
+        by_symbol = dict(zip(symbols, node.inputs))
+        if symbol in scale.free_symbols or any(by_symbol[s].ndim != 0 for s in scale.free_symbols):
+            continue
+        if rest not in by_symbol or by_symbol[rest].shape != node.output.shape or \
+                by_symbol[rest].dtype != node.output.dtype:
+            continue
+        a, b = producer.inputs
+        scalars = [by_symbol[s] for s in sorted(scale.free_symbols, key=lambda s: s.name)]
+        operand = sympy.Symbol("a0", real=True)
+        scalar_symbols = [sympy.Symbol(f"a{i + 1}", real=True) for i in range(len(scalars))]
+        scale_body = scale.subs(dict(zip(sorted(scale.free_symbols, key=lambda s: s.name),
+                                         scalar_symbols)), simultaneous=True)
+        scaled = ctx.emit(FusedElementwise(operand * scale_body, [operand, *scalar_symbols],
+                                           a.dtype), [a, *scalars],
+                          name=f"{node.output.name}.scaled")
+        attrs = {"transpose_a": producer.attrs.get("transpose_a", False),
+                 "transpose_b": producer.attrs.get("transpose_b", False)}
+        return ctx.emit(gemm_accumulate, [by_symbol[rest], scaled, b], attrs,
+                        name=node.output.name, origin=node.origin)
+    return None
