@@ -11,7 +11,7 @@ argument) lists what fired. Each rewrite is a function registered for its stage 
 and tested alone.
 """
 
-from compiler.passes.driver import STAGES, RewriteLog, run_stage, simplify
 from compiler.passes import canonicalize, cse, fuse, layout, stabilize  # noqa: I001 - registers
+from compiler.passes.driver import STAGES, RewriteLog, run_stage, simplify
 
 __all__ = ["STAGES", "RewriteLog", "run_stage", "simplify"]
