@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from compiler import demo
+from compiler import demo, explain_command, export_command
 from runtime import __version__
 
 PROG = "symgrad"
@@ -31,6 +31,11 @@ class Command(NamedTuple):
 COMMANDS: tuple[Command, ...] = (
     Command("demo", "train the PyTorch tutorial's network, compiled to native code, on MNIST",
             demo.add_arguments, demo.run),
+    Command("export", "export a model as a standalone C library (header, object, shared "
+            "library, example)", export_command.add_arguments, export_command.run),
+    Command("explain", "show what reverse mode does to a model: its graphs, rewrites, kernel "
+            "derivatives, saved bytes and FLOPs (text, or an HTML page)",
+            explain_command.add_arguments, explain_command.run),
 )
 
 

@@ -1,0 +1,109 @@
+"""`symgrad export FILE:CLASS --input SHAPE -o DIR`: export a model class written in a Python file.
+
+The file is imported (its own folder first on sys.path, so it can import its neighbours), the
+class is instantiated with no arguments after `runtime.manual_seed(--seed)` -- so the same
+command writes the same files -- and `compiler.export` writes the library. The compiler is
+imported only when the command runs, so `symgrad --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """'1,1,28,28' -> (1, 1, 28, 28)."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shape; write sizes separated by "
+                                         "commas, e.g. 1,1,28,28") from None
+    if not shape or any(size < 1 for size in shape):
+        raise argparse.ArgumentTypeError(f"{text!r}: every size must be at least 1")
+    return shape
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="FILE:CLASS",
+                        help="a Python file and the model class it defines, e.g. "
+                             "examples/build_model.py:NeuralNetwork")
+    parser.add_argument("--input", required=True, type=parse_shape, metavar="SHAPE",
+                        help="shape of one example input, batch first, e.g. 1,1,28,28 (the "
+                             "library accepts any batch size)")
+    parser.add_argument("-o", "--out-dir", required=True, type=Path, metavar="DIR",
+                        help="folder to write into (created if missing)")
+    parser.add_argument("--name", help="prefix of the C names and files (default: the "
+                                       "folder's name)")
+    parser.add_argument("--target", metavar="TRIPLE",
+                        help="LLVM target triple, e.g. aarch64-unknown-linux-gnu (default: "
+                             "this machine, portable CPU)")
+    parser.add_argument("--no-embed-weights", dest="embed_weights", action="store_false",
+                        help="write the weights to NAME.weights, loaded by NAME_init(path)")
+    parser.add_argument("--max-batch", type=int, metavar="N",
+                        help="largest batch the function accepts")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="dtype of the input (default float32)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="runtime.manual_seed before the model is built (default 0)")
+
+
+def load_model(spec: str, seed: int) -> Any:
+    """Import FILE and return CLASS() from it, seeded."""
+    import runtime
+
+    path_text, separator, class_name = spec.rpartition(":")
+    if not separator or not path_text or not class_name:
+        raise ValueError(f"{spec!r}: name the model as FILE:CLASS, e.g. "
+                         "examples/build_model.py:NeuralNetwork")
+    path = Path(path_text)
+    if not path.is_file():
+        raise ValueError(f"{path_text}: no such file")
+    module_spec = importlib.util.spec_from_file_location(f"symgrad_export_{path.stem}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise ValueError(f"{path_text}: not a Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        module_spec.loader.exec_module(module)
+    finally:
+        sys.path.pop(0)
+    model_class = getattr(module, class_name, None)
+    if not isinstance(model_class, type):
+        classes = sorted(n for n, v in vars(module).items()
+                         if isinstance(v, type) and v.__module__ == module.__name__)
+        raise ValueError(f"{path_text} defines no class {class_name!r} (its classes: "
+                         f"{', '.join(classes) or 'none'})")
+    runtime.manual_seed(seed)
+    return model_class()
+
+
+def run(args: argparse.Namespace) -> int:
+    import runtime
+    from compiler.errors import CompileError
+    from compiler.export import export
+    from compiler.tracing import TracingError
+
+    try:
+        model = load_model(args.model, args.seed)
+        example = runtime.zeros(args.input, dtype=getattr(runtime, args.dtype))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the notes are printed below
+            result = export(model, (example,), args.out_dir, args.name,
+                            embed_weights=args.embed_weights, target=args.target,
+                            max_batch=args.max_batch)
+    except (ValueError, TypeError, OSError, CompileError, TracingError) as error:
+        print(f"symgrad export: error: {error}", file=sys.stderr)
+        return 1
+    print(f"exported {type(model).__name__} as {result.name} into {result.out_dir}:")
+    for path in result.files:
+        print(f"  {path.name:<24} {path.stat().st_size:>12,} bytes")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"build and run the example: make -C {result.out_dir} && "
+          f"{result.out_dir}/example INPUT")
+    return 0
