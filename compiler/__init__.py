@@ -26,6 +26,7 @@ _PUBLIC = {
     "CompileError": "compiler.errors",
     "Graph": "compiler.ir",
     "run_graph": "compiler.interpret",
+    "explain": "compiler.explain",
 }
 
 __all__ = sorted(_PUBLIC)

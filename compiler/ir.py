@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,10 +74,16 @@ class Node:
         return self.op.name
 
     def text(self) -> str:
+        """`%out: f32[N, 3] = op(%a, %b) {attr=value}`; a fused kernel shows its expression
+        (`{expr=a0 + a1}`, a0 being the first argument) since it is the kernel's whole body."""
         args = ", ".join(f"%{v.name}" for v in self.inputs)
-        attrs = ", ".join(f"{k}={_attr_text(v)}" for k, v in self.attrs.items())
-        attrs = f" {{{attrs}}}" if attrs else ""
-        return f"%{self.output.name}: {self.output.type_text()} = {self.op_name}({args}){attrs}"
+        attrs = [f"{k}={_attr_text(v)}" for k, v in self.attrs.items()]
+        describe = getattr(self.op, "describe", None)
+        if describe is not None:
+            attrs.append(f"expr={describe()}")
+        attrs_text = f" {{{', '.join(attrs)}}}" if attrs else ""
+        out = self.output
+        return f"%{out.name}: {out.type_text()} = {self.op_name}({args}){attrs_text}"
 
 
 def _attr_text(value: Any) -> str:
@@ -145,12 +151,19 @@ class Graph:
         return self.constants.get(value)
 
     def __str__(self) -> str:
+        """One line per input list, constant, node and return. In a graph with a reverse-mode
+        part, the forward values that backward reads are marked: the header names the inputs,
+        and each such node's line ends in `# read by backward`."""
+        read = set(self.read_by_backward())
         params = ", ".join(repr(v) for v in self.inputs)
-        lines = [f"graph {self.name}({params}) {{"]
+        read_inputs = ", ".join(f"%{v.name}" for v in self.inputs if v in read)
+        header_note = f"  # backward reads {read_inputs}" if read_inputs else ""
+        lines = [f"graph {self.name}({params}) {{{header_note}"]
         for value, array in self.constants.items():
             lines.append(f"  {value!r} = constant({_constant_text(array)})")
         for node in self.nodes:
-            lines.append("  " + node.text())
+            note = "  # read by backward" if node.output in read else ""
+            lines.append("  " + node.text() + note)
         lines.append("  return " + ", ".join(f"%{v.name}" for v in self.outputs))
         lines.append("}")
         return "\n".join(lines)
@@ -195,6 +208,38 @@ class Graph:
         graph.constants = {v: a for v, a in self.constants.items() if v in used}
         graph._names = set(self._names)
         return graph
+
+    # ----- the reverse-mode part, and drawing ----------------------------------------------------
+
+    def backward_values(self) -> set[Value]:
+        """The values of the graph's reverse-mode part: those named by `compiler.grad` (see
+        `is_reverse_mode_name`) and every value computed from them."""
+        backward = {v for v in [*self.inputs, *self.constants] if is_reverse_mode_name(v.name)}
+        for node in self.nodes:
+            if is_reverse_mode_name(node.output.name) or any(v in backward for v in node.inputs):
+                backward.add(node.output)
+        return backward
+
+    def read_by_backward(self) -> list[Value]:
+        """The forward values (inputs and node outputs, not constants) that nodes of the
+        reverse-mode part read, in graph order."""
+        backward = self.backward_values()
+        read = {v for n in self.nodes if n.output in backward for v in n.inputs
+                if v not in backward and v not in self.constants}
+        return [v for v in [*self.inputs, *(n.output for n in self.nodes)] if v in read]
+
+    def to_dot(self, decorate: Callable[[Value], dict[str, str]] | None = None) -> str:
+        """The graph in Graphviz's dot language, for `dot -Tsvg`; `decorate(value)` may add dot
+        attributes to each vertex (see `compiler.draw.to_dot`)."""
+        from compiler.draw import to_dot
+
+        return to_dot(self, decorate)
+
+
+def is_reverse_mode_name(name: str) -> bool:
+    """Whether `compiler.grad` gave this name: adjoints are `grad_<value>`, and the intermediates
+    of the derivative of <value> are `d.<value>.<op>`."""
+    return name.startswith(("grad_", "d."))
 
 
 def _constant_text(array: np.ndarray) -> str:
