@@ -1,74 +1,75 @@
-"""Layout rewrites, each alone: the rewrite fires where it must, and the graph computes the same."""
+"""Layout rewrites: transposes folded into GEMM flags, a product's transpose written directly, and
+a weight update folded into an accumulating GEMM."""
 
 from __future__ import annotations
 
-import numpy as np
+from passes_testing import assert_same_results, op_names, rewrite_alone, traced
 
-import runtime as torch
-from compiler.interpret import run
-from compiler.passes import RewriteLog, run_stage
-from compiler.tracing import trace
+import runtime
+from compiler.passes import layout, simplify
 
 
-class Params:
-    """A tiny 'model' whose parameters are named, so they become graph inputs."""
+class Weights:
+    """Weights the traced functions capture (every traced input has the batch as dim 0)."""
 
-    def __init__(self, **tensors: torch.Tensor) -> None:
-        self.tensors = tensors
-
-    def named_parameters(self):
-        return list(self.tensors.items())
+    w = runtime.randn(5, 3, dtype=runtime.float64)
+    v = runtime.randn(3, 2, dtype=runtime.float64)
 
 
-def _layout(fn, params: Params, inputs):
-    class Model(Params):
-        def __call__(self, *xs):
-            return fn(*xs, **self.tensors)
-
-    graph = trace(Model(**params.tensors), inputs)
-    log = RewriteLog()
-    rewritten = run_stage(run_stage(graph, "fuse", log), "layout", log)
-    arguments = list(inputs) + list(params.tensors.values())
-    for expected, actual in zip(run(graph, arguments), run(rewritten, arguments)):
-        np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
-    return rewritten, log
+def test_fold_transpose_into_gemm_reads_the_weight_transposed() -> None:
+    graph = traced(lambda x: x @ Weights.w.T, (4, 3))  # nn.Linear's x @ w.T
+    rewritten, log = rewrite_alone(graph, layout.fold_transpose_into_gemm)
+    assert log.fired("fold_transpose_into_gemm") == 1
+    assert op_names(rewritten) == ["gemm"]
+    assert rewritten.nodes[0].attrs == {"transpose_a": False, "transpose_b": True}
+    assert rewritten.nodes[0].inputs[1] is graph.nodes[0].inputs[0]  # w itself
+    assert_same_results(graph, rewritten, [(4, 3)])
 
 
-def test_sgd_update_of_a_weight_becomes_one_accumulating_gemm():
-    g = torch.randn(6, 4, dtype=torch.float64)
-    x = torch.randn(6, 5, dtype=torch.float64)
-    params = Params(w=torch.randn(4, 5, dtype=torch.float64),
-                    lr=torch.tensor(0.1, dtype=torch.float64))
-
-    def update(g, x, w, lr):
-        return w - lr * (g.T @ x)
-
-    rewritten, log = _layout(update, params, (g, x))
-    assert log.fired("fold_update_into_gemm") == 1
-    assert [n.op_name for n in rewritten.nodes][-1] == "gemm_accumulate"
-    assert "matmul" not in [n.op_name for n in rewritten.nodes]
+def test_fold_transpose_into_gemm_on_the_left() -> None:
+    graph = traced(lambda x, y: x.T @ y, (4, 3), (4, 2))  # a weight gradient
+    rewritten, log = rewrite_alone(graph, layout.fold_transpose_into_gemm)
+    assert log.fired("fold_transpose_into_gemm") == 1
+    assert rewritten.nodes[0].attrs == {"transpose_a": True, "transpose_b": False}
+    assert_same_results(graph, rewritten, [(4, 3), (4, 2)])
 
 
-def test_update_is_not_folded_when_the_gradient_is_also_used_elsewhere():
-    g = torch.randn(6, 4, dtype=torch.float64)
-    x = torch.randn(6, 5, dtype=torch.float64)
-    params = Params(w=torch.randn(4, 5, dtype=torch.float64))
-
-    def update_and_gradient(g, x, w):
-        gradient = g.T @ x
-        return w - 0.1 * gradient, gradient
-
-    _, log = _layout(update_and_gradient, params, (g, x))
-    assert log.fired("fold_update_into_gemm") == 0
+def test_fold_transpose_into_gemm_leaves_plain_and_batched_products() -> None:
+    for graph in (traced(lambda x: x @ Weights.v, (4, 3)),
+                  traced(lambda x, y: x @ y.transpose(1, 2), (4, 2, 3), (4, 5, 3))):
+        _, log = rewrite_alone(graph, layout.fold_transpose_into_gemm)
+        assert log.fired("fold_transpose_into_gemm") == 0
 
 
-def test_transpose_of_a_product_is_the_product_of_swapped_transposes():
-    a = torch.randn(7, 3, dtype=torch.float64)
-    b = torch.randn(7, 4, dtype=torch.float64)
-
-    def weight_gradient(a, b):
-        return (a.T @ b).T
-
-    rewritten, log = _layout(weight_gradient, Params(), (a, b))
+def test_transpose_of_gemm_swaps_the_operands() -> None:
+    graph = traced(lambda x, y: (x.T @ y).T.exp(), (4, 3), (4, 2))
+    rewritten, log = rewrite_alone(graph, layout.transpose_of_gemm)
     assert log.fired("transpose_of_gemm") == 1
-    assert "permute" not in [n.op_name for n in rewritten.nodes]
+    assert op_names(rewritten) == ["permute", "gemm", "exp"]
+    gemm = rewritten.nodes[1]
+    assert [v.name for v in gemm.inputs] == ["y", "permute"]
+    assert gemm.attrs == {"transpose_a": True, "transpose_b": True}
+    assert_same_results(graph, rewritten, [(4, 3), (4, 2)])
+
+
+def test_transpose_of_gemm_keeps_a_product_that_is_also_used_untransposed() -> None:
+    graph = traced(lambda x, y: (lambda p: p.T.sum() + p.sum())(x.T @ y), (4, 3), (4, 2))
+    _, log = rewrite_alone(graph, layout.transpose_of_gemm)
+    assert log.fired("transpose_of_gemm") == 0
+
+
+def test_fold_update_into_gemm_adds_the_scaled_product_onto_the_weight() -> None:
+    graph = traced(lambda x, y: Weights.w.T - 0.1 * (x.T @ y), (4, 3), (4, 5))
+    graph = rewrite_alone(graph, layout.fold_transpose_into_gemm)[0]
+    fused = simplify(graph, stages=("fuse",))
+    rewritten, log = rewrite_alone(fused, layout.fold_update_into_gemm)
+    assert log.fired("fold_update_into_gemm") == 1
+    assert op_names(rewritten)[-1] == "gemm_accumulate"
+    assert_same_results(graph, rewritten, [(4, 3), (4, 5)], rtol=1e-12)
+
+
+def test_fold_update_into_gemm_needs_a_scalar_scale() -> None:
+    graph = traced(lambda x, y, s: (x.T @ y) * s[:3, :5] + Weights.w.T, (4, 3), (4, 5), (4, 6))
+    fused = rewrite_alone(graph, layout.fold_transpose_into_gemm)[0]
+    _, log = rewrite_alone(fused, layout.fold_update_into_gemm)
+    assert log.fired("fold_update_into_gemm") == 0
