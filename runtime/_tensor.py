@@ -65,6 +65,7 @@ class Tensor:
         self._retains_grad = False
         self._version = _VersionCounter()
         self._accumulator: weakref.ref | None = None
+        self._view_of: tuple[Tensor, Any, dict[str, Any]] | None = None  # (base, op, attrs)
         return self
 
     # ----- autograd state -------------------------------------------------------------------
@@ -313,8 +314,9 @@ class Tensor:
     def _inplace_update(self, result: Tensor) -> Tensor:
         """Make this tensor hold `result` (an out-of-place result of the same shape), in place.
 
-        Used by every `op_()` method: the memory (and its views) is overwritten, the version is
-        bumped, and if `result` was recorded the tensor takes its history.
+        Used by every `op_()` method and by `x[key] = value`: the memory (and its views) is
+        overwritten, the version is bumped, and when grad mode records, the tensor takes the
+        history of its new value, and so does the tensor it is a view of (PyTorch's CopySlices).
         """
         self._check_inplace()
         if result.dtype.is_floating_point and not self.dtype.is_floating_point:
@@ -324,14 +326,38 @@ class Tensor:
             raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast "
                                f"shape {list(result.shape)}")
         if not self._data.flags.writeable:
-            raise RuntimeError("the tensor's memory is read-only (it came from a read-only numpy "
-                               "array); clone() it before modifying it in place")
+            raise RuntimeError("the tensor's memory is read-only (an expanded tensor, or a "
+                               "read-only numpy array); clone() it before modifying it in place")
+        recording = is_grad_enabled() and (self._requires_grad or result.requires_grad)
+        if recording and result._grad_fn is None:
+            # New values that owe nothing to the old ones: a node that passes them no gradient.
+            from runtime.ops.indexing import index_put
+
+            result = index_put(self, Ellipsis, result)
+        if recording and self._view_of is not None:
+            return self._update_view(result)
         if result._grad_fn is not None:
             result._grad_fn.protect_saved(self)
         np.copyto(self._data, result._data, casting="unsafe")
         self._version.bump()
         if result._grad_fn is not None:
             self._set_history(result._grad_fn, result._output_nr)
+        return self
+
+    def _update_view(self, result: Tensor) -> Tensor:
+        """An in-place change of a view that records: the base takes the change into its
+        history (its view op's `write_back`), and this view becomes a view of the new base."""
+        base, op, attrs = self._view_of
+        if base._requires_grad and base._grad_fn is None:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
+                               "in-place operation.")
+        if result._grad_fn is not None:
+            result._grad_fn.protect_saved(self)
+        base._inplace_update(op.write_back(base, result, **attrs))
+        from runtime.ops._op import apply
+
+        view = apply(op, [base], **attrs)
+        self._set_history(view._grad_fn, view._output_nr)
         return self
 
     def _snapshot(self) -> Tensor:
@@ -341,17 +367,24 @@ class Tensor:
         copy._grad_fn, copy._output_nr = self._grad_fn, self._output_nr
         return copy
 
-    def zero_(self) -> Tensor:
+    def _fill_values(self, values: Any) -> Tensor:
+        """Overwrite with constant `values` (broadcast), as zero_, fill_ and random fills do."""
         self._check_inplace()
-        self._data[...] = 0
+        if is_grad_enabled() and self._requires_grad:
+            constant = np.broadcast_to(np.asarray(values, dtype=self._data.dtype), self.shape)
+            return self._inplace_update(Tensor._from_array(constant))
+        if not self._data.flags.writeable:
+            raise RuntimeError("the tensor's memory is read-only (an expanded tensor, or a "
+                               "read-only numpy array); clone() it before modifying it in place")
+        self._data[...] = values
         self._version.bump()
         return self
 
+    def zero_(self) -> Tensor:
+        return self._fill_values(0)
+
     def fill_(self, value: Any) -> Tensor:
-        self._check_inplace()
-        self._data[...] = float(value) if isinstance(value, Tensor) else value
-        self._version.bump()
-        return self
+        return self._fill_values(float(value) if isinstance(value, Tensor) else value)
 
     def copy_(self, src: Any) -> Tensor:
         from runtime.ops import shape as shape_ops
@@ -361,10 +394,7 @@ class Tensor:
         return self._inplace_update(expanded)
 
     def _random_(self, values: np.ndarray) -> Tensor:
-        self._check_inplace()
-        self._data[...] = values
-        self._version.bump()
-        return self
+        return self._fill_values(values)
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:

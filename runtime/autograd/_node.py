@@ -100,6 +100,11 @@ class SavedTensor:
     def shares_memory_with(self, tensor: Tensor) -> bool:
         return self._data_tensor is not None and self._data_tensor._version is tensor._version
 
+    def keep_private_copy(self) -> None:
+        """Hold a copy of the saved values (same history), before their memory is overwritten."""
+        self._data_tensor = self._data_tensor._snapshot()
+        self._version = self._data_tensor._version.value
+
     def free(self) -> None:
         self._data_tensor = None
 

@@ -8,7 +8,9 @@ An op is defined once, in one module of `runtime/ops/`, as an `Op` with:
   same rule runs eagerly, records a graph under create_graph=True, and emits IR when traced;
 - `saves(needs_input_grad, **attrs)`: which inputs (and whether the output) the vjp reads;
 - `edge_inputs(inputs, **attrs)`: which inputs get an edge in the recorded graph (PyTorch gives
-  none to index tensors, conditions, and operands its signature takes as a Python Scalar).
+  none to index tensors, conditions, and operands its signature takes as a Python Scalar);
+- for a view op (`is_view`), `write_back(base, view_value, **attrs)`: the base after its view
+  changes in place.
 
 `apply(op, inputs, **attrs)` runs an op: on symbolic tensors it hands over to the tracer that the
 compiler installed with `set_symbolic_handler` (the runtime never imports the compiler); on data it
@@ -60,6 +62,11 @@ class Op:
     def edge_inputs(self, inputs: Sequence[Any], **attrs: Any) -> Sequence[int]:
         """Positions of the inputs that get an edge (an entry of `grad_fn.next_functions`)."""
         return range(len(inputs))
+
+    def write_back(self, base: Tensor, view_value: Tensor, **attrs: Any) -> Tensor:
+        """For a view op: the value of `base` once its view is changed to `view_value`, built
+        with ops (what an in-place change of a view does to its base's history)."""
+        raise NotImplementedError(f"in-place changes of a {self.name} view are not supported")
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
@@ -131,9 +138,9 @@ class OpNode(Node):
     def protect_saved(self, tensor: Tensor) -> None:
         """`tensor` is about to be overwritten in place by this node's own result (`x.exp_()`):
         keep a private copy of the saved values that share its memory, with their history."""
-        for i, saved in enumerate(self._saved_inputs):
+        for saved in (*self._saved_inputs, self._saved_output):
             if saved is not None and saved.shares_memory_with(tensor):
-                self._saved_inputs[i] = SavedTensor(tensor._snapshot())
+                saved.keep_private_copy()
 
     def release(self) -> None:
         super().release()
@@ -178,6 +185,7 @@ def apply(op: Op, inputs: Sequence[Tensor], **attrs: Any) -> Tensor:
     out = Tensor._from_array(data)
     if op.is_view and np.may_share_memory(data, inputs[0]._data):
         out._version = inputs[0]._version
+        out._view_of = (inputs[0], op, attrs)
     if op.differentiable and is_grad_enabled() and any(t.requires_grad for t in inputs):
         OpNode(op, inputs, out, attrs, op.node_name(inputs, **attrs))
     return out

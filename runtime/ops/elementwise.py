@@ -190,14 +190,15 @@ _PROBES = (-1e4, -30.0, -1.0, -0.5, 0.0, 0.5, 1.0, 30.0, 1e4)
 
 
 def _simplest_stable_form(derivative: Any, symbols: Sequence[Any]) -> Any:
-    """sympy's simplification of a derivative, unless that overflows where the derivative as
-    differentiated does not.
+    """sympy's simplification of a derivative, unless that, or its own derivatives, overflows
+    where the derivative as differentiated does not.
 
     The derivative is taken almost everywhere, as PyTorch's: a kink (abs, maximum) differentiates
     to a step (sign, Heaviside) whose own derivative, a DiracDelta, is 0. Simplifying can undo a
     stable form: the derivative of softplus's branch log1p(exp(-x)), x > 0, is
-    -exp(-x)/(1 + exp(-x)), which sympy rewrites into exp(x)/(exp(x) + 1), inf/inf at x = 1e4.
-    It can also repair one: pow's x**y*y/x is nan at x = 0 where x**(y - 1)*y is not.
+    -exp(-x)/(1 + exp(-x)), which sympy rewrites into exp(x)/(exp(x) + 1), inf/inf at x = 1e4;
+    sigmoid's exp(-x)/(1 + exp(-x))**2 becomes 1/(4*cosh(x/2)**2), finite, but its derivative
+    is inf/inf. It can also repair one: pow's x**y*y/x is nan at x = 0 where x**(y - 1)*y is not.
     """
     sp = sympy()
 
@@ -206,7 +207,10 @@ def _simplest_stable_form(derivative: Any, symbols: Sequence[Any]) -> Any:
 
     raw = almost_everywhere(derivative)
     simplified = almost_everywhere(sp.simplify(raw))
-    return simplified if _finite_wherever(simplified, raw, symbols) else raw
+    stable = _finite_wherever(simplified, raw, symbols) and all(
+        _finite_wherever(almost_everywhere(sp.diff(simplified, s)),
+                         almost_everywhere(sp.diff(raw, s)), symbols) for s in symbols)
+    return simplified if stable else raw
 
 
 def _finite_wherever(candidate: Any, reference: Any, symbols: Sequence[Any]) -> bool:

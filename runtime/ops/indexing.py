@@ -187,6 +187,9 @@ class Index(Op):
         return [index_add_into_zeros(grad, index, ctx.attrs["key"], ctx.input_shapes[0]),
                 *(None for _ in index)]
 
+    def write_back(self, base: Any, view_value: Any, *, key: tuple[Any, ...]) -> Any:
+        return apply(_index_put, [base, view_value], key=key)  # a view's key has no tensors
+
 
 class IndexAddIntoZeros(Op):
     """zeros(shape) with grad added at `key` (repeated indices add up): the derivative of index."""

@@ -99,6 +99,9 @@ class Reshape(Op):
     def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
         return [reshape(grad, ctx.input_shapes[0])]
 
+    def write_back(self, base: Any, view_value: Any, **attrs: Any) -> Any:
+        return reshape(view_value, base.shape)
+
 
 class Permute(Op):
     """Reorder dimensions: output dim i is input dim dims[i] (permute, transpose, t, mT)."""
@@ -129,9 +132,14 @@ class Permute(Op):
         return (), False
 
     def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
-        dims = ctx.attrs["dims"]
-        inverse = tuple(int(i) for i in np.argsort(dims))
-        return [permute(grad, inverse)]
+        return [permute(grad, _inverse(ctx.attrs["dims"]))]
+
+    def write_back(self, base: Any, view_value: Any, *, dims: tuple[int, ...]) -> Any:
+        return permute(view_value, _inverse(dims))
+
+
+def _inverse(dims: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argsort(dims))
 
 
 class ToDtype(Op):
