@@ -96,6 +96,7 @@ class RewriteContext:
     def keep(self, node: Node) -> None:
         self.graph.nodes.append(node)
         self.producers[node.output] = node
+        node.output.producer = node
 
 
 def _value_text(ctx: RewriteContext, value: Value) -> str:
