@@ -39,7 +39,13 @@ from compiler.ir import Graph, Node, Value
 from compiler.lowering.codegen import NativeSignature, lower_graph
 from compiler.lowering.gemm import gemm_config
 from compiler.lowering.memory import value_bytes
-from compiler.lowering.target import compile_object, target_machine, with_no_builtins
+from compiler.lowering.target import (
+    compile_object,
+    host_cpu_name,
+    host_has_feature,
+    target_machine,
+    with_no_builtins,
+)
 from compiler.lowering.threads import emit_threaded_gemm
 from compiler.passes import simplify
 from compiler.tracing import named_state, trace
@@ -82,28 +88,32 @@ class ExportResult:
 
 def export(model: Any, example_inputs: Sequence[Tensor] | Tensor, out_dir: str | Path,
            name: str | None = None, *, embed_weights: bool = True, target: str | None = None,
-           max_batch: int | None = None) -> ExportResult:
+           cpu: str | None = None, max_batch: int | None = None) -> ExportResult:
     """Export `model`'s no-grad forward for inputs like `example_inputs` (any batch size) as a C
     library in `out_dir` (created if missing), with functions named `<name>_...`.
 
     `name` defaults to the folder's name. `target` is an LLVM triple such as
-    'aarch64-unknown-linux-gnu' (default: this machine's, for its architecture's portable CPU).
+    'aarch64-unknown-linux-gnu' (default: this machine's), compiled for the architecture's
+    portable CPU (x86-64-v3: AVX2 and FMA) or, with `cpu='native'`, for this very machine.
     `max_batch` caps the batch size the function accepts (default: as large as memory sizes can
-    be). Returns the paths written.
+    be). The model is traced as it is: call `model.eval()` first if it has dropout or other
+    layers that behave differently in training. Returns the paths written.
     """
     name = c_name(name, Path(out_dir))
+    out_dir = _create_folder(Path(out_dir))  # before the work: a bad folder fails at once
     example_inputs = (example_inputs,) if isinstance(example_inputs, Tensor) else example_inputs
     graph = inference_graph(model, tuple(example_inputs))
     weights = model_weights(graph, model)
     if embed_weights:
         graph = embed(graph, weights)
-    machine, cpu = export_machine(target, needs_weights_file=not embed_weights)
+    machine = export_machine(target, cpu, needs_weights_file=not embed_weights)
     module, plan = build_module(graph, name, machine, weights=None if embed_weights else weights,
                                 max_batch=max_batch)
     ir_text = with_no_builtins(str(module))
-    context = _template_context(model, graph, plan, weights, machine.triple, cpu)
-    return _write_files(Path(out_dir), name, ir_text, compile_object(ir_text, machine), context,
-                        None if embed_weights else weights, native=_runs_here(machine.triple))
+    context = _template_context(model, graph, plan, weights, machine)
+    return _write_files(out_dir, name, ir_text, compile_object(ir_text, machine.llvm),
+                        context, None if embed_weights else weights,
+                        native=_runs_here(machine.llvm.triple))
 
 
 # ----- the graph --------------------------------------------------------------------------------
@@ -160,11 +170,29 @@ def embed(graph: Graph, weights: Weights) -> Graph:
 
 # ----- LLVM ---------------------------------------------------------------------------------------
 
-def export_machine(target: str | None, needs_weights_file: bool = False
-                   ) -> tuple[llvm.TargetMachine, str]:
-    """The target machine and CPU name for `target` (default: this machine's triple): the
-    portable x86-64-v3 for x86-64, the architecture's generic CPU otherwise."""
-    triple = target or llvm.get_process_triple()
+@dataclass(frozen=True)
+class ExportMachine:
+    """The LLVM target machine of an export, its CPU's name, and whether its GEMM tiles use
+    512-bit vectors."""
+
+    llvm: llvm.TargetMachine
+    cpu: str
+    avx512: bool
+
+
+def export_machine(target: str | None, cpu: str | None = None,
+                   needs_weights_file: bool = False) -> ExportMachine:
+    """The machine for `target` (default: this machine's triple) and `cpu`: None is the
+    architecture's portable CPU (x86-64-v3 on x86-64, else generic), 'native' this machine's."""
+    host = llvm.get_process_triple()
+    triple = target or host
+    if cpu == "native":
+        if triple != host:
+            raise ValueError(f"cpu='native' means this machine's CPU, so the target must be "
+                             f"this machine's ({host}), not {triple!r}")
+        return ExportMachine(target_machine(), host_cpu_name(), host_has_feature("avx512f"))
+    if cpu is not None:
+        raise ValueError(f"cpu must be None (portable) or 'native', not {cpu!r}")
     cpu = "x86-64-v3" if triple.startswith("x86_64") else "generic"
     try:
         machine = target_machine(triple, cpu=cpu, features="")
@@ -178,18 +206,18 @@ def export_machine(target: str | None, needs_weights_file: bool = False
     if needs_weights_file and "E" in layout:
         raise ValueError(f"target {triple!r} is big-endian; weights files are little-endian, so "
                          "export with embed_weights=True")
-    return machine, cpu
+    return ExportMachine(machine, cpu, avx512=False)
 
 
-def build_module(graph: Graph, name: str, machine: llvm.TargetMachine, *,
+def build_module(graph: Graph, name: str, machine: ExportMachine, *,
                  weights: Weights | None, max_batch: int | None) -> tuple[ir.Module, EntryPlan]:
     """One LLVM module: the graph's function, its GEMMs (portable tiles, defined here), and the
     entry points; every function but the entry points internal, so exports link side by side."""
     module = ir.Module(name=name)
-    module.triple = machine.triple
-    module.data_layout = str(machine.target_data)
+    module.triple = machine.llvm.triple
+    module.data_layout = str(machine.llvm.target_data)
     for dtype in ("float32", "float64"):  # unused ones are deleted by LLVM (internal linkage)
-        emit_threaded_gemm(module, gemm_config(dtype, avx512=False))
+        emit_threaded_gemm(module, gemm_config(dtype, avx512=machine.avx512))
     signature = lower_graph(graph, module, f"{name}_graph", define_gemm=True)
     plan = EntryPlan(name, module.globals[signature.symbol], signature,
                      _max_batch(signature, max_batch), weights)
@@ -242,7 +270,7 @@ def _buffer(value: Value) -> _Buffer:
 
 
 def _template_context(model: Any, graph: Graph, plan: EntryPlan, weights: Weights,
-                      triple: str, cpu: str) -> dict[str, Any]:
+                      machine: ExportMachine) -> dict[str, Any]:
     """What the templates show: names, shapes, sizes, codes, the model and its weights."""
     name, signature, embedded = plan.name, plan.signature, plan.weights is None
     parameters = list(model.parameters()) if hasattr(model, "parameters") else []
@@ -256,7 +284,7 @@ def _template_context(model: Any, graph: Graph, plan: EntryPlan, weights: Weight
         "weights_bytes": sum(a.nbytes for a in weights.arrays),
         "weights_sha256": weights.sha256(), "embedded": embedded,
         "input": _buffer(input_value), "output": _buffer(graph.outputs[0]),
-        "max_batch": plan.max_batch, "triple": triple, "cpu": cpu,
+        "max_batch": plan.max_batch, "triple": machine.llvm.triple, "cpu": machine.cpu,
         "scratch": (signature.arena_bytes.per_example,
                     signature.arena_bytes.fixed + signature.workspace_bytes + 128),
         "errors": [e for e in ERRORS if embedded is False or not e.weights_file_only],
@@ -288,12 +316,10 @@ def _write_files(out_dir: Path, name: str, ir_text: str, object_bytes: bytes,
     if weights is not None:
         contents[f"{name}.weights"] = weights.file_bytes()
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
         for file_name, data in contents.items():
             (out_dir / file_name).write_bytes(data)
     except OSError as error:
-        raise ExportError(f"cannot write the export into {str(out_dir)!r}: "
-                          f"{error.strerror or error}; choose a folder you can write to") from None
+        raise _cannot_write(out_dir, error) from None
     library, notes = _link_shared_library(out_dir, name, native, context["triple"])
     for note in notes:
         warnings.warn(note, stacklevel=3)
@@ -301,6 +327,19 @@ def _write_files(out_dir: Path, name: str, ir_text: str, object_bytes: bytes,
                         out_dir / f"{name}.ll", out_dir / "example.c", out_dir / "Makefile",
                         out_dir / f"{name}.weights" if weights is not None else None,
                         tuple(notes))
+
+
+def _create_folder(out_dir: Path) -> Path:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _cannot_write(out_dir, error) from None
+    return out_dir
+
+
+def _cannot_write(out_dir: Path, error: OSError) -> ExportError:
+    return ExportError(f"cannot write the export into {str(out_dir)!r}: "
+                       f"{error.strerror or error}; choose a folder you can write to")
 
 
 def _link_shared_library(out_dir: Path, name: str, native: bool, triple: str

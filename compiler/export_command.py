@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", metavar="TRIPLE",
                         help="LLVM target triple, e.g. aarch64-unknown-linux-gnu (default: "
                              "this machine, portable CPU)")
+    parser.add_argument("--cpu", choices=("native",),
+                        help="compile for this machine's CPU instead of the portable one")
     parser.add_argument("--no-embed-weights", dest="embed_weights", action="store_false",
                         help="write the weights to NAME.weights, loaded by NAME_init(path)")
     parser.add_argument("--max-batch", type=int, metavar="N",
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             warnings.simplefilter("ignore")  # the notes are printed below
             result = export(model, (example,), args.out_dir, args.name,
                             embed_weights=args.embed_weights, target=args.target,
-                            max_batch=args.max_batch)
+                            cpu=args.cpu, max_batch=args.max_batch)
     except (ValueError, TypeError, OSError, CompileError, TracingError) as error:
         print(f"symgrad export: error: {error}", file=sys.stderr)
         return 1
