@@ -43,10 +43,9 @@ class ErrorCode:
 
 ERRORS = (
     ErrorCode("OK", 0, "success"),
-    ErrorCode("ERROR_NULL_POINTER", 1, "input or output is NULL (for init: the path is NULL)"),
+    ErrorCode("ERROR_NULL_POINTER", 1, "a pointer argument is NULL"),
     ErrorCode("ERROR_BAD_BATCH", 2, "batch is zero or negative"),
-    ErrorCode("ERROR_OUT_OF_MEMORY", 3, "batch is larger than the MAX_BATCH limit, or malloc "
-              "failed for this batch's scratch memory (or for the weights)"),
+    ErrorCode("ERROR_OUT_OF_MEMORY", 3, "batch is above MAX_BATCH, or malloc failed"),
     ErrorCode("ERROR_NOT_INITIALIZED", 4, "forward was called before init succeeded", True),
     ErrorCode("ERROR_WEIGHTS_UNREADABLE", 5, "the weights file cannot be opened", True),
     ErrorCode("ERROR_WEIGHTS_FORMAT", 6, "the file is not a symgrad weights file of this "
