@@ -237,6 +237,55 @@ def test_compile_from_the_package_is_the_function_after_any_import() -> None:
     assert result.stdout.strip() == "True", result.stderr
 
 
+class TwoBiases(nn.Module):
+    """Two parameters whose gradients are one value of the backward graph."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+        self.shift = nn.Parameter(runtime.linspace(-1.0, 1.0, 3))
+
+    def forward(self, x):
+        return self.linear(x) + self.shift
+
+
+OUTPUT_COPIES = ("compiler/lowering/codegen.py lower_graph: an output that repeats an earlier "
+                 "output is never written (its buffer keeps garbage), and an output that is an "
+                 "input is refused")
+
+
+@pytest.mark.xfail(strict=True, reason=OUTPUT_COPIES)
+def test_parameters_with_the_same_gradient_each_receive_it() -> None:
+    model = TwoBiases()
+    fast = compile(model, (runtime.randn(5, 4),))
+    garbage = [np.full(3, 123.0, np.float32) for _ in range(100)]  # recycled by numpy
+    del garbage
+    fast(runtime.randn(5, 4)).sum().backward()
+    np.testing.assert_array_equal(model.linear.bias.grad.numpy(), [5.0, 5.0, 5.0])
+    np.testing.assert_array_equal(model.shift.grad.numpy(), [5.0, 5.0, 5.0])
+
+
+class Shift(nn.Module):
+    """x + b: the gradient of x is the gradient of the output itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b = nn.Parameter(runtime.zeros(3))
+
+    def forward(self, x):
+        return x + self.b
+
+
+@pytest.mark.xfail(strict=True, reason=OUTPUT_COPIES)
+def test_an_input_gradient_that_is_the_outputs_gradient() -> None:
+    model = Shift()
+    fast = compile(model, (runtime.randn(5, 3),))
+    x = runtime.randn(5, 3, requires_grad=True)
+    (fast(x) * 2).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((5, 3), 2.0))
+    np.testing.assert_array_equal(model.b.grad.numpy(), [10.0, 10.0, 10.0])
+
+
 def test_a_model_with_an_unlowerable_op_fails_at_compile_time() -> None:
     class Picks(nn.Module):
         def forward(self, x):
