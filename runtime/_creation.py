@@ -54,9 +54,12 @@ def _random_float_dtype(dtype: _dtype.dtype | None, kernel: str) -> _dtype.dtype
 def _infer_dtype(data: Any) -> _dtype.dtype:
     """PyTorch's choice: a numpy array keeps its dtype; Python floats give the default float
     dtype, Python ints int64, bools bool."""
-    if isinstance(data, np.ndarray):
+    if isinstance(data, (np.ndarray, np.generic)):
         return _dtype.from_numpy_dtype(data.dtype)
-    kind = np.asarray(data).dtype.kind
+    try:
+        kind = np.asarray(data).dtype.kind
+    except ValueError:
+        raise ValueError(_ragged_message(data)) from None
     if kind in "iu":
         return _dtype.int64
     if kind == "b":
@@ -64,6 +67,23 @@ def _infer_dtype(data: Any) -> _dtype.dtype:
     if kind in "f" or np.asarray(data).size == 0:
         return _dtype.get_default_dtype()
     raise TypeError(f"can't convert {type(data).__name__} to a tensor: expected numbers")
+
+
+def _ragged_message(data: Any) -> str:
+    """PyTorch's words for a nested sequence that is not rectangular."""
+    level, dim = [data], 0
+    while level and all(isinstance(d, (list, tuple)) for d in level):
+        children = [item for d in level for item in d]
+        dim += 1
+        expected = next((len(c) for c in children if isinstance(c, (list, tuple))), None)
+        if expected is None:
+            break
+        for c in children:
+            if not isinstance(c, (list, tuple)) or len(c) != expected:
+                got = len(c) if isinstance(c, (list, tuple)) else type(c).__name__
+                return f"expected sequence of length {expected} at dim {dim} (got {got})"
+        level = children
+    return "expected a rectangular nested sequence of numbers"
 
 
 def _to_array(data: Any) -> Any:
@@ -83,8 +103,8 @@ def tensor(data: Any, dtype: _dtype.dtype | None = None, device: Any = None,
         dtype = _infer_dtype(raw if not isinstance(data, Tensor) else data._data)
     try:
         array = np.array(raw, dtype=dtype.numpy, copy=True)
-    except ValueError as error:
-        raise ValueError(f"expected a rectangular nested sequence of numbers: {error}") from None
+    except ValueError:
+        raise ValueError(_ragged_message(raw)) from None
     return _finish(array, requires_grad)
 
 
@@ -141,10 +161,13 @@ def eye(n: int, m: int | None = None, dtype: _dtype.dtype | None = None, device:
 def arange(start: Any, end: Any = None, step: Any = 1, dtype: _dtype.dtype | None = None,
            device: Any = None, requires_grad: bool = False) -> Tensor:
     _check_device(device)
+    start, end, step = (v.item() if isinstance(v, Tensor) else v for v in (start, end, step))
     if end is None:
         start, end = 0, start
     if step == 0:
         raise RuntimeError("step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     if dtype is None:
         numbers = (start, end, step)
         dtype = (_dtype.int64 if all(isinstance(v, (int, np.integer)) for v in numbers)
@@ -180,8 +203,8 @@ def randint(low: int, high: int | None = None, size: Sequence[int] = (), *,
             generator: Generator | None = None, dtype: _dtype.dtype | None = None,
             device: Any = None, requires_grad: bool = False) -> Tensor:
     _check_device(device)
-    if high is None:
-        low, high = 0, low
+    if high is None or isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, (size if high is None else high)
     d = _dtype.int64 if dtype is None else dtype
     data = numpy_rng(generator).integers(low, high, size=_shape((size,))).astype(d.numpy)
     return _finish(data, requires_grad)

@@ -27,11 +27,18 @@ def _binary(op: ew.Elementwise, a: Any, b: Any) -> Tensor:
 # ----- arithmetic --------------------------------------------------------------------------------
 
 def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
-    return _binary(ew.add, input, other if alpha == 1 else mul(other, alpha))
+    return _binary(ew.add, input, _scaled(other, alpha))
 
 
 def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
-    return _binary(ew.sub, input, other if alpha == 1 else mul(other, alpha))
+    return _binary(ew.sub, input, _scaled(other, alpha))
+
+
+def _scaled(other: Any, alpha: Any) -> Any:
+    """`alpha * other` of add and sub (a Python product when other is a number)."""
+    if alpha == 1:
+        return other
+    return mul(other, alpha) if isinstance(other, Tensor) else other * alpha
 
 
 def rsub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
@@ -472,6 +479,18 @@ def index(input: Tensor, key: Any) -> Tensor:
 
 def numel(input: Tensor) -> int:
     return input.numel()
+
+
+def result_type(tensor1: Any, tensor2: Any) -> _dtype.dtype:
+    """The dtype an arithmetic op on these operands (tensors or Python numbers) gives."""
+    if not isinstance(tensor1, Tensor) and not isinstance(tensor2, Tensor):
+        return _dtype.result_dtype([], [], [tensor1, tensor2])
+    return ew.add.result_dtype(wrap_operands([tensor1, tensor2]))
+
+
+def promote_types(type1: _dtype.dtype, type2: _dtype.dtype) -> _dtype.dtype:
+    """The smallest dtype both promote to (torch.promote_types)."""
+    return _dtype.promote_types(type1, type2)
 
 
 def is_tensor(obj: Any) -> bool:

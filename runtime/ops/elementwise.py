@@ -270,7 +270,7 @@ def wrapped_number(x: Any, d: _dtype.dtype | None = None) -> Any:
     if d is None or isinstance(x, (bool, np.bool_)) or isinstance(x, float) and \
             not d.is_floating_point:
         d = _dtype.scalar_dtype(x)  # a bool stays bool, so ops can refuse it like PyTorch
-    t = Tensor._from_array(np.array(x, dtype=d.numpy))
+    t = Tensor._from_array(np.asarray(x).astype(d.numpy))  # wraps around, as uint8 * -2 does
     t._wrapped_number = True
     return t
 
