@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 
 import runtime
 from compiler import cli
+from compiler.compile import compile as compile_to_native  # `compiler.compile` can be the module
 from compiler.export import ExportError, export
 from compiler.export_command import load_model
 from compiler.export_entry import ERRORS
@@ -457,17 +459,23 @@ def test_cross_export_to_aarch64_writes_an_aarch64_object(tutorial_model, tmp_pa
 
 
 @needs_cc
-def test_export_for_this_machines_cpu_gives_the_same_outputs(tutorial_model, tmp_path):
+@pytest.mark.parametrize("batch", [1, 64])
+def test_export_for_this_cpu_computes_exactly_what_the_runtime_computes(tutorial_model, tmp_path,
+                                                                       batch):
+    """With cpu='native' the library holds the very code `compiler.compile` runs under no_grad,
+    so the outputs agree bit for bit (printed with 9 digits, float32 round-trips exactly)."""
     result = export(tutorial_model, (runtime.zeros(1, 1, 28, 28),), tmp_path / "mnist",
                     cpu="native")
     assert "(CPU x86-64-v3)" not in result.header.read_text()
     build_c(tmp_path / "example", ["example.c", "mnist.o"], cwd=result.out_dir)
-    x = images(5, seed=5)
+    x = images(batch, seed=5)
     x.tofile(tmp_path / "input.bin")
     run = run_program(tmp_path / "example", "input.bin", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    np.testing.assert_allclose(printed_outputs(run.stdout), eager_forward(tutorial_model, x),
-                               rtol=1e-5, atol=1e-6)
+    compiled = compile_to_native(tutorial_model, (runtime.tensor(x),))
+    with runtime.no_grad():
+        expected = compiled(runtime.tensor(x)).numpy()
+    np.testing.assert_array_equal(printed_outputs(run.stdout), expected)
 
 
 def test_native_cpu_of_another_target_is_refused(tutorial_model, tmp_path):
@@ -542,12 +550,15 @@ def test_model_with_two_inputs_is_refused(tmp_path):
         export(TwoInputs(), (runtime.zeros(1, 3), runtime.zeros(1, 3)), tmp_path / "m")
 
 
-def test_symgrad_export_command_writes_the_same_files(exported, tmp_path, capsys):
-    status = cli.main(["export", TUTORIAL, "--input", "1,1,28,28", "-o", str(tmp_path / "cli"),
-                       "--name", "mnist"])
-    assert status == 0, capsys.readouterr().err
-    out = capsys.readouterr().out
-    assert f"exported NeuralNetwork as mnist into {tmp_path / 'cli'}:" in out
+def test_symgrad_export_command_in_another_process_writes_the_same_files(exported, tmp_path):
+    """The command, run in a fresh process with another hash seed, writes byte-identical files:
+    nothing in the export depends on object ids, set order or the process."""
+    result = subprocess.run([sys.executable, "-m", "compiler.cli", "export", TUTORIAL, "--input",
+                             "1,1,28,28", "-o", str(tmp_path / "cli"), "--name", "mnist"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert result.returncode == 0, result.stderr
+    assert f"exported NeuralNetwork as mnist into {tmp_path / 'cli'}:" in result.stdout
     for path in exported.files:
         assert (tmp_path / "cli" / path.name).read_bytes() == path.read_bytes(), path.name
 
