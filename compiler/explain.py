@@ -242,10 +242,10 @@ class Report:
     def summary(self) -> str:
         """How big each stage is, in nodes and rewrites."""
         return (f"forward {len(self.forward.nodes)} nodes; reverse mode adds "
-                f"{len(self.reverse_nodes())} as built; simplified, forward and backward have "
-                f"{len(self.simplified.nodes)} after {len(self.rewrites.events)} rewrites "
-                f"({len(self.partition.forward.nodes)} in the forward function, "
-                f"{len(self.partition.backward.nodes)} in the backward)")
+                f"{len(self.reverse_nodes())} as built; the simplified joint graph has "
+                f"{len(self.simplified.nodes)} after {len(self.rewrites.events)} rewrites, split "
+                f"into a forward function of {len(self.partition.forward.nodes)} and a backward "
+                f"of {len(self.partition.backward.nodes)}")
 
     def _gradients_text(self) -> str:
         return "\n".join(f"  gradient of %{source.name}: %{raw.name} as built, "
