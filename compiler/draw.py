@@ -180,7 +180,8 @@ def _layer_numbers(graph: Graph, drawn: list[Vertex]) -> dict[Value, int]:
     for vertex in reversed(drawn):  # drawn lists sources first, then nodes in graph order
         if vertex.value in users:
             layer[vertex.value] = min(layer[u] for u in users[vertex.value]) - 1
-    return layer
+    compact = {n: k for k, n in enumerate(sorted(set(layer.values())))}  # no empty rows
+    return {value: compact[n] for value, n in layer.items()}
 
 
 @dataclass
