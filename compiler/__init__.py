@@ -13,6 +13,8 @@ on first use, so `import compiler` stays light.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 _PUBLIC = {
@@ -27,6 +29,10 @@ _PUBLIC = {
     "Graph": "compiler.ir",
     "run_graph": "compiler.interpret",
     "explain": "compiler.explain",
+    "Report": "compiler.explain",
+    "export": "compiler.export",
+    "ExportError": "compiler.export",
+    "ExportResult": "compiler.export",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -40,3 +46,16 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), attribute)
     globals()[name] = value
     return value
+
+
+class _Package(types.ModuleType):
+    """`compiler`'s module type: importing a submodule that shares a public function's name
+    (compiler.compile, compiler.export, compiler.explain) must not replace the function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _PUBLIC and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
