@@ -15,6 +15,7 @@ from typing import Any
 
 import sympy
 
+from compiler.errors import CompileError
 from compiler.ir import Graph, Value
 from compiler.tracing import BATCH
 
@@ -76,8 +77,22 @@ def _first_fit(intervals: list[tuple[int, int, int, Value]]) -> tuple[dict[Value
     return offsets, _round(top)
 
 
+def _check_linear_sizes(graph: Graph) -> None:
+    """Every value the function makes must have a size a * N + b (no N * N matrix), since the
+    arena and the caller's buffers are planned so; else a CompileError naming the op."""
+    for node in graph.nodes:
+        try:
+            value_bytes(node.output)
+        except ValueError:
+            raise CompileError(
+                f"op '{node.op_name}' makes %{node.output.name} of shape "
+                f"{list(node.output.shape)}, whose size is not linear in the batch size N; the "
+                "compiler supports sizes a * N + b only", node.op_name, node.origin) from None
+
+
 def plan_arena(graph: Graph, external: set[Value]) -> ArenaPlan:
     """Plan the arena for every node value of `graph` that is not `external` (a caller's buffer)."""
+    _check_linear_sizes(graph)
     aliases: dict[Value, Value] = {}
     for node in graph.nodes:
         if node.op_name in ALIAS_OPS and node.output not in external:
