@@ -37,7 +37,6 @@ from compiler.export_entry import ERRORS, STATE_KINDS, EntryPlan, emit_entry_poi
 from compiler.export_weights import Weights
 from compiler.ir import Graph, Node, Value
 from compiler.lowering.codegen import NativeSignature, lower_graph
-from compiler.lowering.gemm import gemm_config
 from compiler.lowering.memory import value_bytes
 from compiler.lowering.target import (
     compile_object,
@@ -46,7 +45,6 @@ from compiler.lowering.target import (
     target_machine,
     with_no_builtins,
 )
-from compiler.lowering.threads import emit_threaded_gemm
 from compiler.passes import simplify
 from compiler.tracing import named_state, trace
 from runtime._tensor import Tensor
@@ -216,9 +214,8 @@ def build_module(graph: Graph, name: str, machine: ExportMachine, *,
     module = ir.Module(name=name)
     module.triple = machine.llvm.triple
     module.data_layout = str(machine.llvm.target_data)
-    for dtype in ("float32", "float64"):  # unused ones are deleted by LLVM (internal linkage)
-        emit_threaded_gemm(module, gemm_config(dtype, avx512=machine.avx512))
-    signature = lower_graph(graph, module, f"{name}_graph", define_gemm=True)
+    signature = lower_graph(graph, module, f"{name}_graph", define_gemm=True,
+                            avx512=machine.avx512)
     plan = EntryPlan(name, module.globals[signature.symbol], signature,
                      _max_batch(signature, max_batch), weights)
     exported = emit_entry_points(module, plan)

@@ -62,7 +62,7 @@ class FunctionLowering:
     """State while emitting one function: the builder, buffer pointers, sizes."""
 
     def __init__(self, module: ir.Module, graph: Graph, symbol: str,
-                 define_gemm: bool = False) -> None:
+                 define_gemm: bool = False, avx512: bool | None = None) -> None:
         self.module = module
         self.graph = graph
         self.function = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR]), name=symbol)
@@ -80,6 +80,7 @@ class FunctionLowering:
         self.plan: ArenaPlan = plan_arena(graph, set(self.external))
         self.gemm: dict[str, ir.Function] = {}
         self.define_gemm = define_gemm  # False: declared, linked to the process's one GEMM
+        self.avx512 = avx512  # the GEMM's tiles: None for the host's, False for portable code
         self.max_workspace = 0
 
     def _word(self, index: int, name: str) -> ir.Value:
@@ -171,7 +172,7 @@ class FunctionLowering:
         to the copy compiled once per process, so a model's compile does not redo it)."""
         tag = dtype.name
         if tag not in self.gemm:
-            config = gemm_config(tag)
+            config = gemm_config(tag, avx512=self.avx512)
             symbol = config.symbol("_threaded")
             existing = self.module.globals.get(symbol)
             if existing is not None:
@@ -185,7 +186,7 @@ class FunctionLowering:
     def note_gemm(self, dtype: Any, m: int, n: int, k: int) -> None:
         """Record the workspace a GEMM call needs: one per thread of the team, each sized for
         the largest blocks (so it holds for every batch size)."""
-        config: GemmConfig = gemm_config(dtype.name)
+        config: GemmConfig = gemm_config(dtype.name, avx512=self.avx512)
         one = workspace_elements(config.row_block, config.column_block, config.depth_block,
                                  config) * config.element_bytes
         self.max_workspace = max(self.max_workspace, 2 * one + 64)
@@ -225,15 +226,17 @@ class FunctionLowering:
 
 
 def lower_graph(graph: Graph, module: ir.Module, symbol: str, define_gemm: bool = False,
-                profile_symbol: str | None = None) -> NativeSignature:
+                profile_symbol: str | None = None, avx512: bool | None = None
+                ) -> NativeSignature:
     """Add `symbol`, the native function of `graph`, to `module`; with `define_gemm` the GEMM
     it calls is emitted into the module too (a standalone object), else only declared; with
-    `profile_symbol`, per-node cycle counters (see FunctionLowering.lower)."""
+    `profile_symbol`, per-node cycle counters (see FunctionLowering.lower); `avx512` picks the
+    GEMM's tiles (None: the host's; an export for another CPU passes that CPU's)."""
     for value in graph.outputs:
         if value in graph.inputs or value.kind == "const":
             raise CompileError(f"output %{value.name} is an input or a constant; the compiler "
                                "expects outputs computed by the graph (clone() it)")
-    lowering = FunctionLowering(module, graph, symbol, define_gemm)
+    lowering = FunctionLowering(module, graph, symbol, define_gemm, avx512)
     lowering.lower(profile_symbol)
     return NativeSignature(symbol, list(graph.inputs), list(graph.outputs),
                            lowering.plan.bytes, lowering.max_workspace)
