@@ -10,8 +10,7 @@ import pytest
 from compiler_testing import NeuralNetwork, assert_close
 
 import runtime
-from compiler import CompileError
-from compiler.compile import CompiledModule, compile
+from compiler import CompiledModule, CompileError, compile
 from runtime import nn
 
 
@@ -225,9 +224,6 @@ def test_nan_input_propagates_like_eager(compiled) -> None:
     assert_close(got, expected, "NaN row", scale=10)
 
 
-@pytest.mark.xfail(strict=True, reason="compiler/__init__.py: importing the compiler.compile "
-                   "submodule (as `from compiler import CompiledModule` does) binds the package "
-                   "attribute `compile` to the module, shadowing the function")
 def test_compile_from_the_package_is_the_function_after_any_import() -> None:
     import subprocess
     import sys
