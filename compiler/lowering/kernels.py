@@ -180,11 +180,13 @@ def store_bool(low: FunctionLowering, out: Value, offset: ir.Value, bit: ir.Valu
 
 
 def _widest_float(values: Sequence[Value]) -> Any:
+    """The float type an op on these operands computes in: the widest float among them, or
+    float64 for integers and bools alone (exact for integers up to 2**53, class indices say)."""
     floats = [v.dtype for v in values if v.dtype.is_floating_point]
     if not floats:
         from runtime import _dtype
 
-        return _dtype.float32 if values else None
+        return _dtype.float64 if values else None
     return max(floats, key=lambda d: d.itemsize)
 
 
@@ -465,8 +467,10 @@ def _numel(shape: Sequence[Any]) -> Any:
 # ----- gather / scatter ---------------------------------------------------------------------------
 
 def _gather_walk(low: FunctionLowering, index_value: Value, dim: int, data_shape: Sequence[Any],
-                 body: Callable[[ir.Value, ir.Value], None]) -> None:
-    """For each element of index: body(offset in index, offset in data with dim := index)."""
+                 body: Callable[[ir.Value, ir.Value, ir.Value], None]) -> None:
+    """For each element of index: body(offset in index, offset in data with dim := index,
+    whether that index is in range). An index out of range (eager mode's IndexError, which
+    native code cannot raise) is replaced by 0, so no access leaves the buffer."""
     b = low.builder
     data_strides = contiguous_strides(data_shape)
     strides = [contiguous_strides(index_value.shape),
@@ -476,7 +480,9 @@ def _gather_walk(low: FunctionLowering, index_value: Value, dim: int, data_shape
         k = load(low, index_value, offsets[0], I64)
         size = low.size(data_shape[dim])
         k = b.select(b.icmp_signed("<", k, ir.Constant(I64, 0)), b.add(k, size), k)
-        body(offsets[0], b.add(offsets[1], b.mul(k, low.size(data_strides[dim]))))
+        valid = b.icmp_unsigned("<", k, size)  # 0 <= k < size
+        k = b.select(valid, k, ir.Constant(I64, 0))
+        body(offsets[0], b.add(offsets[1], b.mul(k, low.size(data_strides[dim]))), valid)
 
     sizes = [low.size(s) for s in index_value.shape]
     strided_nest(b, sizes, [[low.size(s) for s in per] for per in strides],
@@ -485,16 +491,23 @@ def _gather_walk(low: FunctionLowering, index_value: Value, dim: int, data_shape
 
 @rule("gather")
 def gather(low: FunctionLowering, node: Node) -> None:
+    """out = data[..., index, ...]; NaN where the index is out of range."""
     data, index_value = node.inputs
     out = node.output
     float_type = _float_type(data.dtype)
     _check_float(node, data)
-    _gather_walk(low, index_value, node.attrs["dim"], data.shape,
-                 lambda i, d: store(low, out, i, load(low, data, d, float_type), data.dtype))
+    nan = ir.Constant(float_type, float("nan"))
+
+    def body(i: ir.Value, d: ir.Value, valid: ir.Value) -> None:
+        value = low.builder.select(valid, load(low, data, d, float_type), nan)
+        store(low, out, i, value, data.dtype)
+
+    _gather_walk(low, index_value, node.attrs["dim"], data.shape, body)
 
 
 @rule("scatter_add_into_zeros")
 def scatter_add_into_zeros(low: FunctionLowering, node: Node) -> None:
+    """zeros with grad added at index along dim; an index out of range adds nothing."""
     grad, index_value = node.inputs
     out = node.output
     _check_float(node, out)
@@ -502,9 +515,10 @@ def scatter_add_into_zeros(low: FunctionLowering, node: Node) -> None:
     fill(low, out, 0.0)
     b = low.builder
 
-    def body(i: ir.Value, d: ir.Value) -> None:
+    def body(i: ir.Value, d: ir.Value, valid: ir.Value) -> None:
         pointer = low.element_pointer(out, d)
-        b.store(b.fadd(b.load(pointer, typ=float_type), load(low, grad, i, float_type)), pointer)
+        added = b.select(valid, load(low, grad, i, float_type), ir.Constant(float_type, 0.0))
+        b.store(b.fadd(b.load(pointer, typ=float_type), added), pointer)
 
     _gather_walk(low, index_value, node.attrs["dim"], out.shape, body)
 

@@ -211,6 +211,8 @@ STRUCTURED = {
                               [(("N", 3, 4), "normal"), (("N", 2, 4), "index:3")]),
     "gather_negative_index": Case(lambda x, i: x.gather(1, i - 5),
                                   [(("N", 5), "normal"), (("N", 3), "index:5")]),
+    "integer_arithmetic": Case(lambda x, i: runtime.where(x > 0, i * 3 + 1, -i),
+                               [(("N", 12), "normal"), (("N", 12), f"index:{2 ** 40}")]),
     "scatter_add": Case(lambda g, i: scatter_add_into_zeros(g, i, 1, (g.shape[0], 5)),
                         [(("N", 7), "normal"), (("N", 7), "index:5")]),
     # copies
@@ -375,3 +377,22 @@ def test_assignment_into_a_traced_tensor_is_a_compile_error() -> None:
     graph = trace(zero_first_column, tensors([np.ones((4, 5), np.float32)]))
     with pytest.raises(CompileError, match="no native lowering for op 'index_put'"):
         build_native(graph)
+
+
+def test_out_of_range_indices_stay_inside_the_buffers() -> None:
+    """Eager gather raises IndexError; native code cannot raise, so it reads NaN instead of
+    memory outside the input, and scatter drops what would land outside the output."""
+    def gather(x, i):
+        return x.gather(1, i)
+
+    def scatter(g, i):
+        return scatter_add_into_zeros(g, i, 1, (g.shape[0], 3))
+
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    index = np.array([[0, 7], [-1, -9]])
+    with pytest.raises(IndexError):
+        gather(*tensors([x, index]))
+    (got,) = build_native(trace(gather, tensors([x, index])))(x, index)
+    np.testing.assert_array_equal(got, [[0.0, np.nan], [5.0, np.nan]])
+    (got,) = build_native(trace(scatter, tensors([x[:, :2], index])))(x[:, :2].copy(), index)
+    np.testing.assert_array_equal(got, [[0.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
