@@ -396,3 +396,12 @@ def test_out_of_range_indices_stay_inside_the_buffers() -> None:
     np.testing.assert_array_equal(got, [[0.0, np.nan], [5.0, np.nan]])
     (got,) = build_native(trace(scatter, tensors([x[:, :2], index])))(x[:, :2].copy(), index)
     np.testing.assert_array_equal(got, [[0.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_keeps_its_relative_precision_near_zero(dtype: Any) -> None:
+    """1 - 2 / (exp(2x) + 1) cancels to nothing for small x; the kernel must not."""
+    magnitudes = np.geomspace(1e-30, 20.0, 2000)
+    x = np.concatenate([magnitudes, -magnitudes]).astype(dtype).reshape(1, -1)
+    (got,) = build_native(trace(lambda v: v.tanh(), tensors([x])))(x)
+    np.testing.assert_allclose(got, np.tanh(x), rtol=8 * np.finfo(dtype).eps, atol=0)
