@@ -56,6 +56,9 @@ _default_float = float32
 
 def from_numpy_dtype(numpy_dtype: np.dtype) -> dtype:
     """The runtime dtype of a numpy dtype; TypeError for types PyTorch has no equivalent of."""
+    found = _BY_NUMPY.get(numpy_dtype)  # the common case: an array's np.dtype
+    if found is not None:
+        return found
     try:
         return _BY_NUMPY[np.dtype(numpy_dtype)]
     except KeyError:

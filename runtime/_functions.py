@@ -21,7 +21,7 @@ from runtime.ops.elementwise import wrap_operands
 
 
 def _binary(op: ew.Elementwise, a: Any, b: Any) -> Tensor:
-    return op(*wrap_operands([a, b]))
+    return op(a, b)  # the op wraps Python numbers
 
 
 # ----- arithmetic --------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ Shape = tuple[Any, ...]
 
 def broadcast_shapes(*shapes: Sequence[Any]) -> Shape:
     """The shape that operands of these shapes broadcast to; RuntimeError if they do not."""
+    first = tuple(shapes[0]) if shapes else ()
+    if all(tuple(s) == first for s in shapes[1:]):
+        return first
     ndim = max((len(s) for s in shapes), default=0)
     result: list[Any] = []
     for k in range(ndim, 0, -1):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from runtime import _tensor
 from runtime._grad_mode import is_grad_enabled
 from runtime.autograd._node import FREED_MESSAGE, Node, SavedTensor
 
@@ -168,24 +169,24 @@ def symbolic_handler() -> SymbolicHandler | None:
 
 def apply(op: Op, inputs: Sequence[Tensor], **attrs: Any) -> Tensor:
     """Run `op` on `inputs`: trace it, or compute it and record it for autograd."""
-    from runtime._tensor import Tensor
-
     handler = getattr(_tracing, "handler", None)
     if handler is not None:
         # While tracing, every op is recorded, including ops on parameters alone (w.T).
         return handler(op, inputs, attrs)
+    requires_grad = False
     for t in inputs:
         if t._is_symbolic:
             raise RuntimeError("a symbolic tensor was used outside of tracing")
+        requires_grad = requires_grad or t._requires_grad
     shape, out_dtype = op.infer(inputs, **attrs)
     with np.errstate(all="ignore"):  # PyTorch propagates inf and nan without warnings
         data = np.asarray(op.compute([t._data for t in inputs], **attrs))
     if data.dtype != out_dtype.numpy:
         data = data.astype(out_dtype.numpy)
-    out = Tensor._from_array(data)
+    out = _tensor.Tensor._from_array(data)
     if op.is_view and np.may_share_memory(data, inputs[0]._data):
         out._version = inputs[0]._version
         out._view_of = (inputs[0], op, attrs)
-    if op.differentiable and is_grad_enabled() and any(t.requires_grad for t in inputs):
+    if requires_grad and op.differentiable and is_grad_enabled():
         OpNode(op, inputs, out, attrs, op.node_name(inputs, **attrs))
     return out

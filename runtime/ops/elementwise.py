@@ -96,8 +96,12 @@ class Elementwise(Op):
 
     @cached_property
     def kernel(self) -> Callable[..., np.ndarray]:
-        """The eager numpy kernel: lambdify of the expression, made once."""
-        return sympy().lambdify(self.symbols, self.expr, modules="numpy")
+        """The eager numpy kernel: lambdify of the expression, made once. Products are moved
+        into Piecewise branches first (grad * where(c, 0, 1) becomes where(c, 0, grad)), so no
+        branch is a constant array of the wrong dtype."""
+        sp = sympy()
+        return sp.lambdify(self.symbols, sp.piecewise_fold(self.expr), modules="numpy",
+                           printer=_kernel_printer())
 
     def infer(self, inputs: Sequence[Any], **attrs: Any) -> tuple[tuple[Any, ...], _dtype.dtype]:
         if len(inputs) != len(self.arg_names):
@@ -110,6 +114,10 @@ class Elementwise(Op):
     def result_dtype(self, operands: Sequence[Any]) -> _dtype.dtype:
         if self.result == "bool":
             return _dtype.bool_
+        first = operands[0].dtype
+        if all(not t._wrapped_number and t.dtype == first for t in operands):  # the usual case
+            return first if self.result == "promote" or first.is_floating_point else \
+                _dtype.get_default_dtype()
         dimensioned = [t.dtype for t in operands if len(t.shape) and not t._wrapped_number]
         zero_dim = [t.dtype for t in operands if not len(t.shape) and not t._wrapped_number]
         numbers = [_number_of(t.dtype) for t in operands if t._wrapped_number]
@@ -123,7 +131,9 @@ class Elementwise(Op):
             out = np.asarray(self.kernel(*arrays))
         except ValueError as error:  # numpy's "Integers to negative integer powers ..."
             raise RuntimeError(str(error)) from None
-        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+        shape = arrays[0].shape
+        if any(a.shape != shape for a in arrays):
+            shape = np.broadcast_shapes(*(a.shape for a in arrays))
         if out.shape != shape:  # a constant body (a derivative like 2) does not broadcast itself
             out = np.broadcast_to(out, shape).copy()
         return out
@@ -183,6 +193,26 @@ class Elementwise(Op):
 
     def __call__(self, *operands: Any) -> Any:
         return apply(self, wrap_operands(operands, self))
+
+
+def _kernel_printer() -> Any:
+    """sympy's numpy printer, with a Piecewise as nested `where`s rather than `select`, whose
+    per-call list building makes relu and its derivative several times slower."""
+    from sympy.printing.numpy import NumPyPrinter
+
+    class WherePrinter(NumPyPrinter):
+        def _print_Piecewise(self, expr: Any) -> str:
+            printed = "nan"  # no condition holds
+            for value, condition in reversed(expr.args):
+                if condition == sympy().true:
+                    printed = self._print(value)
+                else:
+                    printed = (f"where({self._print(condition)}, {self._print(value)}, "
+                               f"{printed})")
+            return printed
+
+    return WherePrinter({"fully_qualified_modules": False, "inline": True,
+                         "allow_unknown_functions": True})
 
 
 # Where a derivative is evaluated to see whether simplifying it made it overflow.
