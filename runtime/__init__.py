@@ -107,6 +107,7 @@ from runtime._functions import (
                                reshape,
                                result_type,
                                rsqrt,
+                               rsub,
                                sigmoid,
                                softmax,
                                sqrt,

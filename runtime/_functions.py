@@ -130,10 +130,10 @@ def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if max is None:
-        return ew.clamp_min(*wrap_operands([input, min]))
+        return ew.clamp_min(input, min)
     if min is None:
-        return ew.clamp_max(*wrap_operands([input, max]))
-    return ew.clamp(*wrap_operands([input, min, max]))
+        return ew.clamp_max(input, max)
+    return ew.clamp(input, min, max)
 
 
 clip = clamp

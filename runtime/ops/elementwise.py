@@ -192,7 +192,7 @@ class Elementwise(Op):
         return grads
 
     def __call__(self, *operands: Any) -> Any:
-        return apply(self, wrap_operands(operands, self))
+        return apply(self, wrap_operands(operands))
 
 
 def _kernel_printer() -> Any:
@@ -253,15 +253,15 @@ def _finite_wherever(candidate: Any, reference: Any, symbols: Sequence[Any]) -> 
 
 
 def _double_backward_name(backward_name: str) -> str:
-    stem, _, _ = backward_name.rpartition("0")
-    return f"{stem.removesuffix('Backward')}BackwardBackward0" if stem else backward_name
+    """The node name of a vjp op: PowBackward1 -> PowBackwardBackward0."""
+    return backward_name.rstrip("0123456789") + "Backward0"
 
 
 def _number_of(d: _dtype.dtype) -> object:
     return True if d == _dtype.bool_ else (1.0 if d.is_floating_point else 1)
 
 
-def wrap_operands(operands: Sequence[Any], op: Elementwise | None = None) -> list[Any]:
+def wrap_operands(operands: Sequence[Any]) -> list[Any]:
     """Operands as tensors: Python numbers become 0-d 'wrapped number' tensors of the right
     dtype."""
     from runtime._tensor import Tensor

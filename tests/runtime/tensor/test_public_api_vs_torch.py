@@ -110,6 +110,7 @@ FUNCTIONS = {
     "reshape": lambda lib: lib.reshape(t(lib), (3, 2)),
     "result_type": lambda lib: str(lib.result_type(lib.arange(2), 2.5)).split(".")[-1],
     "rsqrt": lambda lib: lib.rsqrt(t(lib, P)),
+    "rsub": lambda lib: lib.rsub(t(lib), t(lib, V), alpha=2),
     "sigmoid": lambda lib: lib.sigmoid(t(lib)),
     "softmax": lambda lib: lib.softmax(t(lib), dim=0),
     "sqrt": lambda lib: lib.sqrt(t(lib, P)),
