@@ -1,5 +1,6 @@
 """Random models (hypothesis): compositions of elementwise ops, broadcasting against parameters,
-reductions, matrix products and softmax over small random shapes, in float64. For each, the
+reductions, matrix products, softmax, transposes, concatenation, slicing and flattening over
+small random shapes, in float64. For each, the
 native code of the simplified reverse-mode graph, the interpreter running the graph as built,
 and eager autograd agree on the output and on every gradient, at batch size 1 and another."""
 
@@ -69,6 +70,10 @@ _STEP: dict[str, Callable[..., Any]] = {
     "matmul": lambda values, p, i, name: values[i] @ p[name],
     "matmul_left": lambda values, p, i, name: p[name] @ values[i],
     "softmax": lambda values, _, kind, i, dim: getattr(values[i], kind)(dim),
+    "transpose": lambda values, _, i, a, b: values[i].transpose(a, b),
+    "cat": lambda values, _, i, dim: runtime.cat([values[i], values[i].tanh()], dim),
+    "slice": lambda values, _, i, dim, stop: values[i][(slice(None),) * dim + (slice(1, stop),)],
+    "flatten": lambda values, _, i, start: values[i].flatten(start, start + 1),
 }
 
 
@@ -100,7 +105,9 @@ def _add_step(draw: Any, program: Program, rng: np.random.Generator) -> None:
     shapes = program.shapes
     i = draw(st.integers(0, len(shapes) - 1))
     shape = shapes[i]
-    kind = draw(st.sampled_from(["unary", "binary", "parameter", "reduce", "matmul", "softmax"]))
+    kind = draw(st.sampled_from(["unary", "binary", "parameter", "reduce", "matmul", "softmax",
+                                 "transpose", "cat", "slice", "flatten"]))
+    fixed_dims = [d for d, size in enumerate(shape) if size != "N"]
     new_parameter = f"p{len(program.parameters)}"
     if kind == "binary":
         partners = [j for j, s in enumerate(shapes) if _broadcast(shape, s) is not None]
@@ -137,6 +144,25 @@ def _add_step(draw: Any, program: Program, rng: np.random.Generator) -> None:
         program.steps.append(("softmax", draw(st.sampled_from(["softmax", "log_softmax"])), i,
                               dim))
         shapes.append(shape)
+    elif kind == "transpose" and len(shape) >= 2:
+        a, b = draw(st.permutations(range(len(shape))))[:2]
+        program.steps.append(("transpose", i, a, b))
+        swapped = list(shape)
+        swapped[a], swapped[b] = shape[b], shape[a]
+        shapes.append(tuple(swapped))
+    elif kind == "cat" and fixed_dims:
+        dim = draw(st.sampled_from(fixed_dims))
+        program.steps.append(("cat", i, dim))
+        shapes.append(tuple(2 * s if d == dim else s for d, s in enumerate(shape)))
+    elif kind == "slice" and any(shape[d] > 1 for d in fixed_dims):
+        dim = draw(st.sampled_from([d for d in fixed_dims if shape[d] > 1]))
+        stop = draw(st.integers(2, shape[dim]))
+        program.steps.append(("slice", i, dim, stop))
+        shapes.append(tuple(stop - 1 if d == dim else s for d, s in enumerate(shape)))
+    elif kind == "flatten" and any(d + 1 in fixed_dims for d in fixed_dims):
+        start = draw(st.sampled_from([d for d in fixed_dims if d + 1 in fixed_dims]))
+        program.steps.append(("flatten", i, start))
+        shapes.append(shape[:start] + (shape[start] * shape[start + 1],) + shape[start + 2:])
     else:
         program.steps.append(("unary", draw(st.sampled_from(sorted(UNARY))), i))
         shapes.append(shape)
