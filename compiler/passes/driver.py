@@ -125,8 +125,11 @@ def run_rewrites(graph: Graph, stage: str, rewrites: list[Rewrite], log: Rewrite
         if inputs != node.inputs:
             node = Node(node.op, inputs, node.attrs, node.output, node.origin)
         for fn in rewrites:
+            emitted_before = len(work.nodes)
             replacement = fn(node, ctx)
             if replacement is not None:
+                if any(n.output is replacement for n in work.nodes[emitted_before:]):
+                    replacement.name = node.output.name  # a new node takes the old one's name
                 log.record(stage, fn.__name__, node.text(), _value_text(ctx, replacement))
                 substitution[node.output] = replacement
                 uses[replacement] = uses.get(replacement, 0) + uses.get(node.output, 0)
