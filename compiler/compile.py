@@ -23,7 +23,7 @@ from compiler.autodiff import grad
 from compiler.ir import Graph, Value
 from compiler.lowering.codegen import check_lowerable
 from compiler.native_build import build_native
-from compiler.partition import Partition, partition
+from compiler.partition import Partition, partition, relu_mask_from_output
 from compiler.passes import simplify
 from compiler.tracing import named_state, trace
 from runtime._grad_mode import is_grad_enabled
@@ -132,7 +132,9 @@ class CompiledModule:
             (i < self._n_inputs and input_needs[i]) or (v.kind == "param" and i >= self._n_inputs))]
         joint = grad(self.graph, wrt=wrt, seed_input=True)
         seed = joint.inputs[-1]
-        joint = simplify(joint)
+        # before fusion, so that the forward's bias add and ReLU fuse once backward no longer
+        # reads the pre-activation
+        joint = simplify(relu_mask_from_output(joint, seed))
         joint.name = f"{self.name}_train"
         parts = partition(joint, n_outputs=1, seed=seed)
         functions = TrainingFunctions(parts, build_native(parts.forward),
