@@ -2,10 +2,13 @@
 
 Owns llvmlite's initialisation, the host target machine (CPU name and features read from llvmlite),
 target machines for object files and cross export, and the path from IR to callable addresses:
-IR text -> O3 -> object file -> ORC. Objects are cached in memory and on disk
-($SYMGRAD_CACHE_DIR, else ~/.cache/symgrad), keyed by a hash of the IR text, CPU and features, so a
-module compiled once is reloaded from its object in a millisecond or two. This module never builds
-IR itself, and the code it produces never calls a library function it was not asked to.
+IR text -> O3 -> object file -> ORC. Objects are cached on disk ($SYMGRAD_CACHE_DIR, else
+~/.cache/symgrad), keyed by a hash of the IR text, CPU and features, so a module compiled once is
+reloaded from its object in a millisecond or two. Loaded libraries are shared while anything holds
+them (a NativeFunction keeps its library alive) and the most recently used ones are kept loaded;
+any other is unloaded by ORC when its last reference goes, so a process that compiles many graphs
+keeps its memory bounded. This module never builds IR itself, and the code it produces never calls
+a library function it was not asked to.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import re
 import tempfile
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,9 +209,30 @@ class JitLibrary:
         return self.addresses[symbol]
 
 
+LibraryKey = tuple[str, frozenset[str]]  # (object hash, exported symbols)
+KEPT_LIBRARIES = 64  # recently used libraries kept loaded when nothing else holds them
+
 _jit_lock = threading.RLock()
-_loaded_libraries: dict[tuple[str, frozenset[str]], JitLibrary] = {}
+_live_libraries: weakref.WeakValueDictionary[LibraryKey, JitLibrary] = \
+    weakref.WeakValueDictionary()
+_recent_libraries: OrderedDict[LibraryKey, JitLibrary] = OrderedDict()
 _library_counter = itertools.count()
+
+
+def _remember(key: LibraryKey, library: JitLibrary) -> None:
+    """Mark `library` most recently used; drop the cache's hold on the least recently used one
+    beyond KEPT_LIBRARIES (ORC unloads it once no NativeFunction holds it either)."""
+    _live_libraries[key] = library
+    _recent_libraries[key] = library
+    _recent_libraries.move_to_end(key)
+    while len(_recent_libraries) > KEPT_LIBRARIES:
+        _recent_libraries.popitem(last=False)
+
+
+def loaded_library_count() -> int:
+    """How many JIT libraries are loaded now (held by the cache or by live native functions)."""
+    with _jit_lock:
+        return len(_live_libraries)
 
 
 @functools.cache
@@ -219,18 +245,19 @@ def jit_compile(module: ir.Module | str, exports: Iterable[str],
                 imports: Mapping[str, int] | None = None) -> JitLibrary:
     """Compile IR for the host and load it, returning the addresses of `exports`.
 
-    The object comes from the in-process cache, else the disk cache, else LLVM (O3), in that order;
-    a freshly compiled object is stored on disk for the next process. `imports` resolves symbols
-    the module declares but does not define (e.g. the GEMM, compiled once per process) to
-    addresses of code loaded earlier.
+    The library is one already loaded (still held somewhere, or among the KEPT_LIBRARIES most
+    recently used), else the disk cache's object loaded afresh, else LLVM's (O3) output, which is
+    stored on disk for the next process. `imports` resolves symbols the module declares but does
+    not define (e.g. the GEMM, compiled once per process) to addresses of code loaded earlier.
     """
     started = time.perf_counter()
     exported = frozenset(exports)
     ir_text = with_no_builtins(str(module))
     key = object_cache_key(ir_text, host_cpu_name(), host_cpu_features())
     with _jit_lock:
-        library = _loaded_libraries.get((key, exported))
+        library = _live_libraries.get((key, exported))
         if library is not None:
+            _remember((key, exported), library)
             return library
         object_bytes = _read_cached_object(key)
         tracker = None
@@ -251,7 +278,7 @@ def jit_compile(module: ir.Module | str, exports: Iterable[str],
             seconds=time.perf_counter() - started,
             _tracker=tracker,
         )
-        _loaded_libraries[(key, exported)] = library
+        _remember((key, exported), library)
         return library
 
 
