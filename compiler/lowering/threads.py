@@ -1,16 +1,22 @@
 """A two-thread team for native code: one worker thread that sleeps on a condition variable, and
-`symgrad_parallel_run(task, context)`, which runs task(context, 0) on the caller and
-task(context, 1) on the worker at the same time.
+`symgrad_parallel_run(task, context)`, which runs task(context, 0) on the caller while the
+worker runs task(context, 1).
+
+A task shares its work out itself: it takes chunks from an atomic counter in its context until
+none are left, so either thread may do any share of it, including all of it. That makes the team
+robust on a shared machine: if the worker is slow to wake (the other core is busy), the caller
+does more chunks, and when it has done them all and the worker has not yet taken the job, the
+job is withdrawn -- the caller never waits for a thread that is not running.
 
 Emitted as LLVM IR over pthreads (libc on current glibc), so the JIT and exported libraries
 share it. The worker starts on first use (never on a one-core machine) and sleeps between
-jobs -- it never spins, so a busy neighbour process slows us, not the reverse. A second caller
-arriving while a job runs does not wait: it runs both halves itself (reentrant, never blocks).
+jobs; it never spins. A second caller arriving while a job runs does not wait either: it runs
+the task alone.
 
 The threaded GEMM entry, `symgrad_gemm_<tag>_threaded`, has the GEMM's signature; its workspace
-must hold two GEMM workspaces (one per thread). Products below a size threshold run on one
-thread, where waking the worker would cost more than it saves, and products of a few rows take
-the unpacked loops of `small_products`.
+must hold two GEMM workspaces (one per thread). It splits C into column chunks; products below
+a size threshold run on one thread, and products of a few rows take the unpacked loops of
+`small_products`.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ TASK_POINTER = TASK_TYPE.as_pointer()  # typed, so llvmlite knows the type of ca
 RUN_SYMBOL = "symgrad_parallel_run"
 _SC_NPROCESSORS_ONLN = 84  # glibc's value on Linux
 PARALLEL_FLOPS = 4_000_000  # below this a product runs on one thread
+CHUNKS_PER_THREAD = 2  # work is cut finer than one half per thread, so a late worker costs less
 SMALL_PARALLEL_ELEMENTS = 4 * 1024 * 1024  # a few-row product splits when B is this large:
 # waking the worker costs 10-50 us, more than streaming a smaller B takes
 PTHREAD_BYTES = 64  # room for pthread_mutex_t / pthread_cond_t (40 / 48 bytes on glibc)
@@ -70,6 +77,7 @@ def emit_thread_team(module: ir.Module) -> ir.Function:
     state = _global(module, "symgrad.team.state", I32)  # 0 unstarted, 1 running, 2 single core
     generation = _global(module, "symgrad.team.generation", I64)
     pending = _global(module, "symgrad.team.pending", I32)
+    taken = _global(module, "symgrad.team.taken", I32)  # the worker took the posted job
     job_task = _global(module, "symgrad.team.task", TASK_POINTER)
     job_context = _global(module, "symgrad.team.context", PTR)
     thread_id = _global(module, "symgrad.team.thread", I64)
@@ -96,6 +104,10 @@ def emit_thread_team(module: ir.Module) -> ir.Function:
     b.branch(check)
     b.position_at_end(run)
     b.store(current, seen)
+    claim = worker.append_basic_block("claim")
+    b.cbranch(b.icmp_signed("==", b.load(taken), ir.Constant(I32, 0)), claim, check)
+    b.position_at_end(claim)  # the job is still open: take it (else it was withdrawn)
+    b.store(ir.Constant(I32, 1), taken)
     task, context = b.load(job_task, typ=TASK_POINTER), b.load(job_context, typ=PTR)
     b.call(unlock, [mutex])
     b.call(task, [context, ir.Constant(I64, 1)])
@@ -120,9 +132,8 @@ def emit_thread_team(module: ir.Module) -> ir.Function:
     callee = task_arg
     b.cbranch(b.icmp_signed("==", b.call(trylock, [busy]), ir.Constant(I32, 0)), try_team, serial)
 
-    b.position_at_end(serial)  # another caller holds the team: do both halves here
+    b.position_at_end(serial)  # another caller holds the team: do all the work here
     b.call(callee, [context_arg, ir.Constant(I64, 0)])
-    b.call(callee, [context_arg, ir.Constant(I64, 1)])
     b.ret_void()
 
     b.position_at_end(try_team)
@@ -145,7 +156,6 @@ def emit_thread_team(module: ir.Module) -> ir.Function:
     with b.if_then(b.not_(running)):
         b.call(unlock, [busy])
         b.call(callee, [context_arg, ir.Constant(I64, 0)])
-        b.call(callee, [context_arg, ir.Constant(I64, 1)])
         b.ret_void()
     b.branch(parallel)
 
@@ -154,12 +164,18 @@ def emit_thread_team(module: ir.Module) -> ir.Function:
     b.store(task_arg, job_task)
     b.store(context_arg, job_context)
     b.store(ir.Constant(I32, 1), pending)
+    b.store(ir.Constant(I32, 0), taken)
     b.store(b.add(b.load(generation), ir.Constant(I64, 1)), generation)
     b.call(signal, [work])
     b.call(unlock, [mutex])
     b.call(callee, [context_arg, ir.Constant(I64, 0)])
     b.call(lock, [mutex])
-    b.branch(wait_done)
+    withdraw = run_fn.append_basic_block("withdraw")
+    b.cbranch(b.icmp_signed("==", b.load(taken), ir.Constant(I32, 0)), withdraw, wait_done)
+    b.position_at_end(withdraw)  # all chunks done and the worker never came: no need to wait
+    b.store(ir.Constant(I32, 1), taken)
+    b.store(ir.Constant(I32, 0), pending)
+    b.branch(finished)
     b.position_at_end(wait_done)
     b.cbranch(b.icmp_signed("==", b.load(pending), ir.Constant(I32, 0)), finished, sleep_done)
     b.position_at_end(sleep_done)
@@ -173,10 +189,12 @@ def emit_thread_team(module: ir.Module) -> ir.Function:
 
 
 def emit_threaded_gemm(module: ir.Module, config: GemmConfig) -> ir.Function:
-    """`symgrad_gemm_<tag>_threaded`: the GEMM's signature; large products split over the team.
+    """`symgrad_gemm_<tag>_threaded`: the GEMM's signature; large products shared by the team.
 
-    The rows of C (or its columns, when there are fewer rows than two tiles) are split in two
-    at a tile boundary; each half runs `..._part` with its own half of the workspace.
+    C is cut into column chunks (a whole number of tiles each; B's panels are packed per chunk,
+    A's block per chunk too, which is cheap when M is small, the common case). Each thread takes
+    chunks until none are left, running `..._part` with its own half of the workspace, or the
+    unpacked loops when C has only a few rows.
     """
     name = config.symbol("_threaded")
     existing = module.globals.get(name)
@@ -185,78 +203,83 @@ def emit_threaded_gemm(module: ir.Module, config: GemmConfig) -> ir.Function:
     product = emit_gemm(module, config)
     part = module.globals[config.symbol("_part")]
     workspace_of = module.globals[config.symbol("_workspace")]
-    run = emit_thread_team(module)
     small_product = emit_small_m_product(module, config)
-    # the context is an array of 64-bit words: the GEMM's 13 arguments, then the split: whether
-    # rows are split (else columns), where, and whether the halves run the small-product loops
-    kinds = [I64] * 3 + [PTR, I64, I64, PTR, I64, I64, PTR, I64, I32, PTR, I64, I64, I64]
-    task = ir.Function(module, TASK_TYPE, name=config.symbol("_half"))
+    run = emit_thread_team(module)
+    element = ir.FloatType() if config.dtype == "float32" else ir.DoubleType()
+    # the context is an array of 64-bit words: the GEMM's 13 arguments, then the next chunk to
+    # take (an atomic counter), the number of chunks, the chunk width, and whether C's rows are
+    # few (unpacked loops)
+    kinds = [I64] * 3 + [PTR, I64, I64, PTR, I64, I64, PTR, I64, I32, PTR, I64, I64, I64, I64]
+    counter_word = 13
+    task = ir.Function(module, TASK_TYPE, name=config.symbol("_chunks"))
     task.linkage = "internal"
     context, which = task.args
     b = ir.IRBuilder(task.append_basic_block("entry"))
     field = [_from_word(b, b.load(b.gep(context, [ir.Constant(I64, i)], source_etype=I64),
                                   typ=I64), kind) for i, kind in enumerate(kinds)]
-    (m, n, k, a, a_rs, a_cs, bm, b_rs, b_cs, c, ldc, accumulate, workspace, split_rows, cut,
+    (m, n, k, a, a_rs, a_cs, bm, b_rs, b_cs, c, ldc, accumulate, workspace, _, chunks, width,
      small) = field
-    element = ir.FloatType() if config.dtype == "float32" else ir.DoubleType()
-    first = b.icmp_signed("==", which, ir.Constant(I64, 0))
-    with b.if_then(b.icmp_signed("!=", small, ir.Constant(I64, 0))):
-        # columns [begin, end) of C from the same columns of B, by the unpacked loops
-        begin = b.select(first, ir.Constant(I64, 0), cut)
-        end = b.select(first, cut, n)
-        b.call(small_product, [
-            m, b.sub(end, begin), k, a, a_rs, a_cs,
-            b.gep(bm, [b.mul(begin, b_cs)], source_etype=element), b_rs, b_cs,
-            b.gep(c, [begin], source_etype=element), ldc, accumulate, workspace])
-        b.ret_void()
-    workspace_elements = b.call(workspace_of, [m, n, k])
-    mine = b.gep(workspace, [b.mul(which, workspace_elements)], source_etype=element)
-    rows = b.icmp_signed("!=", split_rows, ir.Constant(I64, 0))
-    m_begin = b.select(b.and_(rows, b.not_(first)), cut, ir.Constant(I64, 0))
-    m_end = b.select(b.and_(rows, first), cut, m)
-    n_begin = b.select(b.and_(b.not_(rows), b.not_(first)), cut, ir.Constant(I64, 0))
-    n_end = b.select(b.and_(b.not_(rows), first), cut, n)
-    b.call(part, [m_begin, m_end, n_begin, n_end, k, a, a_rs, a_cs, bm, b_rs, b_cs, c, ldc,
-                  accumulate, mine])
+    counter = b.gep(context, [ir.Constant(I64, counter_word)], source_etype=I64)
+    mine = b.gep(workspace, [b.mul(which, b.call(workspace_of, [m, width, k]))],
+                 source_etype=element)
+    loop = task.append_basic_block("take")
+    body = task.append_basic_block("chunk")
+    done = task.append_basic_block("done")
+    b.branch(loop)
+    b.position_at_end(loop)
+    chunk = b.atomic_rmw("add", counter, ir.Constant(I64, 1), "monotonic")
+    b.cbranch(b.icmp_signed("<", chunk, chunks), body, done)
+    b.position_at_end(body)
+    begin = b.mul(chunk, width)
+    end = b.add(begin, width)
+    end = b.select(b.icmp_signed("<", end, n), end, n)
+    with b.if_else(b.icmp_signed("!=", small, ir.Constant(I64, 0))) as (unpacked, packed):
+        with unpacked:
+            b.call(small_product, [
+                m, b.sub(end, begin), k, a, a_rs, a_cs,
+                b.gep(bm, [b.mul(begin, b_cs)], source_etype=element), b_rs, b_cs,
+                b.gep(c, [begin], source_etype=element), ldc, accumulate, mine])
+        with packed:
+            b.call(part, [ir.Constant(I64, 0), m, begin, end, k, a, a_rs, a_cs, bm, b_rs, b_cs, c,
+                          ldc, accumulate, mine])
+    b.branch(loop)
+    b.position_at_end(done)
     b.ret_void()
 
     function = ir.Function(module, product.function_type, name=name)
     args = function.args
     b = ir.IRBuilder(function.append_basic_block("entry"))
     m, n, k = args[0], args[1], args[2]
-    small_rows = b.icmp_signed("<=", m, ir.Constant(I64, SMALL_ROWS))
-    with b.if_then(small_rows):
-        # a few rows: B is read once, so its size decides; two threads each stream half of it
-        few_weights = b.icmp_signed("<", b.mul(n, k), ir.Constant(I64, SMALL_PARALLEL_ELEMENTS))
-        with b.if_then(b.or_(few_weights, b.icmp_signed("<", n, ir.Constant(I64, 32)))):
-            b.call(small_product, list(args))
-            b.ret_void()
-        half = b.mul(b.sdiv(b.add(n, ir.Constant(I64, 31)), ir.Constant(I64, 32)),
-                     ir.Constant(I64, 16))
-        _run_halves(b, run, task, list(args) + [ir.Constant(I64, 0), half, ir.Constant(I64, 1)])
+    nr = config.tile_columns
+    few_rows = b.icmp_signed("<=", m, ir.Constant(I64, SMALL_ROWS))
+    # a few rows: B is read once, so its size decides; else the product's FLOPs do
+    large = b.select(few_rows,
+                     b.icmp_signed(">=", b.mul(n, k), ir.Constant(I64, SMALL_PARALLEL_ELEMENTS)),
+                     b.icmp_signed(">=", b.mul(b.mul(m, n), k),
+                                   ir.Constant(I64, PARALLEL_FLOPS // 2)))
+    wide = b.icmp_signed(">=", n, ir.Constant(I64, 2 * nr))
+    with b.if_then(b.not_(b.and_(large, wide))):
+        with b.if_else(few_rows) as (unpacked, packed):
+            with unpacked:
+                b.call(small_product, list(args))
+            with packed:
+                b.call(product, list(args))
         b.ret_void()
-    flops = b.mul(b.mul(m, n), k)
-    small = b.icmp_signed("<", flops, ir.Constant(I64, PARALLEL_FLOPS // 2))
-    with b.if_then(small):
-        b.call(product, list(args))
-        b.ret_void()
-    mr, nr = config.tile_rows, config.tile_columns
-    split_rows = b.icmp_signed(">=", m, ir.Constant(I64, 2 * mr))
-    half_m = b.mul(b.sdiv(b.add(b.sdiv(m, ir.Constant(I64, 2)), ir.Constant(I64, mr - 1)),
-                          ir.Constant(I64, mr)), ir.Constant(I64, mr))
-    half_n = b.mul(b.sdiv(b.add(b.sdiv(n, ir.Constant(I64, 2)), ir.Constant(I64, nr - 1)),
-                          ir.Constant(I64, nr)), ir.Constant(I64, nr))
-    cut = b.select(split_rows, half_m, half_n)
-    whole = b.select(split_rows, m, n)
-    cut = b.select(b.icmp_signed("<", cut, whole), cut, whole)
-    _run_halves(b, run, task, list(args) + [b.zext(split_rows, I64), cut, ir.Constant(I64, 0)])
+    # CHUNKS_PER_THREAD chunks per thread, each a whole number of tiles wide
+    tiles = b.sdiv(b.add(n, ir.Constant(I64, nr - 1)), ir.Constant(I64, nr))
+    target = ir.Constant(I64, 2 * CHUNKS_PER_THREAD)
+    per_chunk = b.sdiv(b.add(tiles, ir.Constant(I64, 2 * CHUNKS_PER_THREAD - 1)), target)
+    width = b.mul(per_chunk, ir.Constant(I64, nr))
+    chunks = b.sdiv(b.add(n, b.sub(width, ir.Constant(I64, 1))), width)
+    _run_shared(b, run, task, list(args) + [ir.Constant(I64, 0), chunks, width,
+                                             b.zext(few_rows, I64)])
     b.ret_void()
     return function
 
 
-def _run_halves(b: ir.IRBuilder, run: ir.Function, task: ir.Function,
+def _run_shared(b: ir.IRBuilder, run: ir.Function, task: ir.Function,
                 values: list[ir.Value]) -> None:
-    """Store the context words on the stack and run both halves of `task` on the team."""
+    """Store the context words on the stack and run `task` on the team."""
     with b.goto_entry_block():
         slot = b.alloca(ir.ArrayType(I64, len(values)))
     for i, value in enumerate(values):
