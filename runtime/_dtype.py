@@ -123,9 +123,14 @@ def result_dtype(dimensioned: list[dtype], zero_dim: list[dtype], numbers: list[
     if result is None or (zero is not None and zero._rank > result._rank):
         result = zero
     for number in numbers:
-        d = scalar_dtype(number)
-        if result is None or d._rank > result._rank:
-            result = d
+        result = lift(result, number)
     if result is None:
         raise TypeError("result_dtype needs at least one operand")
     return result
+
+
+def lift(d: dtype | None, number: object) -> dtype:
+    """What a Python number does to the dtype `d` of the tensors it meets: nothing, unless its
+    category is higher (a float meeting integers gives the default float dtype)."""
+    own = scalar_dtype(number)
+    return own if d is None or own._rank > d._rank else d

@@ -10,9 +10,9 @@ Shape = tuple[Any, ...]
 
 def broadcast_shapes(*shapes: Sequence[Any]) -> Shape:
     """The shape that operands of these shapes broadcast to; RuntimeError if they do not."""
-    first = tuple(shapes[0]) if shapes else ()
-    if all(tuple(s) == first for s in shapes[1:]):
-        return first
+    shaped = [tuple(s) for s in shapes if len(s)]  # 0-d operands change nothing
+    if not shaped or all(s == shaped[0] for s in shaped[1:]):
+        return shaped[0] if shaped else ()
     ndim = max((len(s) for s in shapes), default=0)
     result: list[Any] = []
     for k in range(ndim, 0, -1):

@@ -131,8 +131,8 @@ class Elementwise(Op):
             out = np.asarray(self.kernel(*arrays))
         except ValueError as error:  # numpy's "Integers to negative integer powers ..."
             raise RuntimeError(str(error)) from None
-        shape = arrays[0].shape
-        if any(a.shape != shape for a in arrays):
+        shape = out.shape
+        if any(a.shape != shape and a.ndim for a in arrays):
             shape = np.broadcast_shapes(*(a.shape for a in arrays))
         if out.shape != shape:  # a constant body (a derivative like 2) does not broadcast itself
             out = np.broadcast_to(out, shape).copy()
@@ -281,8 +281,8 @@ def wrap_operands(operands: Sequence[Any]) -> list[Any]:
         return list(operands)
     if not tensors:
         raise TypeError("expected at least one tensor operand")
-    dimensioned = [t.dtype for t in tensors if t.ndim]
-    zero_dim = [t.dtype for t in tensors if not t.ndim]
+    tensors_dtype = _dtype.result_dtype([t.dtype for t in tensors if t.ndim],
+                                         [t.dtype for t in tensors if not t.ndim], [])
     operands = [_symbolic_size_as_number(x) for x in operands]
     numbers = [x for x in operands if not isinstance(x, Tensor)]
     for x in numbers:
@@ -295,10 +295,10 @@ def wrap_operands(operands: Sequence[Any]) -> list[Any]:
             wrapped.append(x)
             continue
         if _is_size(x):  # a size that depends on the traced batch size: the tracer's value
-            d = _dtype.result_dtype(dimensioned, zero_dim, [1])
+            d = _dtype.lift(tensors_dtype, 1)
             wrapped.append(_op.symbolic_handler().symbolic_size(x, d))
             continue
-        wrapped.append(wrapped_number(x, _dtype.result_dtype(dimensioned, zero_dim, [x])))
+        wrapped.append(wrapped_number(x, _dtype.lift(tensors_dtype, x)))
     return wrapped
 
 
