@@ -22,7 +22,7 @@ import sympy
 from llvmlite import ir
 
 from compiler.errors import CompileError
-from compiler.ir import Graph, Value
+from compiler.ir import Graph, Node, Value
 from compiler.lowering import kernels
 from compiler.lowering.gemm import GemmConfig, gemm_config, workspace_elements
 from compiler.lowering.memory import ArenaPlan, Offset, plan_arena
@@ -232,14 +232,34 @@ def lower_graph(graph: Graph, module: ir.Module, symbol: str, define_gemm: bool 
     it calls is emitted into the module too (a standalone object), else only declared; with
     `profile_symbol`, per-node cycle counters (see FunctionLowering.lower); `avx512` picks the
     GEMM's tiles (None: the host's; an export for another CPU passes that CPU's)."""
-    for value in graph.outputs:
-        if value in graph.inputs or value.kind == "const":
-            raise CompileError(f"output %{value.name} is an input or a constant; the compiler "
-                               "expects outputs computed by the graph (clone() it)")
+    graph = with_distinct_outputs(graph)
     lowering = FunctionLowering(module, graph, symbol, define_gemm, avx512)
     lowering.lower(profile_symbol)
     return NativeSignature(symbol, list(graph.inputs), list(graph.outputs),
                            lowering.plan.bytes, lowering.max_workspace)
+
+
+def with_distinct_outputs(graph: Graph) -> Graph:
+    """`graph`, where every output has a buffer of its own to be written: an output that is an
+    input, a constant, or an earlier output again (x + 0 simplified away; two parameters whose
+    gradient is the same value) becomes a copy made by a clone node."""
+    from runtime.ops import OPS
+
+    seen: set[Value] = set()
+    nodes = list(graph.nodes)
+    outputs = []
+    for value in graph.outputs:
+        if value in seen or value.kind != "node":
+            copy = Value(graph.unique_name(f"{value.name}.copy"), value.shape, value.dtype)
+            node = Node(OPS["clone"], [value], {}, copy)
+            copy.producer = node
+            nodes.append(node)
+            value = copy
+        seen.add(value)
+        outputs.append(value)
+    if outputs == list(graph.outputs):
+        return graph
+    return graph.rebuild(nodes, outputs)
 
 
 def check_lowerable(graph: Graph) -> None:

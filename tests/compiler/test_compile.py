@@ -245,12 +245,6 @@ class TwoBiases(nn.Module):
         return self.linear(x) + self.shift
 
 
-OUTPUT_COPIES = ("compiler/lowering/codegen.py lower_graph: an output that repeats an earlier "
-                 "output is never written (its buffer keeps garbage), and an output that is an "
-                 "input is refused")
-
-
-@pytest.mark.xfail(strict=True, reason=OUTPUT_COPIES)
 def test_parameters_with_the_same_gradient_each_receive_it() -> None:
     model = TwoBiases()
     fast = compile(model, (runtime.randn(5, 4),))
@@ -272,7 +266,6 @@ class Shift(nn.Module):
         return x + self.b
 
 
-@pytest.mark.xfail(strict=True, reason=OUTPUT_COPIES)
 def test_an_input_gradient_that_is_the_outputs_gradient() -> None:
     model = Shift()
     fast = compile(model, (runtime.randn(5, 3),))

@@ -18,10 +18,8 @@ from hypothesis import strategies as st
 import runtime
 from compiler import grad, simplify, trace
 from compiler.interpret import run
-from compiler.ir import Graph, Node, Value
 from compiler.native_build import build_native
 from runtime.nn import functional as F
-from runtime.ops import OPS
 
 Shape = tuple[Any, ...]  # sizes are ints, and "N" for the batch dimension
 
@@ -168,21 +166,6 @@ def _add_step(draw: Any, program: Program, rng: np.random.Generator) -> None:
         shapes.append(shape)
 
 
-def with_distinct_outputs(graph: Graph) -> Graph:
-    """The graph with a clone for each output that is an input or repeats an earlier output.
-    codegen.lower_graph refuses the first and leaves the second's buffer unwritten (reported;
-    test_compile.py has the failing cases), so the random models test around it."""
-    nodes, outputs, seen = list(graph.nodes), [], set(graph.inputs) | set(graph.constants)
-    for value in graph.outputs:
-        if value in seen:
-            copy = Value(graph.unique_name(f"{value.name}.copy"), value.shape, value.dtype)
-            nodes.append(Node(OPS["clone"], [value], {}, copy))
-            value = copy
-        seen.add(value)
-        outputs.append(value)
-    return graph.rebuild(nodes, outputs).verify()
-
-
 def _eager(program: Program, x: np.ndarray, cotangent: np.ndarray
            ) -> tuple[np.ndarray, list[np.ndarray]]:
     xs = tensors([x, *program.parameters.values()], requires_grad=True)
@@ -203,7 +186,7 @@ def test_native_interpreter_and_eager_agree_on_random_models(program: Program,
     graph = trace(model, tensors([example]))
     wrt = [v.name for v in graph.inputs]
     joint = grad(graph, wrt=wrt, seed_input=True)
-    native = build_native(with_distinct_outputs(simplify(joint)))
+    native = build_native(simplify(joint))
     for n in (1, batch):
         x = rng.standard_normal(tuple(n if s == "N" else s for s in program.input_shape))
         with runtime.no_grad():
