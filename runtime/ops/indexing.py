@@ -36,12 +36,12 @@ def normalize_key(key: Any, shape: Sequence[int]) -> tuple[tuple[Any, ...], list
     consumed = 0
     for item in items:
         if isinstance(item, (list, range, np.ndarray, Tensor)):
-            data = item._data if isinstance(item, Tensor) else np.asarray(item)
-            if isinstance(item, Tensor) and item._is_symbolic:
+            if isinstance(item, Tensor) and item._is_symbolic:  # traced: no data to look at
                 tensors.append(item)
                 template.append(IndexSlot(len(tensors)))
                 consumed += 1
                 continue
+            data = item._data if isinstance(item, Tensor) else np.asarray(item)
             if data.dtype == np.bool_:
                 expected = tuple(shape[consumed:consumed + data.ndim])
                 if data.shape != expected:
