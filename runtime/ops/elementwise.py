@@ -3,9 +3,10 @@
 An op here is a function of scalar symbols returning a sympy expression, registered with
 `@elementwise(name, backward_name)`. Everything else is derived from that expression, never written
 by hand: the eager numpy kernel (sympy's lambdify, made once per op), the partial derivatives
-(`sympy.diff`, simplified; the vector-Jacobian product for input i is itself an elementwise op with
-body `grad * d(expr)/d(x_i)`, so double backward works by construction), which inputs backward must
-save (the symbols the derivatives mention), and later the compiler's fused native loops.
+(`sympy.diff`, simplified unless simplifying makes them overflow; the vector-Jacobian product for
+input i is itself an elementwise op with body `grad * d(expr)/d(x_i)`, so double backward works by
+construction), which inputs backward must save (the symbols the derivatives mention), and later the
+compiler's fused native loops.
 
 sympy is imported on first use of an op, not when `runtime` is imported.
 """
