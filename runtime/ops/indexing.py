@@ -76,7 +76,7 @@ def normalize_key(key: Any, shape: Sequence[int]) -> tuple[tuple[Any, ...], list
             if consumed >= len(shape):
                 raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
             size = shape[consumed]
-            if not -size <= int(item) < size:
+            if isinstance(size, (int, np.integer)) and not -size <= int(item) < size:
                 raise IndexError(f"index {int(item)} is out of bounds for dimension {consumed} "
                                  f"with size {size}")
             template.append(int(item))
@@ -145,6 +145,7 @@ def indexed_shape(shape: tuple[Any, ...], index_shapes: list[tuple[Any, ...]],
     result = probe[numpy_key(key, zeros)].shape
     if not symbols:
         return result
+    _check_symbolic_dims(shape, key)
 
     def restore(size: int) -> Any:
         which, offset = divmod(size + _SENTINEL_SPAN, _SENTINEL)
@@ -153,6 +154,37 @@ def indexed_shape(shape: tuple[Any, ...], index_shapes: list[tuple[Any, ...]],
         return size
 
     return tuple(restore(s) for s in result)
+
+
+def _check_symbolic_dims(shape: tuple[Any, ...], key: tuple[Any, ...]) -> None:
+    """Refuse what is only valid for some batch sizes: an integer index into a symbolic
+    dimension (x[3] needs N > 3) and a slice of it whose length does not grow with it (x[-2:]
+    is 2 rows only when N >= 2). Compiled code could not check these, so tracing stops here."""
+    consuming = [k for k in key if k is not None and k is not Ellipsis]
+    dim = 0
+    for item in key:
+        if item is None:
+            continue
+        if item is Ellipsis:
+            dim = len(shape) - (len(consuming) - sum(1 for k in key[:key.index(item)]
+                                                     if k is not None and k is not Ellipsis))
+            continue
+        size = shape[dim] if dim < len(shape) else 1
+        if not isinstance(size, (int, np.integer)):
+            fixed = False
+            if isinstance(item, int):
+                fixed = True
+            elif isinstance(item, tuple) and len(item) == 4:
+                lengths = {len(range(*slice(*item[1:]).indices(n)))
+                           for n in (_SENTINEL, 2 * _SENTINEL)}
+                fixed = len(lengths) == 1 and lengths != {0}
+            if fixed:
+                raise IndexError(
+                    f"indexing dimension {dim} (of size {size}, the batch size) with "
+                    f"{'an integer' if isinstance(item, int) else 'this slice'} gives a result "
+                    "that is only valid for some batch sizes; compile with dynamic_batch=False, "
+                    "or index the compiled module's output instead")
+        dim += 1
 
 
 class Index(Op):

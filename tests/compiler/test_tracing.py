@@ -186,3 +186,18 @@ def test_example_inputs_must_be_tensors_with_a_batch_dimension() -> None:
         trace(lambda x: x * 2, (runtime.tensor(1.0),))
     graph = trace(lambda x: x * 2, (runtime.tensor(1.0),), dynamic_batch=False)
     assert graph.inputs[0].shape == ()
+
+
+@pytest.mark.parametrize("index", [lambda x: x[-1], lambda x: x[3], lambda x: x[-2:],
+                                   lambda x: x[:2]])
+def test_fixed_rows_of_the_batch_dimension_stop_tracing(index):
+    """x[-2:] is two rows only when the batch has two: compiled code could not check it."""
+
+    class Model(nn.Module):
+        def forward(self, x):
+            return index(x) * 2
+
+    with pytest.raises(IndexError, match="only valid for some batch sizes"):
+        trace(Model(), (runtime.randn(5, 3),))
+    fixed = trace(Model(), (runtime.randn(5, 3),), dynamic_batch=False)
+    assert all(isinstance(s, int) for s in fixed.outputs[0].shape)
