@@ -460,10 +460,11 @@ def test_cross_export_to_aarch64_writes_an_aarch64_object(tutorial_model, tmp_pa
 
 @needs_cc
 @pytest.mark.parametrize("batch", [1, 64])
-def test_export_for_this_cpu_computes_exactly_what_the_runtime_computes(tutorial_model, tmp_path,
-                                                                       batch):
-    """With cpu='native' the library holds the very code `compiler.compile` runs under no_grad,
-    so the outputs agree bit for bit (printed with 9 digits, float32 round-trips exactly)."""
+def test_export_for_this_cpu_computes_what_the_runtime_computes(tutorial_model, tmp_path, batch):
+    """With cpu='native' the library holds the same kernels `compiler.compile` runs under no_grad,
+    so the outputs agree to float32 rounding (the library is one compilation unit where the JIT
+    links to a separate kernel library, so LLVM may order a dot product's additions differently;
+    printed with 9 digits, float32 round-trips exactly)."""
     result = export(tutorial_model, (runtime.zeros(1, 1, 28, 28),), tmp_path / "mnist",
                     cpu="native")
     assert "(CPU x86-64-v3)" not in result.header.read_text()
@@ -475,7 +476,7 @@ def test_export_for_this_cpu_computes_exactly_what_the_runtime_computes(tutorial
     compiled = compile_to_native(tutorial_model, (runtime.tensor(x),))
     with runtime.no_grad():
         expected = compiled(runtime.tensor(x)).numpy()
-    np.testing.assert_array_equal(printed_outputs(run.stdout), expected)
+    np.testing.assert_allclose(printed_outputs(run.stdout), expected, rtol=1e-6, atol=1e-7)
 
 
 def test_native_cpu_of_another_target_is_refused(tutorial_model, tmp_path):

@@ -69,7 +69,8 @@ def test_fold_update_into_gemm_adds_the_scaled_product_onto_the_weight() -> None
 
 
 def test_fold_update_into_gemm_needs_a_scalar_scale() -> None:
-    graph = traced(lambda x, y, s: (x.T @ y) * s[:3, :5] + Weights.w.T, (4, 3), (4, 5), (4, 6))
+    graph = traced(lambda x, y, s: (x.T @ y) * (x.T @ s)[:, :1] + Weights.w.T, (4, 3), (4, 5),
+                   (4, 6))
     fused = rewrite_alone(graph, layout.fold_transpose_into_gemm)[0]
     _, log = rewrite_alone(fused, layout.fold_update_into_gemm)
     assert log.fired("fold_update_into_gemm") == 0
