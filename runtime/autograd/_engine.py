@@ -12,7 +12,7 @@ part of the graph that leads to them is run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -62,32 +62,22 @@ def _count_dependencies(roots: Sequence[Node]) -> dict[Node, int]:
     return dependencies
 
 
-def _leading_to(targets: set[Node], dependencies: dict[Node, int]) -> set[Node]:
-    """The nodes from which some target can be reached (only these need to run)."""
-    memo: dict[Node, bool] = {}
-    for start in dependencies:
-        stack = [(start, iter(start.next_functions))]
-        if start in memo:
-            continue
-        memo[start] = start in targets
-        while stack:
-            node, children = stack[-1]
-            advanced = False
-            for child, _ in children:
-                if child is None:
-                    continue
-                if child not in memo:
-                    memo[child] = child in targets
-                    stack.append((child, iter(child.next_functions)))
-                    advanced = True
-                    break
-                memo[node] = memo[node] or memo[child]
-            if not advanced:
-                stack.pop()
-                if stack:
-                    parent = stack[-1][0]
-                    memo[parent] = memo[parent] or memo[node]
-    return {n for n, leads in memo.items() if leads}
+def _leading_to(targets: set[Node], nodes: Collection[Node]) -> set[Node]:
+    """The nodes from which some target can be reached (only these need to run): the targets,
+    and everything found by walking the graph's edges backwards from them."""
+    parents: dict[Node, list[Node]] = {}
+    for node in nodes:
+        for child, _ in node.next_functions:
+            if child is not None:
+                parents.setdefault(child, []).append(node)
+    found: set[Node] = set()
+    stack = [t for t in targets if t in nodes]
+    while stack:
+        node = stack.pop()
+        if node not in found:
+            found.add(node)
+            stack.extend(parents.get(node, ()))
+    return found
 
 
 def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retain_graph: bool,
@@ -97,7 +87,7 @@ def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retai
     root_edges = [r._gradient_edge() for r in roots]
     dependencies = _count_dependencies([node for node, _ in root_edges])
     captured: dict[Edge, Tensor | None] = {edge: None for edge in capture or ()}
-    wanted = _leading_to({node for node, _ in captured}, dependencies) if not accumulate else None
+    wanted = None if accumulate else _leading_to({node for node, _ in captured}, dependencies)
 
     buffers: dict[Node, list[Tensor | None]] = {}
     for (node, nr), grad in zip(root_edges, root_grads):
