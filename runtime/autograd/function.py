@@ -26,8 +26,8 @@ class FunctionCtx:
     """The `ctx` of a custom Function: saved tensors, flags, and any attribute you set."""
 
     def __init__(self) -> None:
+        self._to_save: tuple[Tensor | None, ...] = ()
         self._saved: list[SavedTensor | None] | None = []
-        self._outputs: tuple[Tensor, ...] = ()
         self._node: Node | None = None
         self.needs_input_grad: tuple[bool, ...] = ()
         self.materialize_grads = True
@@ -121,7 +121,6 @@ class Function:
                 if id(o) not in ctx._non_differentiable and o.dtype.is_floating_point:
                     o._set_history(node, nr)
                 nr += 1
-        to_save = getattr(ctx, "_to_save", ())
         ctx._saved = [SavedTensor(t, is_output=any(t is o for o in output_list) and records)
-                      if t is not None else None for t in to_save]
+                      if t is not None else None for t in ctx._to_save]
         return output_list[0] if single else tuple(output_list)
