@@ -404,11 +404,3 @@ def _wrap_dim(dim: int, ndim: int) -> int:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
                          f"but got {dim})")
     return dim % n
-
-
-def as_tensor_data(value: Any) -> Tensor:
-    """`value` as a Tensor (tensors pass through, numbers and arrays are wrapped)."""
-    if isinstance(value, Tensor):
-        return value
-    return Tensor._from_array(np.asarray(value))
-

@@ -102,10 +102,6 @@ def _new_full(self: Tensor, size: Any, fill_value: Any, dtype: Any = None) -> Te
     return full(size, fill_value, dtype=dtype or self.dtype)
 
 
-def _shape_method(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    return lambda self, *shape: fn(self, *shape)
-
-
 def _attach() -> None:
     from runtime._creation import empty, ones, zeros
 
