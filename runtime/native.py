@@ -2,9 +2,10 @@
 
 A `NativeFunction` knows the dtype and shape of every argument (sizes are `a * N + b` in the
 batch size N), so it checks each call before any native code runs: argument count, dtype, rank,
-sizes, one batch size for all inputs, and memory. Bad input raises a Python error that names the
-argument and what was expected; it never reaches native code. Non-contiguous inputs are copied
-(as PyTorch would accept them); a wrong dtype is an error, as in PyTorch.
+sizes, one batch size for all inputs, and memory (the bytes a call needs are added up before any
+is allocated, so a batch too large fails with MemoryError at once). Bad input raises a Python
+error that names the argument and what was expected; it never reaches native code. Non-contiguous
+inputs are copied (as PyTorch would accept them); a wrong dtype is an error, as in PyTorch.
 
 This module is the runtime's side of the compiler's calling convention (see
 compiler/lowering/codegen.py): one int64 argument block [N, arena, workspace, buffers...],
@@ -14,6 +15,8 @@ kept per thread and rewritten in place. It never imports the compiler.
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,20 +70,38 @@ class NativeFunction:
     def _scratch(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """This thread's argument block, arena and workspace, grown for batch size n."""
         local = self._local
-        need = self.arena_bytes[0] * n + self.arena_bytes[1] + _ALIGN
+        need = self._arena_need(n)
         if getattr(local, "block", None) is None:
             local.block = np.zeros(BLOCK_HEADER + len(self.inputs) + len(self.outputs), np.int64)
             local.workspace = np.empty(self.workspace_bytes + _ALIGN, np.uint8)
             local.arena = np.empty(0, np.uint8)
         if local.arena.size < need:
-            try:
-                local.arena = np.empty(need, np.uint8)
-            except MemoryError:
-                raise MemoryError(f"{self.name}: batch size {n} needs {need / 2**30:.1f} GiB of "
-                                  "intermediate memory; use a smaller batch") from None
+            local.arena = np.empty(0, np.uint8)  # let the old one go before asking for more
+            local.arena = np.empty(need, np.uint8)
         return local.block, local.arena, local.workspace
 
-    def batch_size(self, arrays: Sequence[np.ndarray]) -> int:
+    def _arena_need(self, n: int) -> int:
+        return self.arena_bytes[0] * n + self.arena_bytes[1] + _ALIGN
+
+    def _bytes_needed(self, n: int, arrays: Sequence[np.ndarray], inplace: dict[int, int]) -> int:
+        """What a call allocates: contiguous copies of strided inputs, new outputs, and the
+        arena (beyond what this thread's arena already has)."""
+        copies = sum(spec.dtype.itemsize * _count(spec.shape(n))
+                     for spec, array in zip(self.inputs, arrays) if not array.flags.c_contiguous)
+        outputs = sum(spec.dtype.itemsize * _count(spec.shape(n))
+                      for i, spec in enumerate(self.outputs) if i not in inplace)
+        arena = getattr(self._local, "arena", None)
+        return copies + outputs + max(self._arena_need(n) - (0 if arena is None else arena.size),
+                                      0)
+
+    def _memory_error(self, n: int, need: int) -> MemoryError:
+        return MemoryError(f"{self.name}: batch size {n} needs {_size_text(need)} for its "
+                           f"outputs and intermediates, and this machine has "
+                           f"{_size_text(physical_memory())}; use a smaller batch")
+
+    def batch_size(self, arrays: Sequence[np.ndarray], given: int | None = None) -> int:
+        """The batch size the inputs' shapes imply (they must agree), else `given`; an error if
+        neither tells it and the outputs or intermediates depend on it."""
         n = None
         for i in self._batch_inputs:
             spec, array = self.inputs[i], arrays[i]
@@ -97,15 +118,25 @@ class NativeFunction:
             elif n != value:
                 raise ValueError(f"{self.name}: inputs disagree on the batch size: "
                                  f"'{spec.name}' has {value}, an earlier input has {n}")
+        if given is not None and n is not None and given != n:
+            raise ValueError(f"{self.name}: called for batch size {given}, but the inputs have "
+                             f"batch size {n}")
+        n = n if n is not None else given
+        if n is None and self._depends_on_batch():
+            raise ValueError(f"{self.name}: no input has the batch dimension, so the batch size "
+                             "must be given (call(arrays, batch_size=N))")
         return 0 if n is None else n
 
-    def check(self, arrays: Sequence[Any]) -> tuple[list[np.ndarray], int]:
+    def _depends_on_batch(self) -> bool:
+        return bool(self.arena_bytes[0]) or any(a for spec in self.outputs for a, _ in spec.sizes)
+
+    def check(self, arrays: Sequence[Any], batch_size: int | None = None,
+              inplace: dict[int, int] | None = None) -> tuple[list[np.ndarray], int]:
         """The arrays, contiguous, and the batch size; a clear error for anything wrong."""
         if len(arrays) != len(self.inputs):
             names = ", ".join(s.name for s in self.inputs)
             raise TypeError(f"{self.name} takes {len(self.inputs)} arguments ({names}), got "
                             f"{len(arrays)}")
-        checked = []
         for spec, array in zip(self.inputs, arrays):
             if not isinstance(array, np.ndarray):
                 raise TypeError(f"{self.name}: argument '{spec.name}' must be an array, got "
@@ -117,47 +148,83 @@ class NativeFunction:
                 raise ValueError(f"{self.name}: argument '{spec.name}' expects "
                                  f"{len(spec.sizes)} dimensions {spec.describe()}, got shape "
                                  f"{tuple(array.shape)}")
-            if not array.flags.c_contiguous:
-                array = np.ascontiguousarray(array)
-            checked.append(array)
-        n = self.batch_size(checked)
-        for spec, array in zip(self.inputs, checked):
+        n = self.batch_size(arrays, batch_size)
+        for spec, array in zip(self.inputs, arrays):
             if array.shape != spec.shape(n):
                 raise ValueError(f"{self.name}: argument '{spec.name}' expects shape "
                                  f"{spec.describe()} = {spec.shape(n)} for batch size {n}, got "
                                  f"{tuple(array.shape)}")
-        return checked, n
+        if n > getattr(self._local, "largest_batch", -1):  # smaller batches have fitted
+            need = self._bytes_needed(n, arrays, inplace or {})
+            if need > physical_memory():
+                raise self._memory_error(n, need)
+        try:
+            return [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in arrays], n
+        except MemoryError:
+            raise self._memory_error(n, self._bytes_needed(n, arrays, inplace or {})) from None
 
     def __call__(self, *arrays: Any) -> list[np.ndarray]:
         return self.call(arrays)
 
-    def call(self, arrays: Sequence[Any], inplace: dict[int, int] | None = None
-             ) -> list[np.ndarray]:
+    def call(self, arrays: Sequence[Any], inplace: dict[int, int] | None = None,
+             batch_size: int | None = None) -> list[np.ndarray]:
         """Call with `arrays`; outputs are new arrays, except output i for i in `inplace`, which
-        is written into input inplace[i] (that array must be contiguous and writeable)."""
-        checked, n = self.check(arrays)
+        is written into input inplace[i] (that array must be contiguous and writeable).
+        `batch_size` is needed only when no input has the batch dimension."""
         inplace = inplace or {}
-        outputs = []
-        for i, spec in enumerate(self.outputs):
-            if i in inplace:
-                target = checked[inplace[i]]
-                if target is not arrays[inplace[i]] or not target.flags.writeable or \
-                        target.shape != spec.shape(n) or target.dtype != spec.dtype:
-                    raise ValueError(f"{self.name}: '{self.inputs[inplace[i]].name}' is updated "
-                                     "in place, so it must be a contiguous, writeable array of "
-                                     f"shape {spec.shape(n)} and dtype {spec.dtype}")
-                outputs.append(target)
-            else:
-                outputs.append(np.empty(spec.shape(n), spec.dtype))
-        block, arena, workspace = self._scratch(n)
+        checked, n = self.check(arrays, batch_size, inplace)
+        try:
+            outputs = [self._output(i, spec, n, checked, arrays, inplace)
+                       for i, spec in enumerate(self.outputs)]
+            block, arena, workspace = self._scratch(n)
+        except MemoryError:
+            raise self._memory_error(n, self._bytes_needed(n, checked, inplace)) from None
         block[0] = n
         block[1] = _aligned(_address(arena))
         block[2] = _aligned(_address(workspace))
         for i, array in enumerate(checked + outputs):
             block[BLOCK_HEADER + i] = _address(array)
         self._function(_address(block))
+        self._local.largest_batch = max(n, getattr(self._local, "largest_batch", -1))
         return outputs
+
+    def _output(self, i: int, spec: BufferSpec, n: int, checked: list[np.ndarray],
+                arrays: Sequence[Any], inplace: dict[int, int]) -> np.ndarray:
+        if i not in inplace:
+            return np.empty(spec.shape(n), spec.dtype)
+        target = checked[inplace[i]]
+        if target is not arrays[inplace[i]] or not target.flags.writeable or \
+                target.shape != spec.shape(n) or target.dtype != spec.dtype:
+            raise ValueError(f"{self.name}: '{self.inputs[inplace[i]].name}' is updated in "
+                             "place, so it must be a contiguous, writeable array of shape "
+                             f"{spec.shape(n)} and dtype {spec.dtype}")
+        return target
+
+
+@functools.cache
+def physical_memory() -> int:
+    """Bytes of RAM this machine has (what no single call may exceed)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _aligned(address: int) -> int:
     return -(-address // _ALIGN) * _ALIGN
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count
+
+
+def _size_text(size: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    if size < 1024:
+        return f"{size} bytes"
+    value = size / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
