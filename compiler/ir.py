@@ -50,7 +50,8 @@ class Value:
         return len(self.shape)
 
     def type_text(self) -> str:
-        return f"{_DTYPE_SHORT.get(self.dtype.name, self.dtype.name)}[{', '.join(map(str, self.shape))}]"
+        dtype = _DTYPE_SHORT.get(self.dtype.name, self.dtype.name)
+        return f"{dtype}[{', '.join(map(str, self.shape))}]"
 
     def __repr__(self) -> str:
         return f"%{self.name}: {self.type_text()}"
@@ -90,7 +91,8 @@ def _attr_text(value: Any) -> str:
     if isinstance(value, DType):
         return _DTYPE_SHORT.get(value.name, value.name)
     if isinstance(value, tuple):
-        return "(" + ", ".join(_attr_text(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        items = ", ".join(_attr_text(v) for v in value)
+        return f"({items},)" if len(value) == 1 else f"({items})"
     return str(value)
 
 
@@ -116,7 +118,8 @@ class Graph:
         self._names.add(name)
         return name
 
-    def add_input(self, name: str, shape: Sequence[Any], dtype: DType, kind: str = "input") -> Value:
+    def add_input(self, name: str, shape: Sequence[Any], dtype: DType,
+                  kind: str = "input") -> Value:
         value = Value(self.unique_name(name), tuple(shape), dtype, kind)
         self.inputs.append(value)
         return value
@@ -194,7 +197,7 @@ class Graph:
         text = str(self)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
-    # ----- rewriting -------------------------------------------------------------------------------
+    # ----- rewriting -----------------------------------------------------------------------------
 
     def rebuild(self, nodes: Iterable[Node], outputs: Sequence[Value],
                 name: str | None = None) -> Graph:

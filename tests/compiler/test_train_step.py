@@ -111,9 +111,10 @@ def test_trains_on_a_separable_problem_with_any_batch_size():
     model = TutorialMLP()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    step = compiler.compile_train_step(model, loss_fn, opt, example_inputs=(images[:64], labels[:64]))
+    step = compiler.compile_train_step(model, loss_fn, opt,
+                                       example_inputs=(images[:64], labels[:64]))
     first = step(images[:64], labels[:64]).item()
-    for epoch in range(3):
+    for _epoch in range(3):
         for start in range(0, 512, 50):  # 50 and a last batch of 12: the batch size is symbolic
             last = step(images[start:start + 50], labels[start:start + 50]).item()
     with torch.no_grad():
