@@ -9,23 +9,11 @@ imported only when the command runs, so `symgrad --help` stays instant.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """'1,1,28,28' -> (1, 1, 28, 28)."""
-    try:
-        shape = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a shape; write sizes separated by "
-                                         "commas, e.g. 1,1,28,28") from None
-    if not shape or any(size < 1 for size in shape):
-        raise argparse.ArgumentTypeError(f"{text!r}: every size must be at least 1")
-    return shape
+from compiler.model_loading import load_model, parse_shape
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,36 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dtype of the input (default float32)")
     parser.add_argument("--seed", type=int, default=0,
                         help="runtime.manual_seed before the model is built (default 0)")
-
-
-def load_model(spec: str, seed: int) -> Any:
-    """Import FILE and return CLASS() from it, seeded."""
-    import runtime
-
-    path_text, separator, class_name = spec.rpartition(":")
-    if not separator or not path_text or not class_name:
-        raise ValueError(f"{spec!r}: name the model as FILE:CLASS, e.g. "
-                         "examples/build_model.py:NeuralNetwork")
-    path = Path(path_text)
-    if not path.is_file():
-        raise ValueError(f"{path_text}: no such file")
-    module_spec = importlib.util.spec_from_file_location(f"symgrad_export_{path.stem}", path)
-    if module_spec is None or module_spec.loader is None:
-        raise ValueError(f"{path_text}: not a Python file")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.path.insert(0, str(path.resolve().parent))
-    try:
-        module_spec.loader.exec_module(module)
-    finally:
-        sys.path.pop(0)
-    model_class = getattr(module, class_name, None)
-    if not isinstance(model_class, type):
-        classes = sorted(n for n, v in vars(module).items()
-                         if isinstance(v, type) and v.__module__ == module.__name__)
-        raise ValueError(f"{path_text} defines no class {class_name!r} (its classes: "
-                         f"{', '.join(classes) or 'none'})")
-    runtime.manual_seed(seed)
-    return model_class()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -577,7 +577,7 @@ def test_symgrad_export_command_weights_file_and_target(tmp_path, capsys):
     (f"{ROOT / 'examples' / 'build_model.py'}:Missing", "defines no class 'Missing' (its "
                                                         "classes: NeuralNetwork)"),
     ("no/such/file.py:Model", "no/such/file.py: no such file"),
-    ("examples/build_model.py", "name the model as FILE:CLASS"),
+    ("examples/build_model.py", "name the model as FILE.py:NAME"),
 ])
 def test_symgrad_export_command_errors_name_the_mistake(tmp_path, capsys, spec, message):
     status = cli.main(["export", spec, "--input", "1,1,28,28", "-o", str(tmp_path / "m")])
