@@ -416,7 +416,7 @@ def test_symgrad_explain_names_a_missing_model(capsys):
     status = cli.main(["explain", str(ROOT / "examples" / "build_model.py") + ":Nothing",
                        "--input", "1,1,28,28"])
     assert status == 1
-    assert "defines no 'Nothing'" in capsys.readouterr().err
+    assert "defines no class 'Nothing'" in capsys.readouterr().err
 
 
 def test_study_reverse_mode_example_runs_as_a_script(tmp_path):
