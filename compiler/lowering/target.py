@@ -13,19 +13,26 @@ a library function it was not asked to.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import hashlib
 import itertools
 import os
 import re
+import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import llvmlite
 import llvmlite.binding as llvm
@@ -151,11 +158,141 @@ def parse_module(
 
 
 def compile_object(module: ir.Module | str, machine: llvm.TargetMachine | None = None) -> bytes:
-    """IR -> verified, O3-optimised object file for `machine` (the host by default)."""
-    machine = machine or host_target_machine()
-    module_ref = parse_module(module, machine)
+    """IR -> verified, O3-optimised object file for `machine` (the host by default; host objects
+    are made by the optimiser process, see `_Optimizer`)."""
+    if machine is None:
+        return _optimizer.compile(str(module))
+    return _compile_here(str(module), machine)
+
+
+def _compile_here(ir_text: str, machine: llvm.TargetMachine) -> bytes:
+    module_ref = parse_module(ir_text, machine)
     optimize(module_ref, machine)
     return bytes(machine.emit_object(module_ref))
+
+
+# ----- the optimiser process ----------------------------------------------------------------------
+# llvmlite 0.50 never frees the PassInstrumentationCallbacks of a pass builder, nor what running
+# the pipeline puts in them: every O3 run leaks 50-200 KB, so a process that compiles thousands of
+# graphs would grow without bound. Host objects are therefore made in a child process (IR text in,
+# object bytes out, over pipes; ~0.1 s to start), replaced after OPTIMIZER_RUNS modules, so the
+# leak dies with it. Should the child fail to start or to answer its first request, this process
+# compiles in-process instead (leaking, as before).
+
+OPTIMIZER_RUNS = 200
+_LENGTH = struct.Struct("<Q")
+_REPLY = struct.Struct("<BQ")  # status (0: object, 1: error message), payload length
+_SERVE = "from compiler.lowering.target import serve_optimizer; serve_optimizer()"
+
+
+class OptimizerError(RuntimeError):
+    """The optimiser process died (LLVM crashed on a module)."""
+
+
+class _Optimizer:
+    """The parent's end of the optimiser process: one request at a time, restarted as needed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: Any = None
+        self._runs = 0  # requests sent to the current child
+        self.served = 0  # requests answered by any child
+        self.in_process = False  # no child could be used: compile here
+
+    def compile(self, ir_text: str) -> bytes:
+        with self._lock:
+            if not self.in_process:
+                try:
+                    return self._request(ir_text.encode())
+                except OptimizerError as error:
+                    if self.served:  # a child worked before: one more try with a fresh one
+                        return self._request(ir_text.encode())
+                    warnings.warn(f"symgrad's LLVM optimiser process is unusable ({error}); "
+                                  "compiling in this process", RuntimeWarning, stacklevel=3)
+                    self.in_process = True
+        return _compile_here(ir_text, host_target_machine())
+
+    def _request(self, data: bytes) -> bytes:
+        if self._process is None or self._runs >= OPTIMIZER_RUNS:
+            self._restart()
+        process = self._process
+        self._runs += 1
+        try:
+            process.stdin.write(_LENGTH.pack(len(data)) + data)
+            process.stdin.flush()
+            status, length = _REPLY.unpack(_read_exactly(process.stdout, _REPLY.size))
+            payload = _read_exactly(process.stdout, length)
+        except (OSError, EOFError) as error:
+            raise OptimizerError(self._died()) from error
+        self.served += 1
+        if status:
+            raise RuntimeError(payload.decode())
+        return payload
+
+    def _restart(self) -> None:
+        self.close()
+        root = str(Path(__file__).resolve().parents[2])  # where `compiler` can be imported from
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        self._stderr = tempfile.TemporaryFile()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self._stderr, env={**os.environ, "PYTHONPATH": path})
+        except OSError as error:
+            raise OptimizerError(f"cannot start {sys.executable!r}: {error}") from None
+        self._runs = 0
+
+    def _died(self) -> str:
+        process, self._process = self._process, None
+        code = process.wait() if process is not None else None
+        self._stderr.seek(0)
+        output = self._stderr.read().decode(errors="replace").strip()
+        return f"it exited with code {code}: {output[-2000:]}"
+
+    def close(self) -> None:
+        """End the child (it exits when its input closes)."""
+        process, self._process = self._process, None
+        if process is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+            process.wait()
+            process.stdout.close()
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: the parent's optimiser and lock are not ours; start afresh."""
+        self._lock = threading.Lock()
+        self._process = None
+        self._runs = 0
+
+
+def _read_exactly(stream: Any, size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise EOFError(f"expected {size} bytes, got {len(data)}")
+    return data
+
+
+def serve_optimizer() -> None:
+    """The optimiser process: read IR texts from stdin, answer each with its object (or LLVM's
+    error message) on stdout, until stdin closes."""
+    source, sink = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        header = source.read(_LENGTH.size)
+        if len(header) < _LENGTH.size:
+            return
+        ir_text = _read_exactly(source, _LENGTH.unpack(header)[0]).decode()
+        try:
+            status, payload = 0, _compile_here(ir_text, host_target_machine())
+        except Exception as error:  # noqa: BLE001 - sent back, raised by the parent
+            status, payload = 1, str(error).encode()
+        sink.write(_REPLY.pack(status, len(payload)) + payload)
+        sink.flush()
+
+
+_optimizer = _Optimizer()
+atexit.register(_optimizer.close)
+os.register_at_fork(after_in_child=_optimizer.forget_after_fork)
 
 
 def cache_directory() -> Path:
@@ -235,10 +372,21 @@ def loaded_library_count() -> int:
         return len(_live_libraries)
 
 
-@functools.cache
+LIBRARIES_PER_JIT = 256
+_current_jit: list[llvm.LLJIT] = []  # the ORC JIT new libraries go into (at most one)
+_libraries_in_jit = itertools.count()
+
+
 def _orc_jit() -> llvm.LLJIT:
-    initialize_native_target()
-    return llvm.create_lljit_compiler(target_machine())
+    """The ORC JIT to link into, a fresh one every LIBRARIES_PER_JIT libraries.
+
+    ORC keeps each library's JITDylib (~9 KB) until its JIT is destroyed, even after the library
+    is unloaded; so every library holds its JIT (see _link), and a retired JIT is destroyed with
+    its last library."""
+    if not _current_jit or next(_libraries_in_jit) % LIBRARIES_PER_JIT == LIBRARIES_PER_JIT - 1:
+        initialize_native_target()
+        _current_jit[:] = [llvm.create_lljit_compiler(target_machine())]
+    return _current_jit[0]
 
 
 def jit_compile(module: ir.Module | str, exports: Iterable[str],
@@ -290,4 +438,7 @@ def _link(object_bytes: bytes, exported: frozenset[str], key: str,
         builder.import_symbol(symbol, address)
     for symbol in sorted(exported):
         builder.export_symbol(symbol)
-    return builder.link(_orc_jit(), f"symgrad_{next(_library_counter)}_{key[:16]}")
+    jit = _orc_jit()
+    tracker = builder.link(jit, f"symgrad_{next(_library_counter)}_{key[:16]}")
+    tracker.jit = jit  # the JIT outlives the tracker: freed after the tracker unloads the code
+    return tracker

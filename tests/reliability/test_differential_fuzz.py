@@ -160,6 +160,7 @@ def test_soak(soak: int, private_object_cache: None) -> None:
         chunk_seed += 1
         if failure is not None:
             failures.append(failure)
+            print(f"soak: new failure {failure}", flush=True)
         print(f"soak: {ran} models in {time.perf_counter() - started:.0f} s, "
               f"{len(failures)} new failures, known bugs {dict(known)}", flush=True)
     summary = "\n".join(failures)
