@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from compiler.autodiff import grad
-from compiler.ir import Graph, Value
+from compiler.ir import Value
 from compiler.lowering.codegen import check_lowerable
 from compiler.native_build import build_native
 from compiler.partition import Partition, partition, relu_mask_from_output
@@ -224,7 +224,3 @@ def compile(model: Any, example_inputs: Sequence[Tensor] | Tensor, *,  # noqa: A
     if isinstance(example_inputs, Tensor):
         example_inputs = (example_inputs,)
     return CompiledModule(model, example_inputs, dynamic_batch=dynamic_batch)
-
-
-def graph_of(module: CompiledModule) -> Graph:
-    return module.graph

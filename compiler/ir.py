@@ -150,9 +150,6 @@ class Graph:
                 result.setdefault(v, []).append(node)
         return result
 
-    def constant_value(self, value: Value) -> np.ndarray | None:
-        return self.constants.get(value)
-
     def __str__(self) -> str:
         """One line per input list, constant, node and return. In a graph with a reverse-mode
         part, the forward values that backward reads are marked: the header names the inputs,

@@ -166,7 +166,6 @@ class GraphBuilder:
         self.bound = dict(bound or {})  # id(concrete tensor) -> its graph input
         self._keepalive: list[Tensor] = []
         self.scope: list[str] = []
-        self.name_hint: str | None = None
 
     def value_of(self, t: Tensor) -> Value:
         if t._is_symbolic:
@@ -184,7 +183,7 @@ class GraphBuilder:
         values = [self.value_of(t) for t in inputs]
         shape, out_dtype = op.infer(values, **attrs)
         prefix = self.scope[-1] if self.scope else ""
-        name = self.name_hint or (f"{prefix}.{op.name}" if prefix else op.name)
+        name = f"{prefix}.{op.name}" if prefix else op.name
         out = self.graph.add_node(op, values, attrs, shape, out_dtype, name,
                                   origin=user_source_line())
         return SymbolicTensor.of(out)
