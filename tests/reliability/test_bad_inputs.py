@@ -158,6 +158,18 @@ def batch_0() -> None:
     assert all(not p.grad.numpy().any() for p in model.parameters())
 
 
+def train_step_batch_0() -> None:
+    model = _mlp()
+    step = compiler.compile_train_step(model, nn.CrossEntropyLoss(),
+                                       torch.optim.SGD(model.parameters(), lr=0.1),
+                                       (torch.randn(5, 4), torch.tensor([0, 1, 0, 1, 0])))
+    before = [p.detach().numpy().copy() for p in model.parameters()]
+    loss = step(torch.randn(0, 4), torch.zeros(0, dtype=torch.int64))
+    assert np.isnan(loss.item())
+    for p, old in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.detach().numpy(), old)
+
+
 def huge_batch() -> Any:
     x = torch.zeros(1, 4).expand(10**12, 4)  # a view: no memory behind it
     fast = compiler.compile(_mlp(), (torch.randn(5, 4),))
