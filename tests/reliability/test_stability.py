@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -93,40 +94,49 @@ def test_20000_training_calls_grow_memory_by_less_than_5_mb(compiled_mlp) -> Non
 
 # ----- many compilations -------------------------------------------------------------------------
 
-def _compile_and_run(scale: float) -> None:
-    """A graph no other has compiled (its constant differs), built for inference and training."""
+def _compile_and_run(scale: float) -> list[weakref.ref]:
+    """Compile and run, for inference and training, a graph no other has compiled (its constant
+    differs); weak references to its three JIT libraries."""
     model = MLP(scale)
     fast = compiler.compile(model, (torch.randn(8, 32),))
     x = torch.randn(8, 32)
     with torch.no_grad():
         fast(x)
     fast(x).sum().backward()
+    training = fast.training_functions((False,))
+    natives = [fast.inference_function(), training.forward, training.backward]
+    return [weakref.ref(native._keepalive) for native in natives]
 
 
-def _graph_growth(warm_up: int, measured: int) -> float:
-    """Bytes of resident memory per distinct graph, over `measured` graphs after `warm_up`."""
-    for i in range(warm_up):
-        _compile_and_run(1.0 + i * 1e-6)
-    grown = growth(lambda: [_compile_and_run(2.0 + i * 1e-6) for i in range(measured)])
-    return grown / measured
+def _graph_growth(warm_up: int, measured: int) -> tuple[float, int]:
+    """Bytes of resident memory per distinct graph, over `measured` graphs after `warm_up`, and
+    how many of all their JIT libraries are still loaded afterwards."""
+    libraries = [ref for i in range(warm_up) for ref in _compile_and_run(1.0 + i * 1e-6)]
+
+    def measure() -> None:
+        for i in range(measured):
+            libraries.extend(_compile_and_run(2.0 + i * 1e-6))
+
+    per_graph = growth(measure) / measured
+    return per_graph, sum(ref() is not None for ref in libraries)
 
 
 def test_compiling_many_graphs_keeps_memory_bounded(private_object_cache: None) -> None:
     """Each graph is three JIT libraries (inference, training forward and backward), each the
     O3 pipeline's output. Before the cache evicted libraries and LLVM's optimiser moved into a
     helper process, memory grew by ~625 KB per graph and never came back."""
-    per_graph = _graph_growth(warm_up=40, measured=60)
+    per_graph, still_loaded = _graph_growth(warm_up=40, measured=60)
     assert per_graph < 100 * 1024, f"{per_graph / 1024:.0f} KB per graph"
-    # of the 300 libraries made, only the most recent and those live modules hold stay loaded
-    assert target.loaded_library_count() <= target.KEPT_LIBRARIES + 10
+    assert still_loaded <= target.KEPT_LIBRARIES  # of 300: the others were unloaded
 
 
 def test_compiling_300_graphs_keeps_memory_bounded(soak: int, private_object_cache: None) -> None:
     """--soak: the issue's 300 distinct graphs (~2 minutes)."""
     if not soak:
         pytest.skip("runs with --soak N")
-    per_graph = _graph_growth(warm_up=50, measured=300)
-    print(f"300 graphs: {per_graph / 1024:.1f} KB of resident memory per graph")
+    per_graph, still_loaded = _graph_growth(warm_up=50, measured=300)
+    print(f"300 graphs: {per_graph / 1024:.1f} KB of resident memory per graph, "
+          f"{still_loaded} of their libraries loaded")
     assert per_graph < 50 * 1024, f"{per_graph / 1024:.0f} KB per graph"
 
 
