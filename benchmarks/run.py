@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> None:
         sharing_rows = rows & set(SHARING_ROWS)
         print(f"timing train B=64 alone and next to a busy process: {sorted(sharing_rows)}")
         steps = training_steps(64, state, sharing_rows, libs)
-        results["sharing"] = slowdowns(steps, repeats, rounds=1 if options.quick else 3)
+        results["sharing"] = slowdowns(steps, repeats * 4, rounds=1 if options.quick else 3)
     results["table"] = table  # medians in seconds
     results["targets"] = target_checks(results)
     print_report(results)

@@ -2,8 +2,10 @@
 
 The other process is a child Python spinning in a loop, started before and killed after each
 measurement. Alone and shared measurements alternate for a few rounds (so a burst of load from
-elsewhere spoils one round, not the result); each is a median of interleaved steps, and the
-result is the median over the rounds. Never leaves a process behind.
+elsewhere spoils one round, not the result), and the result is the median over the rounds. Each
+contender runs its steps back to back, as a training loop does: after a pause, the scheduler
+favours a thread that slept over the spinner for some milliseconds, so the short blocks the
+other measurements take turns in would hide most of the slowdown. Never leaves a process behind.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ def slowdowns(steps: Mapping[str, Callable[[], object]], repeats: int,
     alone: dict[str, list[float]] = {name: [] for name in steps}
     shared: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):
-        for name, seconds in interleaved_medians(steps, repeats).items():
+        for name, seconds in interleaved_medians(steps, repeats, block=repeats).items():
             alone[name].append(seconds)
         with busy_core():
-            for name, seconds in interleaved_medians(steps, repeats).items():
+            for name, seconds in interleaved_medians(steps, repeats, block=repeats).items():
                 shared[name].append(seconds)
     results = {}
     for name in steps:
