@@ -11,10 +11,11 @@ eager, numpy by hand, PyTorch eager (2 threads), torch.compile, JAX jit, and the
 `compiler.export` called from C. Next to each median: how many times faster symgrad compiled
 is. Then the GEMM kernel against single-thread OpenBLAS, the slowdown of a training step next to
 one busy process, and which of the issue's targets are met. Timings are medians of runs in
-which the contenders take turns (benchmarks/train_step.py supplies the symgrad, numpy and
-PyTorch contenders and the timing; benchmarks/contenders.py the others). Results go to
-benchmarks/results/run.json (or --json). Nothing is installed; a library that is missing, or
-torch.compile that cannot compile here, is left out of the table with a note.
+which the contenders take turns, each turn timing a block of calls after 0.2 s of untimed ones,
+so that every contender is measured warm, as in a loop (benchmarks/train_step.py supplies the
+symgrad, numpy and PyTorch contenders and the timing; benchmarks/contenders.py the others).
+Results go to benchmarks/results/run.json (or --json). Nothing is installed; a library that is
+missing, or torch.compile that cannot compile here, is left out of the table with a note.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ COLUMNS = {"train_64": "train B=64", "train_256": "train B=256", "infer_1": "inf
 TRAIN_KEYS = {"train_step": "symgrad", "compiled": "symgrad_loop"}  # train_step.py's -> ours
 INFERENCE_KEYS = {"compiled": "symgrad"}
 SHARING_ROWS = ("symgrad", "numpy", "torch", "jax")
+WARMUP_SECONDS = 0.2  # untimed calls before each block of timed ones
 
 
 # ----- options and what is installed -------------------------------------------------------------
@@ -195,22 +197,52 @@ def inference_calls(size: int, state: dict[str, runtime.Tensor], rows: set[str],
 
 # ----- measuring ---------------------------------------------------------------------------------
 
+def warmed(run: Callable[[], object], seconds: float,
+           pause: float = 0.05) -> Callable[[], object]:
+    """`run`, which when called after a pause first runs itself for `seconds`. The timed calls
+    of a block (interleaved_medians pauses, makes one untimed call, then times a block) then see
+    the machine as a training loop's steps do: threads awake, caches warm, and, on a virtual
+    machine, the guest's idle polling adapted (until it is, a woken thread waits for its vCPU:
+    symgrad's B=64 step took 1.15 ms for ~40 steps after a pause here, then 0.8 ms)."""
+    last = 0.0
+
+    def call() -> object:
+        nonlocal last
+        if time.perf_counter() - last > pause:
+            until = time.perf_counter() + seconds
+            while time.perf_counter() < until:
+                run()
+        result = run()
+        last = time.perf_counter()
+        return result
+
+    return call
+
+
+def medians(runs: dict[str, Callable[[], object]], repeats: int, warmup: float,
+            block: int = 10) -> dict[str, float]:
+    """interleaved_medians of the runs, each block after `warmup` seconds of untimed calls."""
+    return interleaved_medians({name: warmed(run, warmup) for name, run in runs.items()},
+                               repeats, block=block)
+
+
 def measure_training(table: dict[str, dict[str, float]], state: dict[str, runtime.Tensor],
-                     rows: set[str], libs: dict[str, Any], repeats: int) -> None:
+                     rows: set[str], libs: dict[str, Any], repeats: int, warmup: float) -> None:
     for size in ts.TRAIN_BATCHES:
         steps = training_steps(size, state, rows, libs)
         losses = ts.losses_agree(steps)
         print(f"train B={size}: the first losses of every contender agree "
               f"({', '.join(f'{loss:.5f}' for loss in losses)}); timing {len(steps)} contenders")
-        table[f"train_{size}"] = interleaved_medians(steps, repeats)
+        table[f"train_{size}"] = medians(steps, repeats, warmup)
 
 
 def measure_inference(table: dict[str, dict[str, float]], state: dict[str, runtime.Tensor],
-                      rows: set[str], libs: dict[str, Any], repeats: int) -> None:
+                      rows: set[str], libs: dict[str, Any], repeats: int,
+                      warmup: float) -> None:
     for size in ts.INFERENCE_BATCHES:
         calls = inference_calls(size, state, rows, libs)
         print(f"infer B={size}: timing {len(calls)} contenders")
-        table[f"infer_{size}"] = interleaved_medians(calls, repeats, block=40)
+        table[f"infer_{size}"] = medians(calls, repeats, warmup, block=40)
     if "exported" in rows:
         model = NeuralNetwork()
         model.load_state_dict(state)
@@ -382,16 +414,17 @@ def print_report(results: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     options = parse_options(argv)
     rows, sections = selected_rows(options.only), set(options.sections)
-    results: dict[str, Any] = {"environment": environment(), "quick": options.quick}
+    repeats, warmup = (3, 0.01) if options.quick else (50, WARMUP_SECONDS)
+    results: dict[str, Any] = {"environment": environment(), "quick": options.quick,
+                               "warmup_seconds_per_block": warmup}
     libs = libraries(rows, results["environment"])
-    repeats = 3 if options.quick else 50
     runtime.manual_seed(0)
     state = NeuralNetwork().state_dict()
     table: dict[str, dict[str, float]] = {}
     if "train" in sections:
-        measure_training(table, state, rows, libs, repeats)
+        measure_training(table, state, rows, libs, repeats, warmup)
     if "inference" in sections:
-        measure_inference(table, state, rows, libs, repeats * 4)
+        measure_inference(table, state, rows, libs, repeats * 4, warmup)
     if "wait" in sections:
         print("timing the wait before step 1 in fresh processes")
         table["wait"], results["warm_wait_s"] = waits(rows, runs=1 if options.quick else 3)
@@ -402,7 +435,8 @@ def main(argv: list[str] | None = None) -> None:
     if "sharing" in sections:
         sharing_rows = rows & set(SHARING_ROWS)
         print(f"timing train B=64 alone and next to a busy process: {sorted(sharing_rows)}")
-        steps = training_steps(64, state, sharing_rows, libs)
+        steps = {row: warmed(step, warmup)
+                 for row, step in training_steps(64, state, sharing_rows, libs).items()}
         results["sharing"] = slowdowns(steps, repeats * 4, rounds=1 if options.quick else 3)
     results["table"] = table  # medians in seconds
     results["targets"] = target_checks(results)
