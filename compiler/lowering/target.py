@@ -223,8 +223,11 @@ class _Optimizer:
             process.stdin.flush()
             status, length = _REPLY.unpack(_read_exactly(process.stdout, _REPLY.size))
             payload = _read_exactly(process.stdout, length)
-        except (OSError, EOFError) as error:
+        except (BrokenPipeError, EOFError) as error:  # the child is gone
             raise OptimizerError(self._died()) from error
+        except BaseException:  # interrupted mid-exchange: its reply must never answer another
+            self._died()
+            raise
         self.served += 1
         if status:
             raise RuntimeError(payload.decode())
@@ -244,8 +247,12 @@ class _Optimizer:
         self._runs = 0
 
     def _died(self) -> str:
+        """Make sure the child is gone (killed if need be); what it said before it went."""
         process, self._process = self._process, None
-        code = process.wait() if process is not None else None
+        code = None
+        if process is not None:
+            process.kill()
+            code = process.wait()
         self._stderr.seek(0)
         output = self._stderr.read().decode(errors="replace").strip()
         return f"it exited with code {code}: {output[-2000:]}"

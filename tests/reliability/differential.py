@@ -12,6 +12,9 @@ sum_i <grad_i, w_i>; `check_spec(spec, torch)` compares them:
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,6 +24,23 @@ import compiler
 import runtime
 
 Results = dict[str, np.ndarray]
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """TimeoutError if the block takes longer than `seconds` (a compile that never ends is a
+    failure too). SIGALRM: the main thread only, on Unix."""
+
+    def expired(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"the model took longer than {seconds:g} s to compile and run")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _to_numpy(t: Any) -> np.ndarray:

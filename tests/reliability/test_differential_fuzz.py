@@ -23,7 +23,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from differential import check_spec
+from differential import check_spec, time_limit
 from fuzz_models import ModelSpec, model_specs
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -37,6 +37,9 @@ KNOWN_BUGS = {
     r"op 'fused' uses ITE": (
         "passes/fuse.py: sympy.simplify turns nested sigmoid/relu bodies into Piecewise with "
         "ITE conditions, which have no lowering (inference of x + sigmoid(x) twice)"),
+    r"took longer than": (
+        "passes/fuse.py: sympy.simplify of a fused body takes exponential time in nested tanh "
+        "(h = h + tanh(h) three times: 0.8 s, 13 s, hours)"),
 }
 
 
@@ -54,10 +57,14 @@ def _torch() -> Any:
     return torch
 
 
+SECONDS_PER_MODEL = 60  # a model takes ~0.5 s; one taking longer is a failure
+
+
 def check_unless_known(spec: ModelSpec, torch: Any) -> str | None:
     """check_spec, returning the known bug an example runs into instead of failing on it."""
     try:
-        check_spec(spec, torch)
+        with time_limit(SECONDS_PER_MODEL):
+            check_spec(spec, torch)
     except Exception as error:  # noqa: BLE001 - CompileError, AssertionError, ...
         bug = known_bug(error)
         if bug is None:
@@ -72,6 +79,7 @@ def _xfail(bug_pattern: str) -> Any:
 
 _BATCH_0 = r"no input has the batch dimension, so the batch size must be given"
 _ITE = r"op 'fused' uses ITE"
+_SLOW_SIMPLIFY = r"took longer than"
 
 # Fixed examples: disagreements found by fuzzing, and models worth keeping.
 REGRESSIONS = [
@@ -96,12 +104,17 @@ REGRESSIONS = [
     pytest.param(ModelSpec("float64", (3, 4), 1, 5, (
         ("softmax", 1, True), ("transpose", 0, 2), ("reduce", "amax", (0,), True),
         ("gram",)), ("out",), 11), id="log-softmax-transpose-amax-gram"),
+    pytest.param(ModelSpec("float32", (5,), 1, 1, (
+        ("linear", 1, True), ("residual", "add", "tanh"), ("residual", "add", "tanh"),
+        ("residual", "add", "tanh")), ("loss", "mse", "mean"), 2832633),
+        id="three-residual-tanh-blocks", marks=_xfail(_SLOW_SIMPLIFY)),
 ]
 
 
 @pytest.mark.parametrize("spec", REGRESSIONS)
 def test_regression(spec: ModelSpec, private_object_cache: None) -> None:
-    check_spec(spec, _torch())
+    with time_limit(10):
+        check_spec(spec, _torch())
 
 
 CI_EXAMPLES = 25
