@@ -47,9 +47,11 @@ class CompiledBackward(Node):
 
     def __init__(self, module: CompiledModule, functions: TrainingFunctions,
                  edges: list[tuple[Node | None, int]], backward_args: list[np.ndarray],
-                 versions: list[tuple[Tensor, int]], out_meta: tuple[tuple[int, ...], Any]):
+                 versions: list[tuple[Tensor, int]], out_meta: tuple[tuple[int, ...], Any],
+                 batch_size: int | None) -> None:
         super().__init__(edges)
-        self._functions = functions
+        self._batch_size = batch_size  # the forward's N: backward needs it even when no
+        self._functions = functions  # argument of its own has the batch dimension (x.sum(0))
         self._args = backward_args
         self._versions = versions
         self._out_meta = out_meta
@@ -74,7 +76,8 @@ class CompiledBackward(Node):
         seed = grad_outputs[0]
         shape, dtype = self._out_meta
         seed_array = np.zeros(shape, dtype) if seed is None else seed._data
-        grads = self._functions.backward(seed_array.astype(dtype, copy=False), *self._args)
+        grads = self._functions.backward.call([seed_array.astype(dtype, copy=False), *self._args],
+                                              batch_size=self._batch_size)
         return [Tensor._from_array(g) for g in grads]
 
     def release(self) -> None:
@@ -198,8 +201,9 @@ class CompiledModule:
                     for v in parts.forward_inputs_used]
         edges = [tensors[input_index[v]]._gradient_edge() for v in functions.wrt]
         out_array = results[0]
+        batch = int(inputs[0].shape[0]) if self.dynamic_batch and inputs[0].ndim else None
         node = CompiledBackward(self, functions, edges, backward_args, versions,
-                                (out_array.shape, out_array.dtype))
+                                (out_array.shape, out_array.dtype), batch)
         out = Tensor._from_array(out_array)
         out._set_history(node, 0)
         return out

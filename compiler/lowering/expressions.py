@@ -281,6 +281,14 @@ def _piecewise(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.
     return result
 
 
+def _if_then_else(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    """sympy's ITE(c, a, b) (simplification makes it of piecewise conditions): a select."""
+    condition, then, otherwise = (e._emit(a, env) for a in expr.args)
+    if then.type == _BOOL and otherwise.type == _BOOL:
+        return e.builder.select(e._as_bool(condition), then, otherwise)
+    return e.select(condition, e._as_float(then), e._as_float(otherwise))
+
+
 _COMPARISONS = {sympy.StrictGreaterThan: ">", sympy.GreaterThan: ">=", sympy.StrictLessThan: "<",
                 sympy.LessThan: "<=", sympy.Equality: "==", sympy.Unequality: "!="}
 
@@ -324,6 +332,7 @@ _RULES: list[tuple[type, Callable[..., ir.Value]]] = [
     (sympy.Min, _extremum(larger=False)),
     (sympy.Heaviside, _heaviside),
     (sympy.Piecewise, _piecewise),
+    (sympy.ITE, _if_then_else),
     (sympy.core.relational.Relational, _relation),
     (sympy.And, _logic("and_")),
     (sympy.Or, _logic("or_")),

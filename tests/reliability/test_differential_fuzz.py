@@ -30,13 +30,6 @@ from hypothesis import seed as hypothesis_seed
 
 # message pattern -> the open bug it is a symptom of (reported to the lead with a repro)
 KNOWN_BUGS = {
-    r"no input has the batch dimension, so the batch size must be given": (
-        "compile.py: the native backward of a model whose output has no batch dimension (e.g. "
-        "x.sum(0)) gets no batch size (runtime.native used to run it with N = 0 and return "
-        "empty gradients; it now refuses)"),
-    r"op 'fused' uses ITE": (
-        "passes/fuse.py: sympy.simplify turns nested sigmoid/relu bodies into Piecewise with "
-        "ITE conditions, which have no lowering (inference of x + sigmoid(x) twice)"),
     r"took longer than": (
         "passes/fuse.py: sympy.simplify of a fused body takes exponential time in nested tanh "
         "(h = h + tanh(h) three times: 0.8 s, 13 s, hours)"),
@@ -77,26 +70,24 @@ def _xfail(bug_pattern: str) -> Any:
     return pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[bug_pattern])
 
 
-_BATCH_0 = r"no input has the batch dimension, so the batch size must be given"
-_ITE = r"op 'fused' uses ITE"
 _SLOW_SIMPLIFY = r"took longer than"
 
 # Fixed examples: disagreements found by fuzzing, and models worth keeping.
 REGRESSIONS = [
     pytest.param(ModelSpec("float64", (3,), 2, 4, (("reduce", "sum", (0,), False),), ("out",), 0),
-                 id="gradient-of-a-sum-over-the-batch", marks=_xfail(_BATCH_0)),
+                 id="gradient-of-a-sum-over-the-batch"),
     pytest.param(ModelSpec("float32", (2, 3, 5), 5, 2, (
         ("flatten",), ("param", "rsub", (1, 30)), ("reduce", "mean", (-2, -1), False),
         ("safe", "sqrt1sq")), ("out",), 323161), id="mean-over-batch-and-features",
-        marks=_xfail(_BATCH_0)),
+        ),
     pytest.param(ModelSpec("float32", (2,), 1, 1, (("scalar", "add", -1),), ("out",), 0),
                  id="x-plus-a-number"),
     pytest.param(ModelSpec("float64", (4,), 2, 2, (
         ("residual", "add", "sigmoid"), ("residual", "add", "relu")), ("out",), 0),
-        id="residual-sigmoid-then-residual-relu", marks=_xfail(_ITE)),
+        id="residual-sigmoid-then-residual-relu"),
     pytest.param(ModelSpec("float32", (5,), 2, 2, (
         ("residual", "mul", "sigmoid"), ("residual", "mul", "sigmoid")), ("out",), 0),
-        id="silu-of-silu", marks=_xfail(_ITE)),
+        id="silu-of-silu"),
     pytest.param(ModelSpec("float32", (1, 28, 28), 4, 3, (
         ("flatten",), ("linear", 6, True), ("act", "relu"), ("linear", 6, True),
         ("act", "relu"), ("linear", 4, True)), ("loss", "ce", "mean"), 7),
