@@ -114,7 +114,7 @@ def environment() -> dict[str, Any]:
         print(f"warning: OPENBLAS_CORETYPE={notes['OPENBLAS_CORETYPE']} is set, which can pick a "
               "slower OpenBLAS kernel for numpy; compare with "
               "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py`")
-    if notes["load_average_1min"] > 0.5:
+    if notes["load_average_1min"] > 1.0:
         print("warning: other processes are busy; the medians are slower and noisier than on an "
               "idle machine")
     return notes
@@ -411,6 +411,13 @@ def print_report(results: dict[str, Any]) -> None:
               f"{check['measured']} {bound}")
 
 
+def begin(section: str, loads: dict[str, float]) -> None:
+    """Note the load average as `section` starts (other processes slow the libraries whose
+    threads spin far more than symgrad, so a busy section is worth knowing about)."""
+    loads[section] = round(os.getloadavg()[0], 2)
+    print(f"-- {section} (load average {loads[section]})")
+
+
 def main(argv: list[str] | None = None) -> None:
     options = parse_options(argv)
     rows, sections = selected_rows(options.only), set(options.sections)
@@ -421,20 +428,23 @@ def main(argv: list[str] | None = None) -> None:
     runtime.manual_seed(0)
     state = NeuralNetwork().state_dict()
     table: dict[str, dict[str, float]] = {}
+    loads = results["load_average_by_section"] = {}
     if "train" in sections:
+        begin("train", loads)
         measure_training(table, state, rows, libs, repeats, warmup)
     if "inference" in sections:
+        begin("inference", loads)
         measure_inference(table, state, rows, libs, repeats * 4, warmup)
     if "wait" in sections:
-        print("timing the wait before step 1 in fresh processes")
+        begin("wait before step 1, in fresh processes", loads)
         table["wait"], results["warm_wait_s"] = waits(rows, runs=1 if options.quick else 3)
         results["runtime_imports"] = runtime_import_is_light()
     if "gemm" in sections:
-        print("timing the GEMM kernel against numpy, one thread")
+        begin("GEMM kernel against numpy, one thread", loads)
         results["gemm"] = gemm_rows(3 if options.quick else 60)
     if "sharing" in sections:
         sharing_rows = rows & set(SHARING_ROWS)
-        print(f"timing train B=64 alone and next to a busy process: {sorted(sharing_rows)}")
+        begin("sharing: train B=64 alone and next to a busy process", loads)
         steps = {row: warmed(step, warmup)
                  for row, step in training_steps(64, state, sharing_rows, libs).items()}
         results["sharing"] = slowdowns(steps, repeats * 4, rounds=1 if options.quick else 3)
