@@ -34,6 +34,10 @@ KNOWN_BUGS = {
         "passes/fuse.py + lowering/expressions.py: sympy.simplify turns relu(-1 - relu(x)) (always "
         "0) into Piecewise((0, x >= -1 | x <= 0)) with no default branch, which the emitter "
         "refuses at the first no-grad call"),
+    r"nothing to differentiate with respect to": (
+        "compile.py training_functions: after canonicalize removes x.t().t(), the input is no "
+        "node's operand, so it is left out of wrt and grad() refuses an empty wrt (eager: the "
+        "gradient is the cotangent)"),
     r"took longer than": (
         "passes/fuse.py: sympy.simplify of a fused body takes exponential time in nested tanh "
         "(h = h + tanh(h) three times: 0.8 s, 13 s, hours)"),
@@ -76,6 +80,7 @@ def _xfail(bug_pattern: str) -> Any:
 
 _SLOW_SIMPLIFY = r"took longer than"
 _NO_DEFAULT_BRANCH = r"Piecewise without a default branch"
+_NOTHING_TO_DIFFERENTIATE = r"nothing to differentiate with respect to"
 
 # Fixed examples: disagreements found by fuzzing, and models worth keeping.
 REGRESSIONS = [
@@ -107,6 +112,9 @@ REGRESSIONS = [
     pytest.param(ModelSpec("float32", (1,), 1, 1, (
         ("act", "relu"), ("scalar", "rsub", -1), ("act", "relu")), ("out",), 0),
         id="relu-of-minus-one-minus-relu", marks=_xfail(_NO_DEFAULT_BRANCH)),
+    pytest.param(ModelSpec("float32", (1,), 1, 1, (("transpose", 0, 1), ("transpose", 0, 1)),
+                           ("out",), 0),
+                 id="transpose-twice-is-the-input", marks=_xfail(_NOTHING_TO_DIFFERENTIATE)),
 ]
 
 
