@@ -130,6 +130,12 @@ REGRESSIONS = [
         ("act", "sigmoid"), ("transpose", 0, 2), ("scalar", "add", 3.0), ("safe", "square"),
         ("act", "sigmoid")), ("out",), 360), id="sigmoid-of-a-squared-sigmoid",
         marks=_xfail(_RECURSION)),
+    pytest.param(ModelSpec("float32", (5, 5), 1, 2, (
+        ("gram",), ("scalar", "rsub", -1), ("residual", "add", "sigmoid"), ("gram",),
+        ("safe", "exp_tanh")), ("out",), 2), id="float32-double-backward-through-two-grams",
+        marks=pytest.mark.xfail(strict=True, reason=(
+            "eager float32 double backward is 23x less accurate than PyTorch's here (float64 "
+            "agrees with PyTorch, so the formulas are right; an evaluation order loses digits)"))),
 ]
 
 
