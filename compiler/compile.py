@@ -108,7 +108,7 @@ class CompiledModule:
         """Fail now, not at the first call, if the model uses an op with no native lowering."""
         check_lowerable(self.graph)
         params = [v for v in self.graph.inputs[self._n_inputs:] if v.kind == "param"]
-        used = {v for n in self.graph.nodes for v in n.inputs}
+        used = {v for n in self.graph.nodes for v in n.inputs} | set(self.graph.outputs)
         wrt = [v for v in params if v in used]
         if wrt and len(self.graph.outputs) == 1:
             check_lowerable(grad(self.graph, wrt=wrt, seed_input=True))
@@ -130,7 +130,7 @@ class CompiledModule:
         if len(self.graph.outputs) != 1:
             raise NotImplementedError("training through a compiled module with several outputs "
                                       "is not supported yet; return one tensor")
-        used = {v for n in self.graph.nodes for v in n.inputs}
+        used = {v for n in self.graph.nodes for v in n.inputs} | set(self.graph.outputs)
         wrt = [v for i, v in enumerate(self.graph.inputs) if v in used and (
             (i < self._n_inputs and input_needs[i]) or (v.kind == "param" and i >= self._n_inputs))]
         joint = grad(self.graph, wrt=wrt, seed_input=True)

@@ -34,10 +34,6 @@ KNOWN_BUGS = {
         "passes/fuse.py + lowering/expressions.py: sympy.simplify turns relu(-1 - relu(x)) (always "
         "0) into Piecewise((0, x >= -1 | x <= 0)) with no default branch, which the emitter "
         "refuses at the first no-grad call"),
-    r"nothing to differentiate with respect to": (
-        "compile.py training_functions: after canonicalize removes x.t().t(), the input is no "
-        "node's operand, so it is left out of wrt and grad() refuses an empty wrt (eager: the "
-        "gradient is the cotangent)"),
     r"uses Exp1, which has no native lowering": (
         "passes/fuse.py + lowering/expressions.py: sympy.simplify of sigmoid(exp(tanh(relu(x)))) "
         "brings in the constant E (Exp1), which the emitter cannot lower"),
@@ -86,7 +82,6 @@ def _xfail(bug_pattern: str) -> Any:
 
 _SLOW_SIMPLIFY = r"took longer than"
 _NO_DEFAULT_BRANCH = r"Piecewise without a default branch"
-_NOTHING_TO_DIFFERENTIATE = r"nothing to differentiate with respect to"
 _EXP1 = r"uses Exp1, which has no native lowering"
 _RECURSION = r"maximum recursion depth exceeded"
 
@@ -122,7 +117,7 @@ REGRESSIONS = [
         id="relu-of-minus-one-minus-relu", marks=_xfail(_NO_DEFAULT_BRANCH)),
     pytest.param(ModelSpec("float32", (1,), 1, 1, (("transpose", 0, 1), ("transpose", 0, 1)),
                            ("out",), 0),
-                 id="transpose-twice-is-the-input", marks=_xfail(_NOTHING_TO_DIFFERENTIATE)),
+                 id="transpose-twice-is-the-input"),
     pytest.param(ModelSpec("float32", (1,), 1, 1, (
         ("act", "relu"), ("safe", "exp_tanh"), ("act", "sigmoid")), ("out",), 0),
         id="sigmoid-of-exp-of-tanh-of-relu", marks=_xfail(_EXP1)),
