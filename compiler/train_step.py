@@ -12,11 +12,15 @@ compiled in, and the step refuses to run if they change.
 
 The update formulas follow PyTorch's documented algorithms, as `runtime/optim` does; a test holds
 the two to the same results. `param.grad` is not written by the compiled step.
+
+Native code cannot raise, so values that would make eager mode raise are checked in Python before
+the call: a class label out of range (native gather would read it as NaN) is PyTorch's IndexError.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,6 +65,66 @@ class _LossOfModel:
         return self(x, target)
 
 
+@dataclass(frozen=True)
+class ClassIndexCheck:
+    """Graph input `position` holds class indices (a cross-entropy or NLL target): each must be
+    in [0, n_classes) or be the loss's ignore_index, as eager mode checks before its gather."""
+
+    position: int
+    n_classes: int
+    ignored: tuple[int, ...]
+
+    def __call__(self, array: np.ndarray) -> None:
+        if array.dtype.kind not in "iu" or array.size == 0:
+            return  # a wrong dtype is reported by the native call's own checks
+        if array.min() >= 0 and array.max() < self.n_classes:  # the common case, ~2 us at B=64
+            return
+        valid = ((array >= 0) & (array < self.n_classes)) | np.isin(array, self.ignored)
+        if not valid.all():
+            raise IndexError(f"Target {array[~valid].flat[0]} is out of bounds.")
+
+
+_INDEX_VIEWS = ("reshape", "expand", "permute", "clone", "to_dtype")
+
+
+def class_index_checks(graph: Graph, n_inputs: int) -> list[ClassIndexCheck]:
+    """A check for each of the first `n_inputs` inputs of `graph` that reaches the index of a
+    gather unchanged: through views, integer conversions and the ignore_index substitution
+    where(eq(t, ignore_index), 0, t) of `runtime.nn.functional._nll_terms`."""
+    checks = []
+    for node in graph.nodes:
+        if node.op_name != "gather" or not isinstance(node.inputs[0].shape[node.attrs["dim"]],
+                                                      int):
+            continue
+        value, ignored = node.inputs[1], []
+        while (producer := value.producer) is not None:
+            if producer.op_name in _INDEX_VIEWS and not producer.inputs[0].dtype.is_floating_point:
+                value = producer.inputs[0]
+            elif (ignore_index := _ignore_value(graph, producer)) is not None:
+                ignored.append(ignore_index)
+                value = producer.inputs[2]
+            else:
+                break
+        if value in graph.inputs[:n_inputs]:
+            checks.append(ClassIndexCheck(graph.inputs.index(value),
+                                          node.inputs[0].shape[node.attrs["dim"]], tuple(ignored)))
+    return checks
+
+
+def _ignore_value(graph: Graph, where: Any) -> int | None:
+    """c for where(eq(t, c), k, t) with constants c and k, else None."""
+    if where.op_name != "where":
+        return None
+    condition, replacement, kept = where.inputs
+    test = condition.producer
+    if test is None or test.op_name != "eq" or replacement not in graph.constants:
+        return None
+    a, b = test.inputs
+    if a is kept and b in graph.constants and graph.constants[b].size == 1:
+        return int(graph.constants[b])
+    return None
+
+
 def _kind(optimizer: Any) -> type:
     for kind in (Adam, SGD):
         if isinstance(optimizer, kind):
@@ -93,6 +157,7 @@ class CompiledTrainStep:
                          stages=PRE_GRAD_STAGES)
         if graph.outputs[0].shape != ():
             raise ValueError("loss_fn must return a scalar (use reduction='mean' or 'sum')")
+        self.index_checks = class_index_checks(graph, self.n_inputs)
         self.state_tensors = self._ensure_state()
         self.graph = self._build_graph(graph)
         self.native = build_native(self.graph)
@@ -237,6 +302,8 @@ class CompiledTrainStep:
         if len(inputs) != self.n_inputs:
             raise TypeError(f"the train step takes {self.n_inputs} tensors (inputs and target), "
                             f"got {len(inputs)}")
+        for check in self.index_checks:
+            check(inputs[check.position]._data)
         by_value: dict[Value, np.ndarray] = dict(zip(self.graph.inputs, (x._data for x in inputs)))
         by_value.update((v, t._data) for v, t in zip(self.state_inputs, self.model_state))
         by_value.update(zip(self.hyper_values, self._hyperparameters()))

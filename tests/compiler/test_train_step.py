@@ -133,3 +133,31 @@ def test_rejects_what_it_cannot_compile():
     with pytest.raises(ValueError, match="exactly the model's parameters"):
         compiler.compile_train_step(model, nn.CrossEntropyLoss(),
                                     torch.optim.SGD(other.parameters(), lr=0.1), (x, y))
+
+
+@pytest.mark.parametrize("loss_fn", [
+    nn.CrossEntropyLoss(), nn.CrossEntropyLoss(ignore_index=3),
+    lambda out, target: nn.functional.nll_loss(torch.log_softmax(out, 1), target, ignore_index=3),
+], ids=["cross_entropy", "cross_entropy_ignore_3", "nll_loss_ignore_3"])
+def test_labels_out_of_range_raise_as_in_eager_mode_and_change_nothing(loss_fn):
+    torch.manual_seed(2)
+    model = nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(6, 4)
+    step = compiler.compile_train_step(model, loss_fn, opt,
+                                       example_inputs=(x, torch.tensor([0, 1, 2, 0, 1, 2])))
+    before = [p.detach().numpy().copy() for p in model.parameters()]
+    ignored = getattr(loss_fn, "ignore_index", 3)
+    for bad in (3, 10, -1, -100):
+        if bad == ignored:
+            continue
+        target = torch.tensor([0, 1, bad, 0, 1, 2])
+        with pytest.raises(IndexError, match=f"^Target {bad} is out of bounds.$"):
+            loss_fn(model(x), target)  # eager mode's error ...
+        with pytest.raises(IndexError, match=f"^Target {bad} is out of bounds.$"):
+            step(x, target)  # ... is the compiled step's, raised before the parameters change
+        for p, old in zip(model.parameters(), before):
+            np.testing.assert_array_equal(p.detach().numpy(), old)
+    target = torch.tensor([0, 1, ignored, 0, 1, 2])  # the ignored label is allowed
+    eager = loss_fn(model(x), target).item()
+    assert step(x, target).item() == pytest.approx(eager, rel=1e-6)

@@ -187,7 +187,27 @@ def label_out_of_range() -> Any:
     loss_fn = nn.CrossEntropyLoss()
     step = compiler.compile_train_step(model, loss_fn, torch.optim.SGD(model.parameters(), lr=1.0),
                                        (torch.randn(5, 4), torch.tensor([0, 1, 0, 1, 0])))
-    return step(torch.randn(5, 4), torch.tensor([0, 1, 7, 1, 0]))
+    before = [p.detach().numpy().copy() for p in model.parameters()]
+    try:
+        return step(torch.randn(5, 4), torch.tensor([0, 1, 7, 1, 0]))
+    finally:
+        for p, old in zip(model.parameters(), before):
+            np.testing.assert_array_equal(p.detach().numpy(), old)
+
+
+class LossInside(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp = _mlp()
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(self.mlp(x), target)
+
+
+def label_out_of_range_in_compiled_module() -> Any:
+    fast = compiler.compile(LossInside(), (torch.randn(5, 4), torch.tensor([0, 1, 0, 1, 0])))
+    with torch.no_grad():
+        return fast(torch.randn(5, 4), torch.tensor([0, 1, 7, 1, 0]))
 
 
 # ----- parameters after compiling ------------------------------------------------------------
