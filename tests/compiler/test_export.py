@@ -32,7 +32,7 @@ CC = shutil.which("cc")
 needs_cc = pytest.mark.skipif(CC is None, reason="no C compiler (cc) on PATH")
 # what an exported object may leave undefined: libc, libm and pthreads
 LIBC_SYMBOLS = {"malloc", "free", "memset", "memcpy", "memmove", "fopen", "fread", "fclose",
-                "sysconf"}
+                "sysconf", "sched_yield"}
 LIBM_SYMBOL = re.compile(r"(exp|expm1|log|log1p|pow|sqrt|tanh|sin|cos|fabs|fmax|fmin)f?")
 
 
