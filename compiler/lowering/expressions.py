@@ -4,7 +4,9 @@ Elementwise ops (and fused elementwise regions) are sympy expressions, so a sing
 them all: sympy's `cse` shares subexpressions, then each node kind has one rule here (Add, Mul,
 Pow, exp, log, log1p, sqrt, Abs, sign, tanh, Max, Min, Heaviside, Piecewise, relations, logic).
 Values are floating point of the kernel's compute type; conditions are i1. exp and log are the
-polynomials of `vector_math`, so the loops that use them vectorise and need no libm.
+polynomials of `vector_math`, so the loops that use them vectorise and need no libm. A constant
+(E, pi, exp(2)) is a float computed by sympy; a Piecewise is NaN where no condition holds, as in
+sympy and in the eager kernels.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class ExpressionEmitter:
             return ir.Constant(_BOOL, int(bool(expr)))
         if expr.is_Number:
             return self.constant(float(expr))
+        constant = _real_constant(expr)
+        if constant is not None:
+            return self.constant(constant)
         for kind, rule in _RULES:
             if isinstance(expr, kind):
                 return rule(self, expr, env)
@@ -87,6 +92,18 @@ class ExpressionEmitter:
 
     def select(self, condition: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
         return self.builder.select(self._as_bool(condition), a, b)
+
+
+def _real_constant(expr: Any) -> float | None:
+    """The value of an expression without symbols (E, pi, exp(2), sqrt(2)) as a float, or None
+    when it has symbols or is not real (zoo, I)."""
+    if not getattr(expr, "is_number", False):
+        return None
+    try:
+        value = complex(expr.evalf())
+    except (TypeError, ValueError):
+        return None
+    return value.real if value.imag == 0 else None
 
 
 def _fold(op: Callable[[ir.IRBuilder], Callable[..., ir.Value]]) -> Callable[..., ir.Value]:
@@ -271,11 +288,13 @@ def _heaviside(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.
 
 
 def _piecewise(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
-    # Branch-free: every piece is computed and selected, so the loop stays vectorisable.
-    *pieces, (last_value, last_condition) = expr.args
-    if last_condition is not sympy.true:
-        raise UnsupportedExpression(f"Piecewise without a default branch: {expr}")
-    result = e._as_float(e._emit(last_value, env))
+    # Branch-free: every piece is computed and selected, so the loop stays vectorisable. Where no
+    # condition holds the value is NaN, sympy's meaning (a NaN input makes every comparison false).
+    pieces = list(expr.args)
+    if pieces[-1].cond is sympy.true:
+        result = e._as_float(e._emit(pieces.pop().expr, env))
+    else:
+        result = e.constant(float("nan"))
     for value, condition in reversed(pieces):
         result = e.select(e._emit(condition, env), e._as_float(e._emit(value, env)), result)
     return result
@@ -346,6 +365,8 @@ def lowerable(expr: Any) -> str | None:
     for node in sympy.preorder_traversal(expr):
         if node.is_Symbol or node.is_Number or node in (sympy.true, sympy.false) \
                 or isinstance(node, sympy.functions.elementary.piecewise.ExprCondPair):
+            continue
+        if _real_constant(node) is not None:  # a constant is emitted as its value
             continue
         if not any(isinstance(node, kind) for kind, _ in _RULES):
             return type(node).__name__
