@@ -2,8 +2,14 @@
 
 A producer is fused into its consumer when both are elementwise, the consumer is its only user,
 and it has the consumer's shape (so nothing is computed more than once). 0-d constants become
-numbers inside the expression. The fused body is simplified by sympy when small; its derivative,
-should the graph be differentiated again, comes from sympy like any elementwise op's.
+numbers inside the expression. Its derivative, should the graph be differentiated again, comes
+from sympy like any elementwise op's.
+
+Fusion only substitutes bodies into each other (each op's own derivative was simplified once, by
+the op); it must never call `sympy.simplify`, whose time is unbounded (exponential in nested tanh,
+endless recursion on some Piecewise bodies) and which brings in forms the emitter may not lower
+(E, Piecewise without a default). A body is fused only while it stays under _MAX_BODY_SIZE nodes,
+so a fused body, and every later pass over it, is bounded too.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ import sympy
 from compiler.ir import Node, Value
 from compiler.passes.driver import RewriteContext, rewrite
 from runtime.ops.elementwise import Elementwise
-from runtime.ops.elementwise import _finite_wherever as finite_wherever
 
-_SIMPLIFY_LIMIT = 40  # sympy.simplify only bodies with fewer operations than this
-_SIMPLIFY_MAX_INPUTS = 4  # and of at most this many inputs (the finiteness probe is a grid)
+# Nodes of a fused body's expression tree beyond which a producer is left unfused: a body that
+# mentions its input k times copies the producer's body k times, so sizes can multiply; and
+# sympy walks (prints, substitutes) a body recursively, so a chain of 300 tanh would be too deep.
+_MAX_BODY_SIZE = 100
 
 
 class FusedElementwise(Elementwise):
@@ -46,13 +53,9 @@ def _expression_of(node: Node) -> tuple[Any, list[Any]]:
     return op.expr, list(op.symbols)
 
 
-def _simplified(expr: Any, symbols: list[Any]) -> Any:
-    """sympy's simplification of a fused body when it is small and stays finite wherever the
-    body is (simplify likes exp(x)/(exp(x) + 1), which is inf/inf at x = 1e4)."""
-    if sympy.count_ops(expr) >= _SIMPLIFY_LIMIT or len(symbols) > _SIMPLIFY_MAX_INPUTS:
-        return expr
-    simpler = sympy.simplify(expr)
-    return simpler if finite_wherever(simpler, expr, symbols) else expr
+def _size(expr: Any) -> int:
+    """Nodes of `expr` as a tree (what a walk over it visits)."""
+    return sum(1 for _ in sympy.preorder_traversal(expr))
 
 
 @rewrite("fuse")
@@ -65,6 +68,7 @@ def fuse_elementwise(node: Node, ctx: RewriteContext) -> Value | None:
     symbol_of: dict[Value, Any] = {}
     replacements: dict[Any, Any] = {}
     changed = False
+    size = _size(expr)
 
     def fresh(value: Value) -> Any:
         if value not in symbol_of:
@@ -80,11 +84,13 @@ def fuse_elementwise(node: Node, ctx: RewriteContext) -> Value | None:
             changed = True
         elif (producer is not None and isinstance(producer.op, Elementwise)
               and ctx.uses.get(value, 0) == 1 and value.shape == node.output.shape
-              and value.dtype == node.output.dtype):
+              and value.dtype == node.output.dtype
+              and size + expr.count(symbol) * _size(producer.op.expr) <= _MAX_BODY_SIZE):
             inner_expr, inner_symbols = _expression_of(producer)
             inner = inner_expr.subs({s: fresh(v) for s, v in zip(inner_symbols, producer.inputs)},
                                     simultaneous=True)
             replacements[symbol] = inner
+            size += expr.count(symbol) * _size(inner_expr)
             changed = True
         else:
             replacements[symbol] = fresh(value)
@@ -92,5 +98,5 @@ def fuse_elementwise(node: Node, ctx: RewriteContext) -> Value | None:
         return None
     fused = expr.subs(replacements, simultaneous=True)
     symbols = [symbol_of[v] for v in inputs]
-    op = FusedElementwise(_simplified(fused, symbols), symbols, node.output.dtype)
+    op = FusedElementwise(fused, symbols, node.output.dtype)
     return ctx.emit(op, inputs, name=node.output.name, origin=node.origin)

@@ -3,12 +3,15 @@ with other users, other shapes or other dtypes stay separate."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import sympy
 from passes_testing import assert_same_results, op_names, rewrite_alone, traced
 
 import runtime
 from compiler.interpret import run
+from compiler.lowering.expressions import lowerable
 from compiler.passes import fuse
 from compiler.passes.fuse import FusedElementwise
 
@@ -69,4 +72,41 @@ def test_scalar_constants_become_numbers_inside_the_body() -> None:
     (node,) = rewritten.nodes
     assert [v.name for v in node.inputs] == ["x"]
     assert node.op.expr.has(2.5)
+    assert_same_results(graph, rewritten, [(4, 3)])
+
+
+def test_a_fused_body_is_the_ops_bodies_substituted_never_simplified() -> None:
+    # sympy.simplify made relu(-1 - relu(x)), always 0, a Piecewise with no default branch
+    graph = traced(lambda x: (-1 - x.relu()).relu(), (4, 3))
+    rewritten, _ = rewrite_alone(graph, fuse.fuse_elementwise)
+    (node,) = rewritten.nodes
+    assert len(node.op.expr.atoms(sympy.Piecewise)) == 2  # both relus, as written
+    assert lowerable(node.op.expr) is None
+    assert_same_results(graph, rewritten, [(4, 3)])
+
+
+def test_fusing_nested_tanh_takes_no_time() -> None:
+    # h + tanh(h), three times, and its backward: sympy.simplify of these bodies took hours
+    def residual_tanh(x):
+        for _ in range(3):
+            x = x + x.tanh()
+        return (x * x).sum()
+
+    graph = traced(residual_tanh, (4, 3))
+    started = time.perf_counter()
+    rewritten, _ = rewrite_alone(graph, fuse.fuse_elementwise)
+    assert time.perf_counter() - started < 1.0
+    assert_same_results(graph, rewritten, [(4, 3)])
+
+
+def test_a_long_chain_is_cut_into_bodies_of_bounded_size() -> None:
+    def three_hundred_tanh(x):
+        for _ in range(300):
+            x = x.tanh()
+        return x
+
+    graph = traced(three_hundred_tanh, (4, 3))
+    rewritten, _ = rewrite_alone(graph, fuse.fuse_elementwise)
+    sizes = [sum(1 for _ in sympy.preorder_traversal(n.op.expr)) for n in rewritten.nodes]
+    assert 1 < len(sizes) < 10 and max(sizes) <= fuse._MAX_BODY_SIZE, sizes
     assert_same_results(graph, rewritten, [(4, 3)])
