@@ -2,8 +2,8 @@
 
 A producer is fused into its consumer when both are elementwise, the consumer is its only user,
 and it has the consumer's shape (so nothing is computed more than once). 0-d constants become
-numbers inside the expression. Its derivative, should the graph be differentiated again, comes
-from sympy like any elementwise op's.
+numbers inside the expression. Its derivative, should the graph be differentiated again (explain
+shows it), is sympy's `diff`, almost everywhere, and not simplified either.
 
 Fusion only substitutes bodies into each other (each op's own derivative was simplified once, by
 the op); it must never call `sympy.simplify`, whose time is unbounded (exponential in nested tanh,
@@ -15,6 +15,7 @@ so a fused body, and every later pass over it, is bounded too.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import sympy
@@ -46,6 +47,13 @@ class FusedElementwise(Elementwise):
 
     def describe(self) -> str:
         return str(self.expr)
+
+    @cached_property
+    def _derivatives(self) -> list[Any]:
+        # as Elementwise's but never simplified (sympy.simplify of a fused body's derivative has
+        # no time bound); a kink's DiracDelta is 0 almost everywhere, as PyTorch takes it
+        return [sympy.diff(self.expr, s).replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
+                for s in self.symbols]
 
 
 def _expression_of(node: Node) -> tuple[Any, list[Any]]:
