@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import ctypes
-import functools
 import re
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 import sympy
 from llvmlite import ir
 
+from compiler import artifact_cache
 from compiler.ir import Graph, Value
-from compiler.lowering.codegen import lower_graph
+from compiler.lowering.codegen import GEMM_TYPE, lower_graph
 from compiler.lowering.gemm import gemm_config
-from compiler.lowering.target import JitLibrary, jit_compile
-from compiler.lowering.threads import emit_threaded_gemm
+from compiler.lowering.small_products import emit_small_m_product
+from compiler.lowering.target import (
+    CODEGEN_ONLY,
+    O3,
+    JitLibrary,
+    cached_object,
+    compile_object,
+    compile_object_soon,
+    jit_compile,
+    load_object,
+)
+from compiler.lowering.threads import RUN_SYMBOL, TASK_POINTER, emit_thread_team, emit_threaded_gemm
 from compiler.tracing import BATCH
 from runtime.native import BufferSpec, NativeFunction
 
@@ -39,22 +52,114 @@ def symbol_name(graph: Graph) -> str:
     return "symgrad_" + re.sub(r"\W", "_", graph.name) + "_" + graph.fingerprint()[:12]
 
 
-@functools.cache
-def kernel_library() -> JitLibrary:
-    """The process's threaded GEMMs (float32 and float64) and thread team, compiled once (and
-    cached on disk); every JIT-compiled model links to these."""
-    module = ir.Module(name="symgrad_kernels")
-    symbols = []
-    for dtype in ("float32", "float64"):
+# The process's kernels, per dtype: the thread team (one for every dtype), the few-row products
+# (plain loops that LLVM's O3 vectorises) and the packed, threaded GEMM (vectorised by hand, so
+# code generation alone makes it as fast as O3 does, in an eighth of the time). Each is its own
+# library, linked to the ones before it; only the dtypes a model uses are built.
+_TEAM = "team"
+TASK_RUNNER = ir.FunctionType(ir.VoidType(), [TASK_POINTER, ir.PointerType()])
+SMALL_PRODUCT = GEMM_TYPE
+
+
+def _kernel_part_ir(part: str) -> tuple[ir.Module, list[str], str]:
+    """(module, exported symbols, pipeline) of one part: "team", "loops_<dtype>", "gemm_<dtype>"."""
+    module = ir.Module(name=f"symgrad_kernels_{part}")
+    if part == _TEAM:
+        emit_thread_team(module)
+        return module, [RUN_SYMBOL], O3
+    kind, dtype = part.split("_", 1)
+    config = gemm_config(dtype)
+    if kind == "loops":
+        small = emit_small_m_product(module, config)
+        small.linkage = ""  # exported: the GEMM library calls it
+        return module, [small.name], O3
+    ir.Function(module, TASK_RUNNER, name=RUN_SYMBOL)  # declared: emit_threaded_gemm uses these
+    ir.Function(module, SMALL_PRODUCT, name=config.symbol("_small"))
+    emit_threaded_gemm(module, config)
+    return module, [config.symbol("_threaded")], CODEGEN_ONLY
+
+
+def _kernel_parts(dtype: str) -> list[str]:
+    return [_TEAM, f"loops_{dtype}", f"gemm_{dtype}"]
+
+
+_kernel_lock = threading.Lock()
+_kernel_libraries: dict[str, JitLibrary] = {}
+_pending_parts: dict[str, tuple[list[str], Future[bytes]]] = {}  # part -> (exports, compiling)
+
+
+def _kernel_key(part: str) -> str:
+    return artifact_cache.entry_key("kernels", part)
+
+
+def prepare_kernels(dtypes: Iterable[Any]) -> None:
+    """Start building, in the background, the kernels of `dtypes` that neither this process
+    nor the disk cache has: they compile on another core while the caller traces and
+    differentiates. `kernel_library` picks them up."""
+    with _kernel_lock:
+        for dtype in {_gemm_dtype(d) for d in dtypes} - {None}:
+            for part in _kernel_parts(dtype):
+                if part in _kernel_libraries or part in _pending_parts:
+                    continue
+                if artifact_cache.load(_kernel_key(part)) is not None:
+                    continue
+                module, exports, pipeline = _kernel_part_ir(part)
+                _pending_parts[part] = (exports, compile_object_soon(module, pipeline))
+
+
+def _gemm_dtype(dtype: Any) -> str | None:
+    name = getattr(dtype, "name", str(dtype))
+    return name if name in ("float32", "float64") else None
+
+
+def _kernel_part(part: str, imports: dict[str, int]) -> JitLibrary:
+    """The library of one kernel part: loaded by this process, else from the disk cache, else
+    compiled (or the background compilation `prepare_kernels` started, awaited)."""
+    library = _kernel_libraries.get(part)
+    if library is not None:
+        return library
+    key = _kernel_key(part)
+    pending = _pending_parts.pop(part, None)
+    artifact = artifact_cache.load(key)
+    library = None
+    if artifact is not None:
+        try:
+            library = load_object(artifact.objects["object"], artifact.meta["exports"], imports)
+        except (RuntimeError, KeyError):  # a damaged entry: compile afresh
+            library = None
+    if library is None:
+        if pending is not None:
+            exports, compiled = pending
+            object_bytes = compiled.result()
+        else:
+            module, exports, pipeline = _kernel_part_ir(part)
+            object_bytes = compile_object(module, pipeline=pipeline)
+        artifact_cache.store(key, artifact_cache.Artifact({"exports": exports},
+                                                          {"object": object_bytes}))
+        library = load_object(object_bytes, exports, imports)
+    _kernel_libraries[part] = library
+    return library
+
+
+def kernel_library(dtype: str = "float32") -> JitLibrary:
+    """The process's threaded GEMM for `dtype` (`symgrad_gemm_<tag>_threaded`), built once per
+    process (and cached on disk), with the thread team and few-row products it calls."""
+    dtype = np.dtype(dtype).name
+    with _kernel_lock:
+        team = _kernel_part(_TEAM, {})
+        loops = _kernel_part(f"loops_{dtype}", {})
         config = gemm_config(dtype)
-        emit_threaded_gemm(module, config)
-        symbols.append(config.symbol("_threaded"))
-    return jit_compile(module, symbols)
+        imports = {RUN_SYMBOL: team[RUN_SYMBOL],
+                   config.symbol("_small"): loops[config.symbol("_small")]}
+        return _kernel_part(f"gemm_{dtype}", imports)
 
 
 def gemm_address(symbol: str) -> int:
-    """The address of the process's kernel named `symbol`."""
-    return kernel_library()[symbol]
+    """The address of the process's kernel named `symbol` (`symgrad_gemm_f32_threaded`)."""
+    for dtype in ("float32", "float64"):
+        if symbol.startswith(gemm_config(dtype).symbol()):
+            return kernel_library(dtype)[symbol]
+    raise KeyError(f"no kernel named {symbol}")
 
 
 def build_native(graph: Graph, profile: bool = False) -> NativeFunction:
@@ -62,23 +167,62 @@ def build_native(graph: Graph, profile: bool = False) -> NativeFunction:
 
     With `profile`, the function counts the CPU cycles each node takes; `node_profile(function)`
     reads them."""
+    return _build(graph, profile)[0]
+
+
+def build_native_to_keep(
+        graph: Graph) -> tuple[NativeFunction, dict[str, Any] | None, bytes | None]:
+    """`build_native`, with what `load_native` needs to make the same function in another
+    process: (function, metadata, object code); the last two are None if the object could not
+    be kept (an unwritable cache)."""
+    function, meta, module = _build(graph, profile=False)
+    object_bytes = cached_object(module)
+    return function, (meta if object_bytes is not None else None), object_bytes
+
+
+def _build(graph: Graph, profile: bool) -> tuple[NativeFunction, dict[str, Any], ir.Module]:
     symbol = symbol_name(graph) + ("_profiled" if profile else "")
     module = ir.Module(name=symbol)
     counters = f"{symbol}_cycles" if profile else None
     signature = lower_graph(graph, module, symbol, profile_symbol=counters)
-    imports = {f.name: gemm_address(f.name) for f in module.functions
-               if f.is_declaration and f.name.startswith("symgrad_gemm_")}
+    gemms = sorted(f.name for f in module.functions
+                   if f.is_declaration and f.name.startswith("symgrad_gemm_"))
+    imports = {name: gemm_address(name) for name in gemms}
     library = jit_compile(module, [symbol] + ([counters] if counters else []), imports=imports)
-    function = NativeFunction(
-        graph.name, library[symbol],
-        [buffer_spec(v) for v in signature.inputs], [buffer_spec(v) for v in signature.outputs],
-        (signature.arena_bytes.per_example, signature.arena_bytes.fixed),
-        signature.workspace_bytes, keepalive=library)
+    meta = {"name": graph.name, "symbol": symbol, "gemms": gemms,
+            "inputs": [_spec_meta(v) for v in signature.inputs],
+            "outputs": [_spec_meta(v) for v in signature.outputs],
+            "arena_bytes": [signature.arena_bytes.per_example, signature.arena_bytes.fixed],
+            "workspace_bytes": signature.workspace_bytes}
+    function = load_native(meta, library)
     if counters:
         array = (ctypes.c_int64 * max(len(graph.nodes), 1)).from_address(library[counters])
         function.cycle_counters = np.ctypeslib.as_array(array)
         function.profiled_graph = graph
-    return function
+    return function, meta, module
+
+
+def _spec_meta(value: Value) -> list[Any]:
+    spec = buffer_spec(value)
+    return [spec.name, spec.dtype.name, [list(pair) for pair in spec.sizes]]
+
+
+def load_native(meta: dict[str, Any], code: JitLibrary | bytes) -> NativeFunction:
+    """The native function that `meta` (from `build_native_to_keep`) describes, in `code`: a
+    loaded library, or the object to load (linked to this process's GEMMs). Raises
+    RuntimeError, KeyError or ValueError if they do not fit together."""
+    if isinstance(code, bytes):
+        code = load_object(code, [meta["symbol"]],
+                           {name: gemm_address(name) for name in meta["gemms"]})
+
+    def spec(entry: list[Any]) -> BufferSpec:
+        name, dtype, sizes = entry
+        return BufferSpec(name, np.dtype(dtype), tuple((int(a), int(b)) for a, b in sizes))
+
+    return NativeFunction(meta["name"], code[meta["symbol"]],
+                          [spec(e) for e in meta["inputs"]], [spec(e) for e in meta["outputs"]],
+                          (int(meta["arena_bytes"][0]), int(meta["arena_bytes"][1])),
+                          int(meta["workspace_bytes"]), keepalive=code)
 
 
 def node_profile(function: NativeFunction) -> list[tuple[str, int]]:

@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from compiler import artifact_cache
 from compiler.autodiff import grad
 from compiler.compile import PRE_GRAD_STAGES
 from compiler.ir import Graph, Value
-from compiler.native_build import build_native
+from compiler.native_build import build_native_to_keep, load_native, prepare_kernels
 from compiler.passes import simplify
 from compiler.tracing import GraphBuilder, SymbolicTensor, named_state, trace
 from runtime import _functions as F
@@ -153,15 +154,52 @@ class CompiledTrainStep:
         if {id(p) for p in self.params if p.requires_grad} != group_ids:
             raise ValueError("the optimizer must hold exactly the model's parameters that "
                              "require grad")
+        prepare_kernels({p.dtype for p in self.params})  # on another core, while we trace
         graph = simplify(trace(_LossOfModel(model, loss_fn), example_inputs),
                          stages=PRE_GRAD_STAGES)
         if graph.outputs[0].shape != ():
             raise ValueError("loss_fn must return a scalar (use reduction='mean' or 'sum')")
         self.index_checks = class_index_checks(graph, self.n_inputs)
         self.state_tensors = self._ensure_state()
-        self.graph = self._build_graph(graph)
-        self.native = build_native(self.graph)
+        self._add_update_inputs(graph)
+        key = self._cache_key(graph)
+        self.from_cache = key is not None and self._load(key, graph)
+        if not self.from_cache:
+            self.graph = self._build_graph(graph)
+            self.native, meta, object_bytes = build_native_to_keep(self.graph)
+            if key is not None and meta is not None:
+                artifact_cache.store(key, artifact_cache.Artifact(
+                    {"inputs": [v.name for v in self.graph.inputs], "native": meta},
+                    {"native": object_bytes}))
         self.native_inplace = self._inplace_map()
+
+    # ----- the artifact cache -------------------------------------------------------------------
+
+    def _cache_key(self, forward: Graph) -> str | None:
+        """The key of this step's compilation: the traced loss graph and everything about the
+        optimizer that `_build_graph` reads (None if something has no exact text)."""
+        parts = [artifact_cache.graph_key(forward), self.kind.__name__,
+                 artifact_cache.exact_text(sorted(self.baked.items())),
+                 artifact_cache.exact_text([v.name for v in self.param_values]),
+                 artifact_cache.exact_text([v.name for v in forward.inputs]),
+                 type(self.model).__name__]
+        if any(part is None for part in parts):
+            return None
+        return artifact_cache.entry_key("train_step", *parts)
+
+    def _load(self, key: str, forward: Graph) -> bool:
+        """Take the native step from the artifact cache, if it has this compilation. Then
+        `graph` holds the step's inputs only: its nodes were never built in this process."""
+        artifact = artifact_cache.load(key)
+        if artifact is None or artifact.meta.get("inputs") != [v.name for v in forward.inputs]:
+            return False
+        try:
+            self.native = load_native(artifact.meta["native"], artifact.objects["native"])
+        except (RuntimeError, KeyError, ValueError, TypeError):  # damaged: compile instead
+            return False
+        self.graph = Graph(f"{type(self.model).__name__}_train_step")
+        self.graph.inputs = list(forward.inputs)
+        return True
 
     # ----- the graph ----------------------------------------------------------------------------
 
@@ -185,25 +223,30 @@ class CompiledTrainStep:
                 per_param.append([])
         return per_param
 
-    def _build_graph(self, forward: Graph) -> Graph:
+    def _add_update_inputs(self, forward: Graph) -> None:
+        """Give the traced graph the inputs of the update: hyperparameters read at each call,
+        then each parameter's optimizer state."""
         self.state_inputs = forward.inputs[self.n_inputs:]
         by_tensor = {id(t): v for t, v in zip(self.model_state, self.state_inputs)}
-        param_values = [by_tensor[id(p)] for p in self.params]
-        joint = simplify(grad(forward, wrt=param_values), stages=PRE_GRAD_STAGES)
+        self.param_values = [by_tensor[id(p)] for p in self.params]
+        dtype = self.param_values[0].dtype
+        self.hyper_values = [forward.add_input(name, (), dtype)
+                             for name in self._hyperparameter_names()]
+        self.state_values: list[list[Value]] = [
+            [forward.add_input(f"{p_value.name}.state{k}", p_value.shape, dtype)
+             for k in range(len(states))]
+            for p_value, states in zip(self.param_values, self.state_tensors)]
+
+    def _build_graph(self, forward: Graph) -> Graph:
+        """The whole step: loss, gradients (to the parameters) and the update."""
+        joint = simplify(grad(forward, wrt=self.param_values), stages=PRE_GRAD_STAGES)
         gradients = joint.outputs[1:]
         builder = GraphBuilder(joint)
-        dtype = param_values[0].dtype
-        self.hyper_values = [joint.add_input(name, (), dtype)
-                             for name in self._hyperparameter_names()]
         hyper = {v.name: SymbolicTensor.of(v) for v in self.hyper_values}
-        self.param_values = param_values
-        self.state_values: list[list[Value]] = []
         outputs: list[Value] = [joint.outputs[0]]
         with builder.active():
-            for i, (p_value, g_value) in enumerate(zip(param_values, gradients)):
-                states = [joint.add_input(f"{p_value.name}.state{k}", p_value.shape, dtype)
-                          for k in range(len(self.state_tensors[i]))]
-                self.state_values.append(states)
+            for p_value, g_value, states in zip(self.param_values, gradients,
+                                                self.state_values):
                 builder.scope = [f"update.{p_value.name}"]
                 new_p, new_states = self._update(
                     SymbolicTensor.of(p_value), SymbolicTensor.of(g_value),

@@ -2,18 +2,22 @@
 
 Owns llvmlite's initialisation, the host target machine (CPU name and features read from llvmlite),
 target machines for object files and cross export, and the path from IR to callable addresses:
-IR text -> O3 -> object file -> ORC. Objects are cached on disk ($SYMGRAD_CACHE_DIR, else
-~/.cache/symgrad), keyed by a hash of the IR text, CPU and features, so a module compiled once is
-reloaded from its object in a millisecond or two. Loaded libraries are shared while anything holds
-them (a NativeFunction keeps its library alive) and the most recently used ones are kept loaded;
-any other is unloaded by ORC when its last reference goes, so a process that compiles many graphs
-keeps its memory bounded. This module never builds IR itself, and the code it produces never calls
-a library function it was not asked to.
+IR text -> O3 (or, for IR that is already vectorised by hand, code generation alone) -> object
+file -> ORC. Objects are cached on disk ($SYMGRAD_CACHE_DIR, else ~/.cache/symgrad), keyed by a
+hash of the IR text, pipeline, CPU and features, so a module compiled once is reloaded from its
+object in a millisecond or two. A compilation can also run in the background
+(`compile_object_soon`), in a second optimiser process, while this process does other work.
+Loaded libraries are shared while anything holds them (a NativeFunction keeps its library alive)
+and the most recently used ones are kept loaded; any other is unloaded by ORC when its last
+reference goes, so a process that compiles many graphs keeps its memory bounded. This module
+never builds IR itself, and the code it produces never calls a library function it was not
+asked to.
 """
 
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import functools
 import hashlib
@@ -157,17 +161,45 @@ def parse_module(
     return module_ref
 
 
-def compile_object(module: ir.Module | str, machine: llvm.TargetMachine | None = None) -> bytes:
-    """IR -> verified, O3-optimised object file for `machine` (the host by default; host objects
+# How IR becomes machine code. O3 runs LLVM's optimisation pipeline, then code generation (at
+# optimisation level 3 too). CODEGEN_ONLY skips the pipeline: for IR that is vectorised and
+# register-blocked by hand (the packed GEMM), the pipeline changes nothing measurable and costs
+# ~8x the code generation's time.
+O3 = "O3"
+CODEGEN_ONLY = "codegen"
+PIPELINES = (O3, CODEGEN_ONLY)
+
+
+def compile_object(module: ir.Module | str, machine: llvm.TargetMachine | None = None,
+                   pipeline: str = O3) -> bytes:
+    """IR -> verified, optimised object file for `machine` (the host by default; host objects
     are made by the optimiser process, see `_Optimizer`)."""
+    if pipeline not in PIPELINES:
+        raise ValueError(f"unknown pipeline {pipeline!r}; expected one of {PIPELINES}")
     if machine is None:
-        return _optimizer.compile(str(module))
-    return _compile_here(str(module), machine)
+        return _optimizer.compile(str(module), pipeline)
+    return _compile_here(str(module), machine, pipeline)
 
 
-def _compile_here(ir_text: str, machine: llvm.TargetMachine) -> bytes:
+_background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="symgrad-compile")
+
+
+def compile_object_soon(module: ir.Module | str,
+                        pipeline: str = O3) -> concurrent.futures.Future[bytes]:
+    """Start compiling IR for the host in the background; the future's result is the object.
+
+    The work is done by a second optimiser process, so it runs on another core while this
+    process goes on (the thread here only waits on a pipe, without the GIL), and a foreground
+    `compile_object` meanwhile is not held up behind it."""
+    if pipeline not in PIPELINES:
+        raise ValueError(f"unknown pipeline {pipeline!r}; expected one of {PIPELINES}")
+    return _background.submit(_background_optimizer.compile, str(module), pipeline)
+
+
+def _compile_here(ir_text: str, machine: llvm.TargetMachine, pipeline: str = O3) -> bytes:
     module_ref = parse_module(ir_text, machine)
-    optimize(module_ref, machine)
+    if pipeline == O3:
+        optimize(module_ref, machine)
     return bytes(machine.emit_object(module_ref))
 
 
@@ -180,7 +212,7 @@ def _compile_here(ir_text: str, machine: llvm.TargetMachine) -> bytes:
 # compiles in-process instead (leaking, as before).
 
 OPTIMIZER_RUNS = 200
-_LENGTH = struct.Struct("<Q")
+_REQUEST = struct.Struct("<BQ")  # pipeline (its index in PIPELINES), IR text length
 _REPLY = struct.Struct("<BQ")  # status (0: object, 1: error message), payload length
 _SERVE = "from compiler.lowering.target import serve_optimizer; serve_optimizer()"
 
@@ -200,26 +232,26 @@ class _Optimizer:
         self.served = 0  # requests answered by any child
         self.in_process = False  # no child could be used: compile here
 
-    def compile(self, ir_text: str) -> bytes:
+    def compile(self, ir_text: str, pipeline: str = O3) -> bytes:
         with self._lock:
             if not self.in_process:
                 try:
-                    return self._request(ir_text.encode())
+                    return self._request(ir_text.encode(), pipeline)
                 except OptimizerError as error:
                     if self.served:  # a child worked before: one more try with a fresh one
-                        return self._request(ir_text.encode())
+                        return self._request(ir_text.encode(), pipeline)
                     warnings.warn(f"symgrad's LLVM optimiser process is unusable ({error}); "
                                   "compiling in this process", RuntimeWarning, stacklevel=3)
                     self.in_process = True
-        return _compile_here(ir_text, host_target_machine())
+        return _compile_here(ir_text, host_target_machine(), pipeline)
 
-    def _request(self, data: bytes) -> bytes:
+    def _request(self, data: bytes, pipeline: str) -> bytes:
         if self._process is None or self._runs >= OPTIMIZER_RUNS:
             self._restart()
         process = self._process
         self._runs += 1
         try:
-            process.stdin.write(_LENGTH.pack(len(data)) + data)
+            process.stdin.write(_REQUEST.pack(PIPELINES.index(pipeline), len(data)) + data)
             process.stdin.flush()
             status, length = _REPLY.unpack(_read_exactly(process.stdout, _REPLY.size))
             payload = _read_exactly(process.stdout, length)
@@ -281,16 +313,18 @@ def _read_exactly(stream: Any, size: int) -> bytes:
 
 
 def serve_optimizer() -> None:
-    """The optimiser process: read IR texts from stdin, answer each with its object (or LLVM's
-    error message) on stdout, until stdin closes."""
+    """The optimiser process: read (pipeline, IR text) requests from stdin, answer each with its
+    object (or LLVM's error message) on stdout, until stdin closes."""
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     while True:
-        header = source.read(_LENGTH.size)
-        if len(header) < _LENGTH.size:
+        header = source.read(_REQUEST.size)
+        if len(header) < _REQUEST.size:
             return
-        ir_text = _read_exactly(source, _LENGTH.unpack(header)[0]).decode()
+        pipeline, length = _REQUEST.unpack(header)
+        ir_text = _read_exactly(source, length).decode()
         try:
-            status, payload = 0, _compile_here(ir_text, host_target_machine())
+            status, payload = 0, _compile_here(ir_text, host_target_machine(),
+                                               PIPELINES[pipeline])
         except Exception as error:  # noqa: BLE001 - sent back, raised by the parent
             status, payload = 1, str(error).encode()
         sink.write(_REPLY.pack(status, len(payload)) + payload)
@@ -298,8 +332,18 @@ def serve_optimizer() -> None:
 
 
 _optimizer = _Optimizer()
-atexit.register(_optimizer.close)
-os.register_at_fork(after_in_child=_optimizer.forget_after_fork)
+_background_optimizer = _Optimizer()  # started on the first background compilation
+for _each in (_optimizer, _background_optimizer):
+    atexit.register(_each.close)
+    os.register_at_fork(after_in_child=_each.forget_after_fork)
+
+
+def _forget_background_after_fork() -> None:
+    global _background
+    _background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="symgrad-compile")
+
+
+os.register_at_fork(after_in_child=_forget_background_after_fork)
 
 
 def cache_directory() -> Path:
@@ -308,10 +352,11 @@ def cache_directory() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "symgrad"
 
 
-def object_cache_key(ir_text: str, cpu: str, features: str) -> str:
-    """Hash of everything that decides the object: IR text, CPU, features, llvmlite version."""
+def object_cache_key(ir_text: str, cpu: str, features: str, pipeline: str = O3) -> str:
+    """Hash of everything that decides the object: IR text, CPU, features, llvmlite version,
+    pipeline."""
     digest = hashlib.sha256()
-    for part in (ir_text, cpu, features, llvmlite.__version__, "O3"):
+    for part in (ir_text, cpu, features, llvmlite.__version__, pipeline):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()
@@ -397,18 +442,18 @@ def _orc_jit() -> llvm.LLJIT:
 
 
 def jit_compile(module: ir.Module | str, exports: Iterable[str],
-                imports: Mapping[str, int] | None = None) -> JitLibrary:
+                imports: Mapping[str, int] | None = None, pipeline: str = O3) -> JitLibrary:
     """Compile IR for the host and load it, returning the addresses of `exports`.
 
     The library is one already loaded (still held somewhere, or among the KEPT_LIBRARIES most
-    recently used), else the disk cache's object loaded afresh, else LLVM's (O3) output, which is
+    recently used), else the disk cache's object loaded afresh, else LLVM's output, which is
     stored on disk for the next process. `imports` resolves symbols the module declares but does
     not define (e.g. the GEMM, compiled once per process) to addresses of code loaded earlier.
     """
     started = time.perf_counter()
     exported = frozenset(exports)
     ir_text = with_no_builtins(str(module))
-    key = object_cache_key(ir_text, host_cpu_name(), host_cpu_features())
+    key = object_cache_key(ir_text, host_cpu_name(), host_cpu_features(), pipeline)
     with _jit_lock:
         library = _live_libraries.get((key, exported))
         if library is not None:
@@ -423,7 +468,7 @@ def jit_compile(module: ir.Module | str, exports: Iterable[str],
                 tracker = None
         from_cache = tracker is not None
         if tracker is None:
-            object_bytes = compile_object(ir_text)
+            object_bytes = compile_object(ir_text, pipeline=pipeline)
             _write_cached_object(key, object_bytes)
             tracker = _link(object_bytes, exported, key, imports)
         library = JitLibrary(
@@ -433,6 +478,34 @@ def jit_compile(module: ir.Module | str, exports: Iterable[str],
             seconds=time.perf_counter() - started,
             _tracker=tracker,
         )
+        _remember((key, exported), library)
+        return library
+
+
+def cached_object(module: ir.Module | str, pipeline: str = O3) -> bytes | None:
+    """The object `jit_compile` stored on disk for this IR, if it is there."""
+    ir_text = with_no_builtins(str(module))
+    return _read_cached_object(
+        object_cache_key(ir_text, host_cpu_name(), host_cpu_features(), pipeline))
+
+
+def load_object(object_bytes: bytes, exports: Iterable[str],
+                imports: Mapping[str, int] | None = None) -> JitLibrary:
+    """Load an object made earlier by `compile_object` (kept by the caller, e.g. in the
+    artifact cache); raises RuntimeError if ORC cannot link it (a damaged object)."""
+    started = time.perf_counter()
+    exported = frozenset(exports)
+    digest = hashlib.sha256(object_bytes)
+    digest.update(repr(sorted((imports or {}).items())).encode())
+    key = digest.hexdigest()
+    with _jit_lock:
+        library = _live_libraries.get((key, exported))
+        if library is None:
+            tracker = _link(object_bytes, exported, key, imports)
+            library = JitLibrary(name=tracker.name,
+                                 addresses={symbol: tracker[symbol] for symbol in exported},
+                                 from_cache=True, seconds=time.perf_counter() - started,
+                                 _tracker=tracker)
         _remember((key, exported), library)
         return library
 
