@@ -3,7 +3,8 @@
 Every elementwise op -- a runtime primitive, a derivative op, or a fused region -- is lowered by
 `elementwise`, from its sympy expression. Copies of every kind (expand, permute, clone, dtype
 conversion, reshape when it cannot alias, basic slicing, cat) are strided nests. Reductions
-accumulate through a nest whose output strides are 0 on reduced dimensions. matmul calls the
+accumulate through a nest whose output strides are 0 on reduced dimensions; a sum over a long
+dimension adds in levels (`cascade_sum.py`), as accurately as PyTorch's. matmul calls the
 packed GEMM of `gemm.py`; softmax walks rows.
 """
 
@@ -17,6 +18,7 @@ from llvmlite import ir
 
 from compiler.errors import CompileError
 from compiler.ir import Node, Value
+from compiler.lowering.cascade_sum import emit_cascade, plan_cascade
 from compiler.lowering.expressions import FLOAT_FLAGS, ExpressionEmitter, lowerable
 from compiler.lowering.loops import (
     I64,
@@ -325,24 +327,52 @@ def size(low: FunctionLowering, node: Node) -> None:
 def _reduce(low: FunctionLowering, node: Node, dims: Sequence[int], kind: str) -> None:
     source, out = node.inputs[0], node.output
     _check_float(node, source, out)
-    float_type = _float_type(out.dtype)
-    identity = {"sum": 0.0, "max": float("-inf"), "min": float("inf")}[kind]
-    fill(low, out, identity)
     out_own = contiguous_strides(_kept_shape(source.shape, dims))
     out_strides = [0 if d in dims else out_own[d] for d in range(len(source.shape))]
+    if kind == "sum":
+        _sum(low, source, out, out_strides)
+        return
+    float_type = _float_type(out.dtype)
+    fill(low, out, float("-inf") if kind == "max" else float("inf"))
     b = low.builder
 
     def body(offsets: list[ir.Value]) -> None:
         pointer = low.element_pointer(out, offsets[1])
-        acc = b.load(pointer, typ=float_type)
+        best = b.load(pointer, typ=float_type)
         x = load(low, source, offsets[0], float_type)
-        if kind == "sum":
-            result = b.fadd(acc, x, flags=FLOAT_FLAGS)
-        else:
-            result = b.select(_beats(b, kind == "max", x, acc), x, acc)
-        b.store(result, pointer)
+        b.store(b.select(_beats(b, kind == "max", x, best), x, best), pointer)
 
     nest(low, source.shape, [contiguous_strides(source.shape), out_strides], body)
+
+
+def _sum(low: FunctionLowering, source: Value, out: Value, out_strides: Sequence[Any]) -> None:
+    """out = the sum of `source` walked with `out_strides` (0 on reduced dimensions): in levels
+    (cascade_sum.py) where a reduced dimension is long, else element after element."""
+    float_type = _float_type(out.dtype)
+    fill(low, out, 0.0)
+    shape, (source_strides, merged_out_strides) = merge_dimensions(
+        source.shape, [contiguous_strides(source.shape), out_strides])
+    plan = plan_cascade(shape, source_strides, merged_out_strides,
+                        8 if isinstance(float_type, ir.DoubleType) else 4)
+    if plan is None:
+        _sequential_sum(low, source, out, out_strides, float_type)
+        return
+    emit_cascade(low, plan, shape, source_strides, merged_out_strides, float_type,
+                 lambda offset: load(low, source, offset, float_type),
+                 lambda offset: low.element_pointer(out, offset))
+
+
+def _sequential_sum(low: FunctionLowering, source: Value, out: Value, out_strides: Sequence[Any],
+                    float_type: ir.Type) -> None:
+    """out += each element in turn: for reductions whose every reduced dimension is short."""
+    b = low.builder
+
+    def body(offsets: list[ir.Value]) -> None:
+        pointer = low.element_pointer(out, offsets[1])
+        b.store(b.fadd(b.load(pointer, typ=float_type),
+                       load(low, source, offsets[0], float_type), flags=FLOAT_FLAGS), pointer)
+
+    nest(low, source.shape, [contiguous_strides(source.shape), list(out_strides)], body)
 
 
 def _beats(b: ir.IRBuilder, larger: bool, x: ir.Value, best: ir.Value) -> ir.Value:
@@ -398,18 +428,9 @@ def sum_to(low: FunctionLowering, node: Node) -> None:
                                 if s == 1 and source[lead + i] != 1]
     source_value, out = node.inputs[0], node.output
     _check_float(node, source_value)
-    float_type = _float_type(out.dtype)
-    fill(low, out, 0.0)
     out_own = contiguous_strides(target)
     out_strides = [0 if d in dims else out_own[d - lead] for d in range(len(source))]
-    b = low.builder
-
-    def body(offsets: list[ir.Value]) -> None:
-        pointer = low.element_pointer(out, offsets[1])
-        b.store(b.fadd(b.load(pointer, typ=float_type),
-                       load(low, source_value, offsets[0], float_type), flags=FLOAT_FLAGS), pointer)
-
-    nest(low, source, [contiguous_strides(source), out_strides], body)
+    _sum(low, source_value, out, out_strides)
 
 
 @rule("argmax", "argmin")
