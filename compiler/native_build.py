@@ -19,8 +19,6 @@ from compiler.lowering.codegen import GEMM_TYPE, lower_graph
 from compiler.lowering.gemm import gemm_config
 from compiler.lowering.small_products import emit_small_m_product
 from compiler.lowering.target import (
-    CODEGEN_ONLY,
-    O3,
     JitLibrary,
     cached_object,
     compile_object,
@@ -52,35 +50,34 @@ def symbol_name(graph: Graph) -> str:
     return "symgrad_" + re.sub(r"\W", "_", graph.name) + "_" + graph.fingerprint()[:12]
 
 
-# The process's kernels, per dtype: the thread team (one for every dtype), the few-row products
-# (plain loops that LLVM's O3 vectorises) and the packed, threaded GEMM (vectorised by hand, so
-# code generation alone makes it as fast as O3 does, in an eighth of the time). Each is its own
-# library, linked to the ones before it; only the dtypes a model uses are built.
+# The process's kernels, per dtype, in three parts, each its own library linked to the ones before
+# it: the thread team (one for every dtype), the few-row products, and the packed, threaded GEMM.
+# Only the dtypes a model uses are built, and the parts compile in parallel.
 _TEAM = "team"
 TASK_RUNNER = ir.FunctionType(ir.VoidType(), [TASK_POINTER, ir.PointerType()])
 SMALL_PRODUCT = GEMM_TYPE
 
 
-def _kernel_part_ir(part: str) -> tuple[ir.Module, list[str], str]:
-    """(module, exported symbols, pipeline) of one part: "team", "loops_<dtype>", "gemm_<dtype>"."""
+def _kernel_part_ir(part: str) -> tuple[ir.Module, list[str]]:
+    """(module, exported symbols) of one part: "team", "loops_<dtype>", "gemm_<dtype>"."""
     module = ir.Module(name=f"symgrad_kernels_{part}")
     if part == _TEAM:
         emit_thread_team(module)
-        return module, [RUN_SYMBOL], O3
+        return module, [RUN_SYMBOL]
     kind, dtype = part.split("_", 1)
     config = gemm_config(dtype)
     if kind == "loops":
         small = emit_small_m_product(module, config)
         small.linkage = ""  # exported: the GEMM library calls it
-        return module, [small.name], O3
+        return module, [small.name]
     ir.Function(module, TASK_RUNNER, name=RUN_SYMBOL)  # declared: emit_threaded_gemm uses these
     ir.Function(module, SMALL_PRODUCT, name=config.symbol("_small"))
     emit_threaded_gemm(module, config)
-    return module, [config.symbol("_threaded")], CODEGEN_ONLY
+    return module, [config.symbol("_threaded")]
 
 
 def _kernel_parts(dtype: str) -> list[str]:
-    return [_TEAM, f"loops_{dtype}", f"gemm_{dtype}"]
+    return [f"gemm_{dtype}", f"loops_{dtype}", _TEAM]  # the longest to compile first
 
 
 _kernel_lock = threading.Lock()
@@ -103,8 +100,8 @@ def prepare_kernels(dtypes: Iterable[Any]) -> None:
                     continue
                 if artifact_cache.load(_kernel_key(part)) is not None:
                     continue
-                module, exports, pipeline = _kernel_part_ir(part)
-                _pending_parts[part] = (exports, compile_object_soon(module, pipeline))
+                module, exports = _kernel_part_ir(part)
+                _pending_parts[part] = (exports, compile_object_soon(module))
 
 
 def _gemm_dtype(dtype: Any) -> str | None:
@@ -132,8 +129,8 @@ def _kernel_part(part: str, imports: dict[str, int]) -> JitLibrary:
             exports, compiled = pending
             object_bytes = compiled.result()
         else:
-            module, exports, pipeline = _kernel_part_ir(part)
-            object_bytes = compile_object(module, pipeline=pipeline)
+            module, exports = _kernel_part_ir(part)
+            object_bytes = compile_object(module)
         artifact_cache.store(key, artifact_cache.Artifact({"exports": exports},
                                                           {"object": object_bytes}))
         library = load_object(object_bytes, exports, imports)
@@ -187,8 +184,8 @@ def _build(graph: Graph, profile: bool) -> tuple[NativeFunction, dict[str, Any],
     signature = lower_graph(graph, module, symbol, profile_symbol=counters)
     gemms = sorted(f.name for f in module.functions
                    if f.is_declaration and f.name.startswith("symgrad_gemm_"))
-    imports = {name: gemm_address(name) for name in gemms}
-    library = jit_compile(module, [symbol] + ([counters] if counters else []), imports=imports)
+    library = jit_compile(module, [symbol] + ([counters] if counters else []),
+                          imports=lambda: {name: gemm_address(name) for name in gemms})
     meta = {"name": graph.name, "symbol": symbol, "gemms": gemms,
             "inputs": [_spec_meta(v) for v in signature.inputs],
             "outputs": [_spec_meta(v) for v in signature.outputs],

@@ -2,16 +2,14 @@
 
 Owns llvmlite's initialisation, the host target machine (CPU name and features read from llvmlite),
 target machines for object files and cross export, and the path from IR to callable addresses:
-IR text -> O3 (or, for IR that is already vectorised by hand, code generation alone) -> object
-file -> ORC. Objects are cached on disk ($SYMGRAD_CACHE_DIR, else ~/.cache/symgrad), keyed by a
-hash of the IR text, pipeline, CPU and features, so a module compiled once is reloaded from its
-object in a millisecond or two. A compilation can also run in the background
-(`compile_object_soon`), in a second optimiser process, while this process does other work.
-Loaded libraries are shared while anything holds them (a NativeFunction keeps its library alive)
-and the most recently used ones are kept loaded; any other is unloaded by ORC when its last
-reference goes, so a process that compiles many graphs keeps its memory bounded. This module
-never builds IR itself, and the code it produces never calls a library function it was not
-asked to.
+IR text -> O3 -> object file -> ORC. Objects are cached on disk ($SYMGRAD_CACHE_DIR, else
+~/.cache/symgrad), keyed by a hash of the IR text, CPU and features, so a module compiled once is
+reloaded from its object in a millisecond or two; compilations can also start in the background
+(`compile_object_soon`) and run in another process while this one goes on. Loaded libraries are
+shared while anything holds them (a NativeFunction keeps its library alive) and the most recently
+used ones are kept loaded; any other is unloaded by ORC when its last reference goes, so a
+process that compiles many graphs keeps its memory bounded. This module never builds IR itself,
+and the code it produces never calls a library function it was not asked to.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ import time
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,45 +159,25 @@ def parse_module(
     return module_ref
 
 
-# How IR becomes machine code. O3 runs LLVM's optimisation pipeline, then code generation (at
-# optimisation level 3 too). CODEGEN_ONLY skips the pipeline: for IR that is vectorised and
-# register-blocked by hand (the packed GEMM), the pipeline changes nothing measurable and costs
-# ~8x the code generation's time.
-O3 = "O3"
-CODEGEN_ONLY = "codegen"
-PIPELINES = (O3, CODEGEN_ONLY)
-
-
-def compile_object(module: ir.Module | str, machine: llvm.TargetMachine | None = None,
-                   pipeline: str = O3) -> bytes:
-    """IR -> verified, optimised object file for `machine` (the host by default; host objects
-    are made by the optimiser process, see `_Optimizer`)."""
-    if pipeline not in PIPELINES:
-        raise ValueError(f"unknown pipeline {pipeline!r}; expected one of {PIPELINES}")
+def compile_object(module: ir.Module | str, machine: llvm.TargetMachine | None = None) -> bytes:
+    """IR -> verified, O3-optimised object file for `machine` (the host by default; host objects
+    are made by an optimiser process, see `_Optimizer`)."""
     if machine is None:
-        return _optimizer.compile(str(module), pipeline)
-    return _compile_here(str(module), machine, pipeline)
+        return _optimizers.compile(str(module))
+    return _compile_here(str(module), machine)
 
 
-_background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="symgrad-compile")
+def compile_object_soon(module: ir.Module | str) -> concurrent.futures.Future[bytes]:
+    """Start compiling IR for the host; the future's result is the object (as `compile_object`).
+
+    An optimiser process does the work on another core while this process goes on (the thread
+    that waits for it holds no GIL)."""
+    return _background.submit(_optimizers.compile, str(module))
 
 
-def compile_object_soon(module: ir.Module | str,
-                        pipeline: str = O3) -> concurrent.futures.Future[bytes]:
-    """Start compiling IR for the host in the background; the future's result is the object.
-
-    The work is done by a second optimiser process, so it runs on another core while this
-    process goes on (the thread here only waits on a pipe, without the GIL), and a foreground
-    `compile_object` meanwhile is not held up behind it."""
-    if pipeline not in PIPELINES:
-        raise ValueError(f"unknown pipeline {pipeline!r}; expected one of {PIPELINES}")
-    return _background.submit(_background_optimizer.compile, str(module), pipeline)
-
-
-def _compile_here(ir_text: str, machine: llvm.TargetMachine, pipeline: str = O3) -> bytes:
+def _compile_here(ir_text: str, machine: llvm.TargetMachine) -> bytes:
     module_ref = parse_module(ir_text, machine)
-    if pipeline == O3:
-        optimize(module_ref, machine)
+    optimize(module_ref, machine)
     return bytes(machine.emit_object(module_ref))
 
 
@@ -212,7 +190,8 @@ def _compile_here(ir_text: str, machine: llvm.TargetMachine, pipeline: str = O3)
 # compiles in-process instead (leaking, as before).
 
 OPTIMIZER_RUNS = 200
-_REQUEST = struct.Struct("<BQ")  # pipeline (its index in PIPELINES), IR text length
+OPTIMIZER_PROCESSES = max(1, min(2, os.cpu_count() or 1))  # at most this many at once
+_LENGTH = struct.Struct("<Q")
 _REPLY = struct.Struct("<BQ")  # status (0: object, 1: error message), payload length
 _SERVE = "from compiler.lowering.target import serve_optimizer; serve_optimizer()"
 
@@ -232,26 +211,30 @@ class _Optimizer:
         self.served = 0  # requests answered by any child
         self.in_process = False  # no child could be used: compile here
 
-    def compile(self, ir_text: str, pipeline: str = O3) -> bytes:
+    @property
+    def started(self) -> bool:
+        return self._process is not None
+
+    def compile(self, ir_text: str) -> bytes:
         with self._lock:
             if not self.in_process:
                 try:
-                    return self._request(ir_text.encode(), pipeline)
+                    return self._request(ir_text.encode())
                 except OptimizerError as error:
                     if self.served:  # a child worked before: one more try with a fresh one
-                        return self._request(ir_text.encode(), pipeline)
+                        return self._request(ir_text.encode())
                     warnings.warn(f"symgrad's LLVM optimiser process is unusable ({error}); "
                                   "compiling in this process", RuntimeWarning, stacklevel=3)
                     self.in_process = True
-        return _compile_here(ir_text, host_target_machine(), pipeline)
+        return _compile_here(ir_text, host_target_machine())
 
-    def _request(self, data: bytes, pipeline: str) -> bytes:
+    def _request(self, data: bytes) -> bytes:
         if self._process is None or self._runs >= OPTIMIZER_RUNS:
             self._restart()
         process = self._process
         self._runs += 1
         try:
-            process.stdin.write(_REQUEST.pack(PIPELINES.index(pipeline), len(data)) + data)
+            process.stdin.write(_LENGTH.pack(len(data)) + data)
             process.stdin.flush()
             status, length = _REPLY.unpack(_read_exactly(process.stdout, _REPLY.size))
             payload = _read_exactly(process.stdout, length)
@@ -312,38 +295,72 @@ def _read_exactly(stream: Any, size: int) -> bytes:
     return data
 
 
+class _OptimizerPool:
+    """Up to OPTIMIZER_PROCESSES optimiser processes (started as needed); each request goes to
+    one that is free, so a background compilation does not hold up the next one."""
+
+    def __init__(self, size: int) -> None:
+        self._idle = [_Optimizer() for _ in range(size)]
+        self._all = list(self._idle)
+        self._available = threading.Condition()
+
+    def compile(self, ir_text: str) -> bytes:
+        with self._available:
+            while not self._idle:
+                self._available.wait()
+            started = [w for w in self._idle if w.started]  # reuse a running child first
+            worker = (started or self._idle)[-1]
+            self._idle.remove(worker)
+        try:
+            return worker.compile(ir_text)
+        finally:
+            with self._available:
+                self._idle.append(worker)
+                self._available.notify()
+
+    def close(self) -> None:
+        for worker in self._all:
+            worker.close()
+
+    def forget_after_fork(self) -> None:
+        self._available = threading.Condition()
+        for worker in self._all:
+            worker.forget_after_fork()
+        self._idle = list(self._all)
+
+
 def serve_optimizer() -> None:
-    """The optimiser process: read (pipeline, IR text) requests from stdin, answer each with its
-    object (or LLVM's error message) on stdout, until stdin closes."""
+    """The optimiser process: read IR texts from stdin, answer each with its object (or LLVM's
+    error message) on stdout, until stdin closes."""
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     while True:
-        header = source.read(_REQUEST.size)
-        if len(header) < _REQUEST.size:
+        header = source.read(_LENGTH.size)
+        if len(header) < _LENGTH.size:
             return
-        pipeline, length = _REQUEST.unpack(header)
-        ir_text = _read_exactly(source, length).decode()
+        ir_text = _read_exactly(source, _LENGTH.unpack(header)[0]).decode()
         try:
-            status, payload = 0, _compile_here(ir_text, host_target_machine(),
-                                               PIPELINES[pipeline])
+            status, payload = 0, _compile_here(ir_text, host_target_machine())
         except Exception as error:  # noqa: BLE001 - sent back, raised by the parent
             status, payload = 1, str(error).encode()
         sink.write(_REPLY.pack(status, len(payload)) + payload)
         sink.flush()
 
 
-_optimizer = _Optimizer()
-_background_optimizer = _Optimizer()  # started on the first background compilation
-for _each in (_optimizer, _background_optimizer):
-    atexit.register(_each.close)
-    os.register_at_fork(after_in_child=_each.forget_after_fork)
+_optimizers = _OptimizerPool(OPTIMIZER_PROCESSES)
+_background = concurrent.futures.ThreadPoolExecutor(OPTIMIZER_PROCESSES,
+                                                    thread_name_prefix="symgrad-compile")
+atexit.register(_optimizers.close)
 
 
-def _forget_background_after_fork() -> None:
+def _forget_after_fork() -> None:
+    """In a forked child: the parent's optimiser processes and background threads are not ours."""
     global _background
-    _background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="symgrad-compile")
+    _optimizers.forget_after_fork()
+    _background = concurrent.futures.ThreadPoolExecutor(OPTIMIZER_PROCESSES,
+                                                        thread_name_prefix="symgrad-compile")
 
 
-os.register_at_fork(after_in_child=_forget_background_after_fork)
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def cache_directory() -> Path:
@@ -352,11 +369,10 @@ def cache_directory() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "symgrad"
 
 
-def object_cache_key(ir_text: str, cpu: str, features: str, pipeline: str = O3) -> str:
-    """Hash of everything that decides the object: IR text, CPU, features, llvmlite version,
-    pipeline."""
+def object_cache_key(ir_text: str, cpu: str, features: str) -> str:
+    """Hash of everything that decides the object: IR text, CPU, features, llvmlite version."""
     digest = hashlib.sha256()
-    for part in (ir_text, cpu, features, llvmlite.__version__, pipeline):
+    for part in (ir_text, cpu, features, llvmlite.__version__, "O3"):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()
@@ -441,58 +457,81 @@ def _orc_jit() -> llvm.LLJIT:
     return _current_jit[0]
 
 
+Imports = Mapping[str, int] | Callable[[], Mapping[str, int]] | None
+
+
 def jit_compile(module: ir.Module | str, exports: Iterable[str],
-                imports: Mapping[str, int] | None = None, pipeline: str = O3) -> JitLibrary:
+                imports: Imports = None) -> JitLibrary:
     """Compile IR for the host and load it, returning the addresses of `exports`.
 
     The library is one already loaded (still held somewhere, or among the KEPT_LIBRARIES most
-    recently used), else the disk cache's object loaded afresh, else LLVM's output, which is
+    recently used), else the disk cache's object loaded afresh, else LLVM's (O3) output, which is
     stored on disk for the next process. `imports` resolves symbols the module declares but does
-    not define (e.g. the GEMM, compiled once per process) to addresses of code loaded earlier.
+    not define (e.g. the GEMM, compiled once per process) to addresses of code loaded earlier;
+    given as a function, it is called only when the object is ready to link (so the code it
+    links to may still be compiling meanwhile).
     """
     started = time.perf_counter()
     exported = frozenset(exports)
     ir_text = with_no_builtins(str(module))
-    key = object_cache_key(ir_text, host_cpu_name(), host_cpu_features(), pipeline)
+    key = object_cache_key(ir_text, host_cpu_name(), host_cpu_features())
     with _jit_lock:
         library = _live_libraries.get((key, exported))
         if library is not None:
             _remember((key, exported), library)
             return library
-        object_bytes = _read_cached_object(key)
-        tracker = None
-        if object_bytes is not None:
-            try:
-                tracker = _link(object_bytes, exported, key, imports)
-            except RuntimeError:  # a damaged cache file: compile afresh and replace it
-                tracker = None
-        from_cache = tracker is not None
-        if tracker is None:
-            object_bytes = compile_object(ir_text, pipeline=pipeline)
-            _write_cached_object(key, object_bytes)
+    # compiled and linked outside the lock: `imports` may wait for code compiling elsewhere
+    if callable(imports):
+        imports = _Deferred(imports)
+    object_bytes = _read_cached_object(key)
+    tracker = None
+    if object_bytes is not None:
+        try:
             tracker = _link(object_bytes, exported, key, imports)
-        library = JitLibrary(
-            name=tracker.name,
-            addresses={symbol: tracker[symbol] for symbol in exported},
-            from_cache=from_cache,
-            seconds=time.perf_counter() - started,
-            _tracker=tracker,
-        )
+        except RuntimeError:  # a damaged cache file: compile afresh and replace it
+            tracker = None
+    from_cache = tracker is not None
+    if tracker is None:
+        object_bytes = compile_object(ir_text)
+        _write_cached_object(key, object_bytes)
+        tracker = _link(object_bytes, exported, key, imports)
+    with _jit_lock:
+        library = _live_libraries.get((key, exported))  # another thread's, linked meanwhile
+        if library is None:
+            library = JitLibrary(
+                name=tracker.name,
+                addresses={symbol: tracker[symbol] for symbol in exported},
+                from_cache=from_cache,
+                seconds=time.perf_counter() - started,
+                _tracker=tracker,
+            )
         _remember((key, exported), library)
         return library
 
 
-def cached_object(module: ir.Module | str, pipeline: str = O3) -> bytes | None:
+class _Deferred:
+    """Imports computed on first use (once)."""
+
+    def __init__(self, compute: Callable[[], Mapping[str, int]]) -> None:
+        self._compute = compute
+        self._value: Mapping[str, int] | None = None
+
+    def __call__(self) -> Mapping[str, int]:
+        if self._value is None:
+            self._value = self._compute()
+        return self._value
+
+
+def cached_object(module: ir.Module | str) -> bytes | None:
     """The object `jit_compile` stored on disk for this IR, if it is there."""
     ir_text = with_no_builtins(str(module))
-    return _read_cached_object(
-        object_cache_key(ir_text, host_cpu_name(), host_cpu_features(), pipeline))
+    return _read_cached_object(object_cache_key(ir_text, host_cpu_name(), host_cpu_features()))
 
 
 def load_object(object_bytes: bytes, exports: Iterable[str],
                 imports: Mapping[str, int] | None = None) -> JitLibrary:
-    """Load an object made earlier by `compile_object` (kept by the caller, e.g. in the
-    artifact cache); raises RuntimeError if ORC cannot link it (a damaged object)."""
+    """Load an object made earlier by `compile_object` and kept by the caller (the artifact
+    cache), returning the addresses of `exports`; raises RuntimeError if ORC cannot link it."""
     started = time.perf_counter()
     exported = frozenset(exports)
     digest = hashlib.sha256(object_bytes)
@@ -511,14 +550,17 @@ def load_object(object_bytes: bytes, exports: Iterable[str],
 
 
 def _link(object_bytes: bytes, exported: frozenset[str], key: str,
-          imports: Mapping[str, int] | None = None) -> llvm.ResourceTracker:
+          imports: Imports = None) -> llvm.ResourceTracker:
     """Load an object into the process-wide ORC JIT under a fresh library name."""
+    if callable(imports):
+        imports = imports()  # before taking the lock: this may wait for a compilation
     builder = llvm.JITLibraryBuilder().add_object_img(object_bytes).add_current_process()
     for symbol, address in sorted((imports or {}).items()):
         builder.import_symbol(symbol, address)
     for symbol in sorted(exported):
         builder.export_symbol(symbol)
-    jit = _orc_jit()
-    tracker = builder.link(jit, f"symgrad_{next(_library_counter)}_{key[:16]}")
+    with _jit_lock:
+        jit = _orc_jit()
+        tracker = builder.link(jit, f"symgrad_{next(_library_counter)}_{key[:16]}")
     tracker.jit = jit  # the JIT outlives the tracker: freed after the tracker unloads the code
     return tracker
