@@ -257,8 +257,8 @@ def _simplest_stable_form(derivative: Any, symbols: Sequence[Any]) -> Any:
 def _finite_wherever(candidate: Any, reference: Any, symbols: Sequence[Any]) -> bool:
     """Whether `candidate` is finite at every probe point where `reference` is."""
     grids = np.meshgrid(*([np.array(_PROBES)] * len(symbols)), indexing="ij")
-    with np.errstate(all="ignore"):
-        values = [np.broadcast_to(sympy().lambdify(symbols, e, modules="numpy")(*grids),
+    with np.errstate(all="ignore"):  # numpy as a module: lambdify's "numpy" star-imports it all
+        values = [np.broadcast_to(sympy().lambdify(symbols, e, modules=[np])(*grids),
                                   grids[0].shape) for e in (candidate, reference)]
     return bool(np.all(np.isfinite(values[0]) | ~np.isfinite(values[1])))
 
