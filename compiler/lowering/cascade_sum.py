@@ -32,6 +32,9 @@ CONTIGUOUS_BLOCK = 1024  # the first block when each row is one contiguous numbe
 # LLVM vectorises that loop into 16-64 independent lanes, so each lane still adds few numbers
 NARROW_SPAN = 8  # outputs this few per row make a first block of BLOCK * 8 // span rows
 PARTIAL_BYTES = 2048  # per partial: small tiles stream as fast as the plain nest, 8-24 KB did not
+ROWS_AT_ONCE = 8  # rows of a wide region read together and added as a tree: fewer
+# read-modify-writes of the partial, and 8 streams through memory (narrow regions are left to
+# LLVM, which vectorises across their rows, and so are rows whose innermost dimension is reduced)
 UNROLL_LIMIT = 64  # wider rows hide their width from LLVM, whose full unroll then spills
 
 PTR = ir.PointerType()
@@ -49,6 +52,7 @@ class CascadePlan:
     levels: int
     first_block: int
     span: int
+    rows_at_once: int = 1
     tile: int | None = None
     tile_count: int = 1
     tile_stride: int = 0
@@ -101,7 +105,8 @@ def plan_cascade(shape: Sequence[Any], source_strides: Sequence[Any], out_stride
         levels = 1
         while levels < LEVELS and first_block * BLOCK ** levels < rows:
             levels += 1
-    return CascadePlan(dim, levels, first_block, span, **tiling)
+    rows_at_once = ROWS_AT_ONCE if span > NARROW_SPAN and strides and strides[-1] != 0 else 1
+    return CascadePlan(dim, levels, first_block, span, rows_at_once, **tiling)
 
 
 def emit_cascade(low: FunctionLowering, plan: CascadePlan, shape: Sequence[Any],
@@ -141,17 +146,33 @@ def emit_cascade(low: FunctionLowering, plan: CascadePlan, shape: Sequence[Any],
         def add_rows(level: int, first: ir.Value, count: ir.Value) -> None:
             """targets[level] += rows first .. first + count - 1 of `dim`."""
             if level == 0:
-                def row(i: ir.Value) -> None:
-                    base = b.add(source_base, b.mul(b.add(first, i), low.size(source_strides[dim])))
+                row_stride = low.size(source_strides[dim])
 
-                    def element(at: list[ir.Value]) -> None:
-                        pointer = targets[0](at[1])
-                        b.store(b.fadd(b.load(pointer, typ=float_type), load_element(at[0]),
-                                       flags=FLOAT_FLAGS), pointer)
+                def rows_at_once(group: int) -> Callable[[ir.Value], None]:
+                    def rows(i: ir.Value) -> None:
+                        """targets[0] += rows first + i .. first + i + group - 1, as a tree."""
+                        base = b.add(source_base, b.mul(b.add(first, i), row_stride))
+                        bases = [b.add(base, b.mul(ir.Constant(I64, u), row_stride))
+                                 for u in range(group)]
 
-                    strided_nest(b, sizes, strides, [base, ir.Constant(I64, 0)], element)
+                        def element(at: list[ir.Value]) -> None:
+                            pointer = targets[0](at[-1])
+                            b.store(b.fadd(b.load(pointer, typ=float_type),
+                                           _tree(b, [load_element(o) for o in at[:-1]]),
+                                           flags=FLOAT_FLAGS), pointer)
 
-                counted_loop(b, count, row, name="row")
+                        strided_nest(b, sizes, [strides[0]] * group + [strides[1]],
+                                     bases + [ir.Constant(I64, 0)], element)
+                    return rows
+
+                in_groups: ir.Value = ir.Constant(I64, 0)
+                if plan.rows_at_once > 1:
+                    group = ir.Constant(I64, plan.rows_at_once)
+                    in_groups = b.mul(b.sdiv(count, group), group)
+                    counted_loop(b, b.sdiv(count, group), lambda g: rows_at_once(
+                        plan.rows_at_once)(b.mul(g, group)), name="rows")
+                counted_loop(b, b.sub(count, in_groups),
+                             lambda i: rows_at_once(1)(b.add(in_groups, i)), name="row")
                 return
             step = ir.Constant(I64, plan.rows_per_partial(level - 1))
             blocks = b.sdiv(b.add(count, b.sub(step, ir.Constant(I64, 1))), step)
@@ -190,6 +211,15 @@ def _add_into(b: ir.IRBuilder, source: Callable[[ir.Value], ir.Value],
                        flags=FLOAT_FLAGS), pointer)
 
     counted_loop(b, span, add, name="flush")
+
+
+def _tree(b: ir.IRBuilder, values: list[ir.Value]) -> ir.Value:
+    """The sum of `values`, added pairwise (without 'reassoc', which would let LLVM make it a
+    chain again)."""
+    while len(values) > 1:
+        values = [b.fadd(values[k], values[k + 1]) if k + 1 < len(values) else values[k]
+                  for k in range(0, len(values), 2)]
+    return values[0]
 
 
 def _minimum(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:

@@ -80,12 +80,13 @@ def test_blocked_sums_equal_numpy(shape: tuple[int, ...], dims: tuple[int, ...],
     assert error <= 8, f"sum over {dims} of {shape}: error {error:.1f} eps of the magnitudes"
 
 
+@pytest.mark.parametrize("width", [5, 20], ids=["row-by-row", "8-rows-at-once"])
 @pytest.mark.parametrize("batch", [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, BLOCK * BLOCK + 3, 70_000])
-def test_any_batch_size_of_one_compiled_sum(batch: int) -> None:
+def test_any_batch_size_of_one_compiled_sum(batch: int, width: int) -> None:
     # the batch dimension is symbolic: three levels of partials, however many rows come
     rng = np.random.default_rng(batch)
-    fast = compiler.compile(Reduce(lambda x: x.sum(0)), (runtime.randn(8, 5),))
-    data = rng.standard_normal((batch, 5)).astype(np.float32)
+    fast = compiler.compile(Reduce(lambda x: x.sum(0)), (runtime.randn(8, width),))
+    data = rng.standard_normal((batch, width)).astype(np.float32)
     with runtime.no_grad():
         got = fast(runtime.tensor(data)).numpy()
     np.testing.assert_allclose(got, data.astype(np.float64).sum(0), rtol=1e-5,
@@ -104,6 +105,7 @@ def test_which_nests_are_blocked() -> None:
     assert plan((BLOCK, 100), (0,)) is None  # 32 rows: nothing to gain
     column = plan((1000, 512), (0,))
     assert (column.dim, column.levels, column.span, column.tile) == (0, 1, 512, None)
+    assert column.rows_at_once == 8 and plan((1000, 3), (0,)).rows_at_once == 1
     assert plan((1000, 512), (0,), element_bytes=8).tile == 256  # 2 KB partials
     assert plan((3, 5000), (1,)).first_block == 1024
     assert plan((40, 3, 40, 600), (0, 2)) is None
