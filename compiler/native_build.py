@@ -20,9 +20,9 @@ from compiler.lowering.gemm import gemm_config
 from compiler.lowering.small_products import emit_small_m_product
 from compiler.lowering.target import (
     JitLibrary,
-    cached_object,
     compile_object,
     compile_object_soon,
+    host_object,
     jit_compile,
     load_object,
 )
@@ -167,14 +167,11 @@ def build_native(graph: Graph, profile: bool = False) -> NativeFunction:
     return _build(graph, profile)[0]
 
 
-def build_native_to_keep(
-        graph: Graph) -> tuple[NativeFunction, dict[str, Any] | None, bytes | None]:
+def build_native_to_keep(graph: Graph) -> tuple[NativeFunction, dict[str, Any], bytes]:
     """`build_native`, with what `load_native` needs to make the same function in another
-    process: (function, metadata, object code); the last two are None if the object could not
-    be kept (an unwritable cache)."""
+    process: (function, metadata, object code)."""
     function, meta, module = _build(graph, profile=False)
-    object_bytes = cached_object(module)
-    return function, (meta if object_bytes is not None else None), object_bytes
+    return function, meta, host_object(module)
 
 
 def _build(graph: Graph, profile: bool) -> tuple[NativeFunction, dict[str, Any], ir.Module]:

@@ -167,7 +167,7 @@ class CompiledTrainStep:
         if not self.from_cache:
             self.graph = self._build_graph(graph)
             self.native, meta, object_bytes = build_native_to_keep(self.graph)
-            if key is not None and meta is not None:
+            if key is not None:
                 artifact_cache.store(key, artifact_cache.Artifact(
                     {"inputs": [v.name for v in self.graph.inputs], "native": meta},
                     {"native": object_bytes}))

@@ -522,10 +522,16 @@ class _Deferred:
         return self._value
 
 
-def cached_object(module: ir.Module | str) -> bytes | None:
-    """The object `jit_compile` stored on disk for this IR, if it is there."""
+def host_object(module: ir.Module | str) -> bytes:
+    """The object of this IR for the host: the one `jit_compile` stored on disk, else compiled
+    afresh (and stored)."""
     ir_text = with_no_builtins(str(module))
-    return _read_cached_object(object_cache_key(ir_text, host_cpu_name(), host_cpu_features()))
+    key = object_cache_key(ir_text, host_cpu_name(), host_cpu_features())
+    object_bytes = _read_cached_object(key)
+    if object_bytes is None:
+        object_bytes = compile_object(ir_text)
+        _write_cached_object(key, object_bytes)
+    return object_bytes
 
 
 def load_object(object_bytes: bytes, exports: Iterable[str],
