@@ -13,6 +13,8 @@ inputs need gradients) gets its own native functions, compiled on first use and 
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -148,25 +150,38 @@ class CompiledModule:
 
     # ----- calling -------------------------------------------------------------------------------
 
+    @functools.cached_property
+    def _state_lookup(self) -> list[tuple[tuple[str, ...], list[tuple[str, str, Value]]]]:
+        """The model's state grouped by owning submodule: (path, [(registry, attribute,
+        value)]), so that each submodule is looked up once per call."""
+        groups: dict[tuple[str, ...], list[tuple[str, str, Value]]] = {}
+        for value, (path, registry, attribute) in zip(self._state_values, self._state_paths):
+            groups.setdefault(tuple(path), []).append((registry, attribute, value))
+        return list(groups.items())
+
     def _state(self) -> list[Tensor]:
         """The model's parameters and buffers now, found by their dotted names (a few dict
         lookups, so a replaced Parameter or submodule is seen), checked against the compiled
-        shapes and dtypes."""
-        tensors = []
-        for value, (path, registry, attribute) in zip(self._state_values, self._state_paths):
+        shapes and dtypes, in the graph's order."""
+        found: dict[Value, Tensor] = {}
+        for path, members in self._state_lookup:
             owner = self.model
             for name in path:
-                owner = getattr(owner, "_modules", {}).get(name)
-            t = getattr(owner, registry, {}).get(attribute) if owner is not None else None
-            if not isinstance(t, Tensor):
-                raise RuntimeError(f"{self.name} no longer has '{value.name}', which it had when "
-                                   "it was compiled; compile it again")
-            if tuple(t.shape) != value.shape or t.dtype != value.dtype:
-                raise RuntimeError(f"parameter '{value.name}' is now {t.dtype} "
-                                   f"{list(t.shape)}; it was compiled as {value.dtype} "
-                                   f"{list(value.shape)}. Compile the model again.")
-            tensors.append(t)
-        return tensors
+                modules = getattr(owner, "_modules", None)
+                owner = modules.get(name) if modules is not None else None
+            for registry, attribute, value in members:
+                table = getattr(owner, registry, None)
+                t = table.get(attribute) if table is not None else None
+                if not isinstance(t, Tensor):
+                    raise RuntimeError(f"{self.name} no longer has '{value.name}', which it had "
+                                       "when it was compiled; compile it again")
+                data = t._data
+                if data.shape != value.shape or data.dtype != value.dtype.numpy:
+                    raise RuntimeError(f"parameter '{value.name}' is now {t.dtype} "
+                                       f"{list(t.shape)}; it was compiled as {value.dtype} "
+                                       f"{list(value.shape)}. Compile the model again.")
+                found[value] = t
+        return [found[value] for value in self._state_values]
 
     def __call__(self, *inputs: Any) -> Any:
         if len(inputs) != self._n_inputs:
@@ -179,10 +194,10 @@ class CompiledModule:
                 return self.model(*inputs)  # traced inside a larger model: trace through
         state = self._state()
         arrays = [x._data for x in inputs] + [t._data for t in state]
-        input_needs = tuple(x.requires_grad for x in inputs)
-        params_need = any(t.requires_grad for t in state)
-        if not is_grad_enabled() or not (params_need or any(input_needs)):
-            (out,) = self.inference_function()(*arrays)
+        grad_mode = is_grad_enabled()
+        input_needs = tuple(grad_mode and x.requires_grad for x in inputs)
+        if not grad_mode or not (any(input_needs) or any(t.requires_grad for t in state)):
+            (out,) = (self._inference or self.inference_function())(*arrays)
             return Tensor._from_array(out)
         functions = self.training_functions(input_needs)
         results = functions.forward(*arrays)

@@ -38,8 +38,8 @@ RUN_SYMBOL = "symgrad_parallel_run"
 _SC_NPROCESSORS_ONLN = 84  # glibc's value on Linux
 PARALLEL_FLOPS = 4_000_000  # below this a product runs on one thread
 CHUNKS_PER_THREAD = 2  # work is cut finer than one half per thread, so a late worker costs less
-SMALL_PARALLEL_ELEMENTS = 4 * 1024 * 1024  # a few-row product splits when B is this large:
-# waking the worker costs 10-50 us, more than streaming a smaller B takes
+SMALL_PARALLEL_ELEMENTS = 128 * 1024  # a few-row product splits when B is this large: the
+# MLP's batch-1 forward streams its 2.6 MB of weights on two cores in 16 us instead of 28
 PTHREAD_BYTES = 64  # room for pthread_mutex_t / pthread_cond_t (40 / 48 bytes on glibc)
 SPIN_ROUNDS = 512  # how long a thread polls before it sleeps: ~0.1-0.2 ms (see _spin_until)
 PAUSES_PER_ROUND = 8  # x86 `pause` is ~40 ns on Zen 5, ~10-140 cycles elsewhere
