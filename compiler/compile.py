@@ -14,20 +14,21 @@ inputs need gradients) gets its own native functions, compiled on first use and 
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from compiler import artifact_cache
 from compiler.autodiff import grad
-from compiler.ir import Value
+from compiler.ir import Graph, Value
 from compiler.lowering.codegen import check_lowerable
-from compiler.native_build import build_native
+from compiler.native_build import build_native_to_keep, load_native, prepare_kernels, size_pair
 from compiler.partition import Partition, partition, relu_mask_from_output
 from compiler.passes import simplify
-from compiler.tracing import named_state, trace
+from compiler.tracing import BATCH, named_state, trace
+from runtime._dtype import from_numpy_dtype
 from runtime._grad_mode import is_grad_enabled
 from runtime._tensor import Tensor
 from runtime.autograd._node import FREED_MESSAGE, Node
@@ -42,6 +43,38 @@ class TrainingFunctions:
     forward: NativeFunction
     backward: NativeFunction
     wrt: list[Value]  # the graph inputs whose gradients backward returns, in its output order
+    kept: tuple[dict[str, Any], dict[str, bytes]] | None = None  # for the artifact cache
+
+
+def _training_artifact(functions: TrainingFunctions) -> artifact_cache.Artifact:
+    natives, objects = functions.kept
+    parts = functions.partition
+    meta = {**natives, "wrt": [v.name for v in functions.wrt],
+            "forward_outputs": [_value_meta(v) for v in parts.forward.outputs],
+            "saved": [v.name for v in parts.saved],
+            "forward_inputs_used": [v.name for v in parts.forward_inputs_used]}
+    return artifact_cache.Artifact(meta, objects)
+
+
+def _value_meta(value: Value) -> list[Any]:
+    return [value.name, value.dtype.name, [list(size_pair(s)) for s in value.shape]]
+
+
+def _value_of(entry: list[Any]) -> Value:
+    """A Value from `_value_meta`'s list: sizes a*N + b, N the symbolic batch size."""
+    name, dtype, sizes = entry
+    shape = tuple(int(b) if not a else int(a) * BATCH + int(b) for a, b in sizes)
+    return Value(name, shape, from_numpy_dtype(np.dtype(dtype)))
+
+
+def _load_native(artifact: artifact_cache.Artifact | None, name: str) -> NativeFunction | None:
+    """The native function `name` of an artifact, or None if there is none or it is damaged."""
+    if artifact is None:
+        return None
+    try:
+        return load_native(artifact.meta[name], artifact.objects[name])
+    except (RuntimeError, KeyError, ValueError, TypeError):
+        return None
 
 
 class CompiledBackward(Node):
@@ -96,8 +129,10 @@ class CompiledModule:
         self.name = type(model).__name__
         self.dynamic_batch = dynamic_batch
         self.example_inputs = tuple(example_inputs)
+        prepare_kernels({t.dtype for _, t, _ in named_state(model)})  # meanwhile, on another core
         self.graph = simplify(trace(model, self.example_inputs, dynamic_batch=dynamic_batch),
                               stages=PRE_GRAD_STAGES)
+        self._graph_key = artifact_cache.graph_key(self.graph)
         self.compilations = 0  # native functions built (a test counts them)
         self._inference: NativeFunction | None = None
         self._training: dict[tuple[bool, ...], TrainingFunctions] = {}
@@ -107,21 +142,41 @@ class CompiledModule:
         self._check_lowerable()
 
     def _check_lowerable(self) -> None:
-        """Fail now, not at the first call, if the model uses an op with no native lowering."""
+        """Fail now, not at the first call, if the model uses an op with no native lowering
+        (a graph that passed once, as the artifact cache remembers, passes again)."""
+        key = self._cache_key("lowerable")
+        if key is not None and artifact_cache.load(key) is not None:
+            return
         check_lowerable(self.graph)
         params = [v for v in self.graph.inputs[self._n_inputs:] if v.kind == "param"]
         used = {v for n in self.graph.nodes for v in n.inputs} | set(self.graph.outputs)
         wrt = [v for v in params if v in used]
         if wrt and len(self.graph.outputs) == 1:
             check_lowerable(grad(self.graph, wrt=wrt, seed_input=True))
+        if key is not None:
+            artifact_cache.store(key, artifact_cache.Artifact({}))
+
+    def _cache_key(self, kind: str, *parts: Any) -> str | None:
+        """The artifact cache's key of a compilation of this module's graph (None: no key)."""
+        texts = [artifact_cache.exact_text(p) for p in (self.name, *parts)]
+        if self._graph_key is None or any(t is None for t in texts):
+            return None
+        return artifact_cache.entry_key(kind, self._graph_key, *texts)
 
     # ----- building ------------------------------------------------------------------------------
 
     def inference_function(self) -> NativeFunction:
         if self._inference is None:
-            graph = simplify(self.graph)
-            graph.name = f"{self.name}_inference"
-            self._inference = build_native(graph)
+            key = self._cache_key("inference")
+            artifact = artifact_cache.load(key) if key is not None else None
+            self._inference = _load_native(artifact, "native")
+            if self._inference is None:
+                graph = simplify(self.graph)
+                graph.name = f"{self.name}_inference"
+                self._inference, meta, object_bytes = build_native_to_keep(graph)
+                if key is not None:
+                    artifact_cache.store(key, artifact_cache.Artifact(
+                        {"native": meta}, {"native": object_bytes}))
             self.compilations += 1
         return self._inference
 
@@ -135,6 +190,18 @@ class CompiledModule:
         used = {v for n in self.graph.nodes for v in n.inputs} | set(self.graph.outputs)
         wrt = [v for i, v in enumerate(self.graph.inputs) if v in used and (
             (i < self._n_inputs and input_needs[i]) or (v.kind == "param" and i >= self._n_inputs))]
+        key = self._cache_key("training", input_needs)
+        artifact = artifact_cache.load(key) if key is not None else None
+        functions = self._training_from(artifact, wrt) if artifact is not None else None
+        if functions is None:
+            functions = self._build_training(wrt)
+            if key is not None:
+                artifact_cache.store(key, _training_artifact(functions))
+        self.compilations += 2
+        self._training[input_needs] = functions
+        return functions
+
+    def _build_training(self, wrt: list[Value]) -> TrainingFunctions:
         joint = grad(self.graph, wrt=wrt, seed_input=True)
         seed = joint.inputs[-1]
         # before fusion, so that the forward's bias add and ReLU fuse once backward no longer
@@ -142,11 +209,36 @@ class CompiledModule:
         joint = simplify(relu_mask_from_output(joint, seed))
         joint.name = f"{self.name}_train"
         parts = partition(joint, n_outputs=1, seed=seed)
-        functions = TrainingFunctions(parts, build_native(parts.forward),
-                                      build_native(parts.backward), wrt)
-        self.compilations += 2
-        self._training[input_needs] = functions
+        forward, forward_meta, forward_object = build_native_to_keep(parts.forward)
+        backward, backward_meta, backward_object = build_native_to_keep(parts.backward)
+        functions = TrainingFunctions(parts, forward, backward, wrt)
+        functions.kept = ({"forward": forward_meta, "backward": backward_meta},
+                          {"forward": forward_object, "backward": backward_object})
         return functions
+
+    def _training_from(self, artifact: artifact_cache.Artifact,
+                       wrt: list[Value]) -> TrainingFunctions | None:
+        """The training functions an earlier process compiled for this graph, or None if the
+        artifact does not fit. The partition holds what calls need: the forward's outputs, the
+        saved values and the inputs backward reads (its graphs have no nodes)."""
+        meta = artifact.meta
+        forward = _load_native(artifact, "forward")
+        backward = _load_native(artifact, "backward")
+        inputs = {v.name: v for v in self.graph.inputs}
+        try:
+            if forward is None or backward is None or meta["wrt"] != [v.name for v in wrt]:
+                return None
+            outputs = [_value_of(entry) for entry in meta["forward_outputs"]]
+            by_name = {v.name: v for v in outputs}
+            saved = [by_name[name] for name in meta["saved"]]
+            inputs_used = [inputs[name] for name in meta["forward_inputs_used"]]
+        except (KeyError, TypeError, ValueError):
+            return None
+        forward_graph = Graph(f"forward_{self.name}_train")
+        forward_graph.inputs, forward_graph.outputs = list(self.graph.inputs), outputs
+        backward_graph = Graph(f"backward_{self.name}_train")
+        parts = Partition(forward_graph, backward_graph, saved, inputs_used, n_outputs=1)
+        return TrainingFunctions(parts, forward, backward, wrt)
 
     # ----- calling -------------------------------------------------------------------------------
 

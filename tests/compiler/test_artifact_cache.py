@@ -3,6 +3,7 @@ when damaged."""
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,38 @@ print(step.from_cache, step(x, y).item())
         data[-1] ^= 0xFF
         path.write_bytes(bytes(data))
     assert run() == ("False", loss)
+
+
+def _compiled_run(seed: int = 0):
+    """compile(): an inference call, then forward + backward; the results and the gradients."""
+    runtime.manual_seed(seed)
+    model = SmallNet()
+    x, y = _data()
+    fast = compiler.compile(model, (x,))
+    with runtime.no_grad():
+        inference = fast(x).numpy().copy()
+    loss = runtime.nn.CrossEntropyLoss()(fast(x), y)
+    loss.backward()
+    return fast, inference, loss.item(), [p.grad.numpy().copy() for p in model.parameters()]
+
+
+def test_compile_loads_inference_and_training_functions_from_the_cache(cache_dir, monkeypatch):
+    compile_module = importlib.import_module("compiler.compile")  # compiler.compile: a function
+    _, inference, loss, grads = _compiled_run()
+    monkeypatch.setattr(compile_module, "grad", _refuse)
+    monkeypatch.setattr(compile_module, "build_native_to_keep", _refuse)
+    fast, cached_inference, cached_loss, cached_grads = _compiled_run()
+    assert fast.compilations == 3  # inference, forward and backward: loaded, not built
+    np.testing.assert_array_equal(cached_inference, inference)
+    assert cached_loss == loss
+    for expected, got in zip(grads, cached_grads):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_compile_with_damaged_artifacts_builds_afresh(cache_dir):
+    expected = _compiled_run()[1:]
+    for path in (cache_dir / "artifacts").glob("*.artifact"):
+        path.write_bytes(path.read_bytes()[:-1])
+    _, inference, loss, grads = _compiled_run()
+    np.testing.assert_array_equal(inference, expected[0])
+    assert loss == expected[1]
