@@ -66,6 +66,9 @@ def source_fingerprint() -> str:
 
 
 def _version(package: str) -> str:
+    module = sys.modules.get(package)  # loaded already (tracing uses sympy): no metadata to read
+    if module is not None and isinstance(getattr(module, "__version__", None), str):
+        return str(module.__version__)
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
