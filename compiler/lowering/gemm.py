@@ -2,8 +2,9 @@
 
 Owns the GEMM behind every native matmul, forward and backward, emitted as LLVM IR in the
 Goto/BLIS scheme: C is computed in panels of NC columns, K in balanced blocks of at most KC, A in
-blocks of MC rows; A and B are packed into micro-panels (B just before its first use), and a
-noinline micro-kernel keeps an MR x NR tile of C in vector registers, updated by `llvm.fma`.
+blocks of MC rows; B is packed into micro-panels just before their first use, A too unless one
+of its strides is 1 (then the micro-kernel broadcasts from A where it lies), and a noinline
+micro-kernel keeps an MR x NR tile of C in vector registers, updated by `llvm.fma`.
 Strides are runtime arguments, so one kernel serves A @ B, A.T @ B and A @ B.T.
 
 The emitted code never calls a library function (it is exported into a standalone library that
@@ -348,24 +349,40 @@ class _GemmEmitter:
 
     # micro-kernel ------------------------------------------------------------------------------
 
-    def emit_tile(self) -> ir.Function:
+    def emit_tile(self, strided_a: bool = False) -> ir.Function:
         """`tile(depth, a_panel, b_panel, c, ldc, rows, columns, accumulate)`, noinline.
 
         Multiplies an MR x depth packed A panel by a depth x NR packed B panel in MR x NV vector
         accumulators, then writes rows x columns of them to C (added if accumulate).
+
+        With `strided_a`, `..._tile_strided_a(depth, a, a_rs, a_cs, b_panel, ...)` reads A where
+        it lies, A[r, k] at a[r * a_rs + k * a_cs] (rows past `rows` read row 0's values again,
+        never past the matrix): the broadcasts of the rank-one updates need no packed layout,
+        so products whose A is small skip packing it (see emit_part).
         """
         config = self.config
         rows_in_tile, vectors_per_row = config.tile_rows, config.tile_vectors
         lanes, width = config.lanes, config.tile_columns
+        names = ["depth", "a_panel", "b_panel", "c", "ldc", "rows", "columns", "accumulate"]
+        types = [_I64, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I32]
+        if strided_a:
+            names[2:2], types[2:2] = ["a_rs", "a_cs"], [_I64, _I64]
         function, builder = self._function(
-            "_tile",
-            ir.VoidType(),
-            [_I64, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I32],
-            ["depth", "a_panel", "b_panel", "c", "ldc", "rows", "columns", "accumulate"],
+            "_tile_strided_a" if strided_a else "_tile", ir.VoidType(), types, names,
             internal=True,
         )
         function.attributes.add("noinline")
-        depth, a_panel, b_panel, c_tile, ldc, rows, columns, accumulate = function.args
+        if strided_a:
+            depth, a_panel, a_rs, a_cs, b_panel, c_tile, ldc, rows, columns, accumulate = (
+                function.args)
+            last_row = builder.sub(rows, _I64(1))
+            a_rows = [builder.mul(_minimum(builder, _I64(r), last_row), a_rs)
+                      for r in range(rows_in_tile)]
+            a_step: ir.Value = a_cs
+        else:
+            depth, a_panel, b_panel, c_tile, ldc, rows, columns, accumulate = function.args
+            a_rows = [_I64(r) for r in range(rows_in_tile)]
+            a_step = _I64(rows_in_tile)
         for pointer in (a_panel, b_panel, c_tile):
             pointer.add_attribute("noalias")
         scratch = builder.alloca(ir.ArrayType(self.element, rows_in_tile * width), name="scratch")
@@ -376,11 +393,12 @@ class _GemmEmitter:
 
         unroll = config.depth_unroll
         unrolled_depth = builder.and_(depth, _I64(-unroll))
+        a_steps = (a_panel, a_step, a_rows)
         accumulators = self._k_loop(
-            builder, accumulators, _I64(0), unrolled_depth, unroll, a_panel, b_panel, "main"
+            builder, accumulators, _I64(0), unrolled_depth, unroll, a_steps, b_panel, "main"
         )
         accumulators = self._k_loop(
-            builder, accumulators, unrolled_depth, depth, 1, a_panel, b_panel, "rest"
+            builder, accumulators, unrolled_depth, depth, 1, a_steps, b_panel, "rest"
         )
 
         full = builder.and_(
@@ -456,8 +474,9 @@ class _GemmEmitter:
         accumulators: list[list[ir.Value]],
         a_at: ir.Value,
         b_at: ir.Value,
+        a_rows: list[ir.Value],
     ) -> list[list[ir.Value]]:
-        """accumulators[r][v] += a_at[r] * b_at[v * lanes : (v + 1) * lanes], by FMA."""
+        """accumulators[r][v] += a_at[a_rows[r]] * b_at[v * lanes : (v + 1) * lanes], by FMA."""
         lanes = self.config.lanes
         undefined = ir.Constant(self.vector, ir.Undefined)
         b_vectors = [
@@ -468,7 +487,7 @@ class _GemmEmitter:
         ]
         updated = []
         for r, row in enumerate(accumulators):
-            a_value = builder.load(self._at(builder, a_at, r), typ=self.element)
+            a_value = builder.load(self._at(builder, a_at, a_rows[r]), typ=self.element)
             a_broadcast = builder.shuffle_vector(
                 builder.insert_element(undefined, a_value, _I32(0)), undefined, _mask([0] * lanes)
             )
@@ -482,11 +501,13 @@ class _GemmEmitter:
         start: ir.Value,
         stop: ir.Value,
         steps_per_iteration: int,
-        a_panel: ir.Value,
+        a_steps: tuple[ir.Value, ir.Value, list[ir.Value]],
         b_panel: ir.Value,
         name: str,
     ) -> list[list[ir.Value]]:
-        """Rank-one updates for k from start to stop, `steps_per_iteration` per loop iteration."""
+        """Rank-one updates for k from start to stop, `steps_per_iteration` per loop iteration;
+        `a_steps` is (A, its stride over k, each tile row's offset)."""
+        a_panel, a_step, a_rows = a_steps
         config = self.config
         preheader = builder.block
         header = builder.append_basic_block(f"{name}.header")
@@ -505,9 +526,9 @@ class _GemmEmitter:
         updated = phis
         for step in range(steps_per_iteration):
             k_here = builder.add(k, _I64(step))
-            a_at = self._at(builder, a_panel, builder.mul(k_here, _I64(config.tile_rows)))
+            a_at = self._at(builder, a_panel, builder.mul(k_here, a_step))
             b_at = self._at(builder, b_panel, builder.mul(k_here, _I64(config.tile_columns)))
-            updated = self._rank_one_update(builder, updated, a_at, b_at)
+            updated = self._rank_one_update(builder, updated, a_at, b_at, a_rows)
         k.add_incoming(builder.add(k, _I64(steps_per_iteration)), builder.block)
         for phi_row, row in zip(phis, updated, strict=True):
             for phi, value in zip(phi_row, row, strict=True):
@@ -544,11 +565,15 @@ class _GemmEmitter:
         builder.ret(self._emit_layout(builder, *function.args)[2])
         return function
 
-    def emit_part(self, tile: ir.Function, pack_a: ir.Function, pack_b: ir.Function) -> ir.Function:
+    def emit_part(self, tile: ir.Function, pack_a: ir.Function, pack_b: ir.Function,
+                  tile_strided_a: ir.Function) -> ir.Function:
         """C[m_begin:m_end, n_begin:n_end] (+)= A[m_begin:m_end, :] @ B[:, n_begin:n_end].
 
-        This is where threads will split the work: each takes a range of rows or columns of C
-        and its own workspace; with a row split each packs B for itself.
+        This is where threads split the work: each takes a range of columns of C and its own
+        workspace. A is read where it lies, unpacked, when one of its strides is 1: the
+        micro-kernel's broadcasts read it as fast as a packed panel (GFLOP/s unchanged on every
+        shape of benchmarks/gemm.py), and packing it cost a copy of A per column range (10% of
+        a 64-row product cut in four). B is always packed (its panels are read as vectors).
         """
         config = self.config
         function, builder = self._function(
@@ -632,6 +657,8 @@ class _GemmEmitter:
         a_packed = builder.inttoptr(aligned, _PTR)
         b_packed = self._at(builder, a_packed, a_area)
         mr, nr = config.tile_rows, config.tile_columns
+        direct_a = builder.or_(builder.icmp_signed("==", a_rs, _I64(1)),
+                               builder.icmp_signed("==", a_cs, _I64(1)))
 
         with _counted_loop(builder, n_begin, n_end, config.column_block, name="jc") as jc:
             nc = _minimum(builder, _I64(config.column_block), builder.sub(n_end, jc))
@@ -642,21 +669,22 @@ class _GemmEmitter:
                 tile_accumulate = builder.zext(adding, _I32)
                 with _counted_loop(builder, m_begin, m_end, config.row_block, name="ic") as ic:
                     mc = _minimum(builder, _I64(config.row_block), builder.sub(m_end, ic))
-                    with _counted_loop(builder, _I64(0), mc, mr, name="ir_pack") as ir_:
-                        source = builder.add(
-                            builder.mul(builder.add(ic, ir_), a_rs), builder.mul(pc, a_cs)
-                        )
-                        builder.call(
-                            pack_a,
-                            [
-                                kc,
-                                _minimum(builder, _I64(mr), builder.sub(mc, ir_)),
-                                self._at(builder, a, source),
-                                a_cs,
-                                a_rs,
-                                self._at(builder, a_packed, builder.mul(ir_, kc)),
-                            ],
-                        )
+                    with builder.if_then(builder.not_(direct_a)):
+                        with _counted_loop(builder, _I64(0), mc, mr, name="ir_pack") as ir_:
+                            source = builder.add(
+                                builder.mul(builder.add(ic, ir_), a_rs), builder.mul(pc, a_cs)
+                            )
+                            builder.call(
+                                pack_a,
+                                [
+                                    kc,
+                                    _minimum(builder, _I64(mr), builder.sub(mc, ir_)),
+                                    self._at(builder, a, source),
+                                    a_cs,
+                                    a_rs,
+                                    self._at(builder, a_packed, builder.mul(ir_, kc)),
+                                ],
+                            )
                     with _counted_loop(builder, _I64(0), nc, nr, name="jr") as jr:
                         b_panel = self._at(builder, b_packed, builder.mul(jr, kc))
                         panel_columns = _minimum(builder, _I64(nr), builder.sub(nc, jr))
@@ -679,19 +707,20 @@ class _GemmEmitter:
                         with _counted_loop(builder, _I64(0), mc, mr, name="ir") as ir_:
                             row = builder.add(ic, ir_)
                             c_offset = builder.add(builder.mul(row, ldc), builder.add(jc, jr))
-                            builder.call(
-                                tile,
-                                [
-                                    kc,
-                                    self._at(builder, a_packed, builder.mul(ir_, kc)),
-                                    b_panel,
-                                    self._at(builder, c, c_offset),
-                                    ldc,
-                                    _minimum(builder, _I64(mr), builder.sub(mc, ir_)),
-                                    panel_columns,
-                                    tile_accumulate,
-                                ],
-                            )
+                            tile_rows = _minimum(builder, _I64(mr), builder.sub(mc, ir_))
+                            c_at = self._at(builder, c, c_offset)
+                            with builder.if_else(direct_a) as (unpacked, packed):
+                                with unpacked:
+                                    a_at = builder.add(builder.mul(row, a_rs),
+                                                       builder.mul(pc, a_cs))
+                                    builder.call(tile_strided_a, [
+                                        kc, self._at(builder, a, a_at), a_rs, a_cs, b_panel,
+                                        c_at, ldc, tile_rows, panel_columns, tile_accumulate])
+                                with packed:
+                                    builder.call(tile, [
+                                        kc, self._at(builder, a_packed, builder.mul(ir_, kc)),
+                                        b_panel, c_at, ldc, tile_rows, panel_columns,
+                                        tile_accumulate])
         builder.ret_void()
         return function
 
@@ -737,7 +766,8 @@ def emit_gemm(module: ir.Module, config: GemmConfig | None = None) -> ir.Functio
     element_bytes = config.element_bytes
     pack_a = emitter.emit_pack("_pack_a", config.tile_rows, panel_alignment=element_bytes)
     pack_b = emitter.emit_pack("_pack_b", config.tile_columns, panel_alignment=_PANEL_ALIGNMENT)
-    part = emitter.emit_part(emitter.emit_tile(), pack_a, pack_b)
+    part = emitter.emit_part(emitter.emit_tile(), pack_a, pack_b,
+                             emitter.emit_tile(strided_a=True))
     emitter.emit_workspace()
     return emitter.emit_product(part)
 
