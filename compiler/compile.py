@@ -22,6 +22,7 @@ import numpy as np
 
 from compiler import artifact_cache
 from compiler.autodiff import grad
+from compiler.index_checks import ClassIndexCheck, class_index_checks
 from compiler.ir import Graph, Value
 from compiler.lowering.codegen import check_lowerable
 from compiler.native_build import build_native_to_keep, load_native, prepare_kernels, size_pair
@@ -243,6 +244,11 @@ class CompiledModule:
     # ----- calling -------------------------------------------------------------------------------
 
     @functools.cached_property
+    def _index_checks(self) -> list[ClassIndexCheck]:
+        """Range checks of the inputs that are class indices (a loss inside the model)."""
+        return class_index_checks(self.graph, self._n_inputs)
+
+    @functools.cached_property
     def _state_lookup(self) -> list[tuple[tuple[str, ...], list[tuple[str, str, Value]]]]:
         """The model's state grouped by owning submodule: (path, [(registry, attribute,
         value)]), so that each submodule is looked up once per call."""
@@ -284,6 +290,8 @@ class CompiledModule:
                 raise TypeError(f"input {i} must be a Tensor, got {type(x).__name__}")
             if x._is_symbolic:
                 return self.model(*inputs)  # traced inside a larger model: trace through
+        for check in self._index_checks:
+            check(inputs[check.position]._data)
         state = self._state()
         arrays = [x._data for x in inputs] + [t._data for t in state]
         grad_mode = is_grad_enabled()
