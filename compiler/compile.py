@@ -24,7 +24,6 @@ from compiler import artifact_cache
 from compiler.autodiff import grad
 from compiler.index_checks import ClassIndexCheck, class_index_checks
 from compiler.ir import Graph, Value
-from compiler.lowering.codegen import check_lowerable
 from compiler.native_build import build_native_to_keep, load_native, prepare_kernels, size_pair
 from compiler.partition import Partition, partition, relu_mask_from_output
 from compiler.passes import simplify
@@ -148,6 +147,8 @@ class CompiledModule:
         key = self._cache_key("lowerable")
         if key is not None and artifact_cache.load(key) is not None:
             return
+        from compiler.lowering.codegen import check_lowerable  # not needed by cached modules
+
         check_lowerable(self.graph)
         params = [v for v in self.graph.inputs[self._n_inputs:] if v.kind == "param"]
         used = {v for n in self.graph.nodes for v in n.inputs} | set(self.graph.outputs)

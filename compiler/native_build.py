@@ -15,9 +15,7 @@ from llvmlite import ir
 
 from compiler import artifact_cache
 from compiler.ir import Graph, Value
-from compiler.lowering.codegen import GEMM_TYPE, lower_graph
 from compiler.lowering.gemm import gemm_config
-from compiler.lowering.small_products import emit_small_m_product
 from compiler.lowering.target import (
     JitLibrary,
     compile_object,
@@ -26,7 +24,6 @@ from compiler.lowering.target import (
     jit_compile,
     load_object,
 )
-from compiler.lowering.threads import RUN_SYMBOL, TASK_POINTER, emit_thread_team, emit_threaded_gemm
 from compiler.tracing import BATCH
 from runtime.native import BufferSpec, NativeFunction
 
@@ -53,9 +50,9 @@ def symbol_name(graph: Graph) -> str:
 # The process's kernels, per dtype, in three parts, each its own library linked to the ones before
 # it: the thread team (one for every dtype), the few-row products, and the packed, threaded GEMM.
 # Only the dtypes a model uses are built, and the parts compile in parallel.
+# Code generation is imported where it is used: a process that finds its compilations in the
+# artifact cache never needs it.
 _TEAM = "team"
-TASK_RUNNER = ir.FunctionType(ir.VoidType(), [TASK_POINTER, ir.PointerType()])
-SMALL_PRODUCT = GEMM_TYPE
 
 
 def _kernel_part_ir(part: str) -> tuple[ir.Module, list[str], bool]:
@@ -63,6 +60,15 @@ def _kernel_part_ir(part: str) -> tuple[ir.Module, list[str], bool]:
     "loops_<dtype>" or "gemm_<dtype>". The GEMM is unrolled by hand: LLVM's unrolling takes
     more than half its compile time and changes its speed by nothing measurable (+-2%); the
     few-row loops need it (4x512x512 ran at 0.8x without)."""
+    from compiler.lowering.codegen import GEMM_TYPE
+    from compiler.lowering.small_products import emit_small_m_product
+    from compiler.lowering.threads import (
+        RUN_SYMBOL,
+        TASK_POINTER,
+        emit_thread_team,
+        emit_threaded_gemm,
+    )
+
     module = ir.Module(name=f"symgrad_kernels_{part}")
     if part == _TEAM:
         emit_thread_team(module)
@@ -73,8 +79,9 @@ def _kernel_part_ir(part: str) -> tuple[ir.Module, list[str], bool]:
         small = emit_small_m_product(module, config)
         small.linkage = ""  # exported: the GEMM library calls it
         return module, [small.name], True
-    ir.Function(module, TASK_RUNNER, name=RUN_SYMBOL)  # declared: emit_threaded_gemm uses these
-    ir.Function(module, SMALL_PRODUCT, name=config.symbol("_small"))
+    runner = ir.FunctionType(ir.VoidType(), [TASK_POINTER, ir.PointerType()])
+    ir.Function(module, runner, name=RUN_SYMBOL)  # declared: emit_threaded_gemm uses these
+    ir.Function(module, GEMM_TYPE, name=config.symbol("_small"))
     emit_threaded_gemm(module, config)
     return module, [config.symbol("_threaded")], False
 
@@ -148,10 +155,7 @@ def kernel_library(dtype: str = "float32") -> JitLibrary:
     with _kernel_lock:
         team = _kernel_part(_TEAM, {})
         loops = _kernel_part(f"loops_{dtype}", {})
-        config = gemm_config(dtype)
-        imports = {RUN_SYMBOL: team[RUN_SYMBOL],
-                   config.symbol("_small"): loops[config.symbol("_small")]}
-        return _kernel_part(f"gemm_{dtype}", imports)
+        return _kernel_part(f"gemm_{dtype}", {**team.addresses, **loops.addresses})
 
 
 def gemm_address(symbol: str) -> int:
@@ -178,6 +182,8 @@ def build_native_to_keep(graph: Graph) -> tuple[NativeFunction, dict[str, Any], 
 
 
 def _build(graph: Graph, profile: bool) -> tuple[NativeFunction, dict[str, Any], ir.Module]:
+    from compiler.lowering.codegen import lower_graph
+
     symbol = symbol_name(graph) + ("_profiled" if profile else "")
     module = ir.Module(name=symbol)
     counters = f"{symbol}_cycles" if profile else None
