@@ -46,10 +46,12 @@ def _depending_on(graph: Graph, source: Value) -> set[Value]:
     return reached
 
 
-def relu_mask_from_output(joint: Graph, seed: Value) -> Graph:
-    """relu_vjp0(g, x) -> relu_vjp0(g, relu(x)) where relu(x) is computed in the forward."""
+def relu_mask_from_output(joint: Graph, seed: Value | None = None) -> Graph:
+    """relu_vjp0(g, x) -> relu_vjp0(g, relu(x)) where relu(x) is computed in the forward (the
+    part not depending on `seed`; with no seed, as in a whole train step, everywhere). Then
+    nothing but relu reads x, so the bias add and the ReLU fuse into one pass."""
     relu_of = {n.inputs[0]: n.output for n in joint.nodes if n.op_name == "relu"}
-    depends = _depending_on(joint, seed)
+    depends = _depending_on(joint, seed) if seed is not None else set()
     nodes = []
     for node in joint.nodes:
         if node.op_name == "relu_vjp0" and node.inputs[1] in relu_of and \

@@ -30,6 +30,7 @@ from compiler.compile import PRE_GRAD_STAGES
 from compiler.index_checks import class_index_checks
 from compiler.ir import Graph, Value
 from compiler.native_build import build_native_to_keep, load_native, prepare_kernels
+from compiler.partition import relu_mask_from_output
 from compiler.passes import simplify
 from compiler.tracing import GraphBuilder, SymbolicTensor, named_state, trace
 from runtime import _functions as F
@@ -179,7 +180,8 @@ class CompiledTrainStep:
 
     def _build_graph(self, forward: Graph) -> Graph:
         """The whole step: loss, gradients (to the parameters) and the update."""
-        joint = simplify(grad(forward, wrt=self.param_values), stages=PRE_GRAD_STAGES)
+        joint = relu_mask_from_output(simplify(grad(forward, wrt=self.param_values),
+                                               stages=PRE_GRAD_STAGES))
         gradients = joint.outputs[1:]
         builder = GraphBuilder(joint)
         hyper = {v.name: SymbolicTensor.of(v) for v in self.hyper_values}
