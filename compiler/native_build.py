@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import threading
 from collections.abc import Iterable
@@ -93,6 +94,16 @@ def _kernel_parts(dtype: str) -> list[str]:
 _kernel_lock = threading.Lock()
 _kernel_libraries: dict[str, JitLibrary] = {}
 _pending_parts: dict[str, tuple[list[str], Future[bytes]]] = {}  # part -> (exports, compiling)
+
+
+def _forget_pending_after_fork() -> None:
+    """In a forked child the background compilations are the parent's: never wait for them."""
+    global _kernel_lock
+    _kernel_lock = threading.Lock()
+    _pending_parts.clear()
+
+
+os.register_at_fork(after_in_child=_forget_pending_after_fork)
 
 
 def _kernel_key(part: str) -> str:
