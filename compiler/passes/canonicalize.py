@@ -28,10 +28,10 @@ def fold_constants(node: Node, ctx: RewriteContext) -> Value | None:
         return None
     if not all(isinstance(s, int) for s in node.output.shape):
         return None
-    with np.errstate(all="ignore"):
-        result = np.asarray(node.op.compute(arrays, **node.attrs)).astype(
-            node.output.dtype.numpy)
-    folded = ctx.add_constant(np.ascontiguousarray(result), name=node.output.name)
+    with np.errstate(all="ignore"):  # np.array, not ascontiguousarray: that makes 0-d 1-d
+        result = np.array(node.op.compute(arrays, **node.attrs), dtype=node.output.dtype.numpy,
+                          order="C")
+    folded = ctx.add_constant(result, name=node.output.name)
     folded.wrapped_number = all(v.wrapped_number for v in node.inputs)
     return folded
 

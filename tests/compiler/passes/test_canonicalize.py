@@ -27,6 +27,19 @@ def test_fold_constants_computes_ops_of_constants_at_compile_time() -> None:
     assert_same_results(graph, folded, [(4, 2)])
 
 
+def test_fold_constants_keeps_a_0d_result_0d() -> None:
+    """A product of two 0-d constants folds to a 0-d constant, not a (1,) one (which then broke
+    verification of cross-entropy's label_smoothing gradient: seed 1.0 times 0.9)."""
+    a = runtime.tensor(0.5, dtype=runtime.float64)
+    b = runtime.tensor(3.0, dtype=runtime.float64)
+    graph = traced(lambda x: x.sum() * (a * b), (4, 2))
+    folded, log = rewrite_alone(graph, c.fold_constants)
+    assert log.fired("fold_constants") == 1
+    factor = folded.nodes[-1].inputs[1]
+    assert factor.shape == () and folded.constants[factor].shape == ()
+    assert_same_results(graph, folded, [(4, 2)])
+
+
 def test_fold_constants_leaves_ops_of_inputs_and_batch_sized_values() -> None:
     graph = traced(lambda x: (x * 2).sum() / x.shape[0], (4, 2))
     folded, log = rewrite_alone(graph, c.fold_constants)
