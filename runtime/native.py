@@ -66,6 +66,8 @@ class _Prepared:
     shapes: list[tuple[int, ...]]
     output_shapes: list[tuple[int, ...]]
     block_address: int
+    inplace: dict[int, int]  # output -> the input it is written into
+    targets: frozenset[int]  # those inputs, which must stay the same writeable arrays
 
 
 class NativeFunction:
@@ -189,17 +191,21 @@ class NativeFunction:
         """Call with `arrays`; outputs are new arrays, except output i for i in `inplace`, which
         is written into input inplace[i] (that array must be contiguous and writeable).
         `batch_size` is needed only when no input has the batch dimension."""
+        inplace = inplace or {}
         prepared = getattr(self._local, "prepared", None)
-        if prepared is not None and not inplace and batch_size is None and \
+        if prepared is not None and batch_size is None and inplace == prepared.inplace and \
                 self._still_prepared(prepared, arrays):
             block = self._local.block
             outputs = []
             for i, (spec, shape) in enumerate(zip(self.outputs, prepared.output_shapes)):
+                if i in inplace:  # the block already points at that input
+                    outputs.append(arrays[inplace[i]])
+                    continue
                 outputs.append(np.empty(shape, spec.dtype))
                 block[BLOCK_HEADER + len(self.inputs) + i] = _address(outputs[i])
             self._function(prepared.block_address)
             return outputs
-        return self._call_checked(arrays, inplace or {}, batch_size)
+        return self._call_checked(arrays, inplace, batch_size)
 
     def _still_prepared(self, prepared: _Prepared, arrays: Sequence[Any]) -> bool:
         """Whether `arrays` pass the checks of the prepared call: the same arrays, unchanged,
@@ -212,10 +218,12 @@ class NativeFunction:
                                                             prepared.shapes, self.inputs)):
             if array is known:
                 if array.shape != shape or array.dtype != spec.dtype or \
-                        not array.flags.c_contiguous:
+                        not array.flags.c_contiguous or \
+                        (i in prepared.targets and not array.flags.writeable):
                     return False
                 continue
-            if not isinstance(array, np.ndarray) or array.dtype != spec.dtype or \
+            if i in prepared.targets or not isinstance(array, np.ndarray) or \
+                    array.dtype != spec.dtype or \
                     array.shape != shape or not array.flags.c_contiguous:
                 return False
             block[BLOCK_HEADER + i] = _address(array)
@@ -239,9 +247,10 @@ class NativeFunction:
             block[BLOCK_HEADER + i] = _address(array)
         self._function(_address(block))
         self._local.largest_batch = max(n, getattr(self._local, "largest_batch", -1))
-        if not inplace and all(c is a for c, a in zip(checked, arrays)):
+        if all(c is a for c, a in zip(checked, arrays)):
             self._local.prepared = _Prepared(list(checked), [a.shape for a in checked],
-                                             [o.shape for o in outputs], _address(block))
+                                             [o.shape for o in outputs], _address(block),
+                                             dict(inplace), frozenset(inplace.values()))
         return outputs
 
     def _output(self, i: int, spec: BufferSpec, n: int, checked: list[np.ndarray],

@@ -100,3 +100,33 @@ def test_strided_and_read_only_inputs_after_a_prepared_call(affine) -> None:
     frozen.flags.writeable = False
     (out,) = function(frozen, *params)
     np.testing.assert_allclose(out, _expected(model, frozen), rtol=1e-5, atol=1e-6)
+
+
+def test_in_place_outputs_after_a_prepared_call_stay_checked() -> None:
+    """A train step writes the parameters in place: repeated steps reuse the block; a parameter
+    made read-only or replaced afterwards is caught or re-addressed, never written blindly."""
+    import compiler
+
+    torch.manual_seed(0)
+    model = _Affine()
+    x, target = torch.randn(4, 6), torch.randn(4, 3)
+    step = compiler.compile_train_step(model, nn.MSELoss(), torch.optim.SGD(
+        model.parameters(), lr=0.1), example_inputs=(x, target))
+    twin = _Affine()
+    twin.load_state_dict(model.state_dict())
+    eager_optimizer = torch.optim.SGD(twin.parameters(), lr=0.1)
+    for _ in range(3):
+        step(x, target)
+        eager_optimizer.zero_grad()
+        nn.MSELoss()(twin(x), target).backward()
+        eager_optimizer.step()
+    np.testing.assert_allclose(model.linear.weight.detach().numpy(),
+                               twin.linear.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+    model.linear.weight._data.flags.writeable = False
+    with pytest.raises(ValueError, match="updated in place"):
+        step(x, target)
+    model.linear.weight._data = model.linear.weight._data.copy()  # writeable, a new address
+    before = model.linear.weight._data.copy()
+    step(x, target)
+    assert not np.array_equal(model.linear.weight._data, before)
