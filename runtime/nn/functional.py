@@ -177,7 +177,9 @@ def _nll_terms(logp: Tensor, target: Tensor, weight: Tensor | None,
     if weight is None:
         weights = runtime.logical_not(ignored).to(logp.dtype)
     else:
-        weights = runtime.where(ignored, 0, weight[safe_target])
+        # gather rather than weight[safe_target]: the compiler lowers gather, not index tensors
+        per_element = weight.gather(0, safe_target.reshape(-1)).reshape(safe_target.shape)
+        weights = runtime.where(ignored, 0, per_element)
     return -picked * weights, weights, ignored, class_dim
 
 
