@@ -24,7 +24,13 @@ from compiler import artifact_cache
 from compiler.autodiff import grad
 from compiler.index_checks import ClassIndexCheck, class_index_checks
 from compiler.ir import Graph, Value
-from compiler.native_build import build_native_to_keep, load_native, prepare_kernels, size_pair
+from compiler.native_build import (
+    build_native_to_keep,
+    build_natives_to_keep,
+    load_native,
+    prepare_kernels,
+    size_pair,
+)
 from compiler.partition import Partition, partition, relu_mask_from_output
 from compiler.passes import simplify
 from compiler.tracing import BATCH, named_state, trace
@@ -211,8 +217,8 @@ class CompiledModule:
         joint = simplify(relu_mask_from_output(joint, seed))
         joint.name = f"{self.name}_train"
         parts = partition(joint, n_outputs=1, seed=seed)
-        forward, forward_meta, forward_object = build_native_to_keep(parts.forward)
-        backward, backward_meta, backward_object = build_native_to_keep(parts.backward)
+        (forward, forward_meta, forward_object), (backward, backward_meta, backward_object) = \
+            build_natives_to_keep([parts.forward, parts.backward])
         functions = TrainingFunctions(parts, forward, backward, wrt)
         functions.kept = ({"forward": forward_meta, "backward": backward_meta},
                           {"forward": forward_object, "backward": backward_object})

@@ -6,7 +6,7 @@ import ctypes
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -21,7 +21,7 @@ from compiler.lowering.target import (
     JitLibrary,
     compile_object,
     compile_object_soon,
-    host_object,
+    host_object_soon,
     jit_compile,
     load_object,
 )
@@ -182,17 +182,33 @@ def build_native(graph: Graph, profile: bool = False) -> NativeFunction:
 
     With `profile`, the function counts the CPU cycles each node takes; `node_profile(function)`
     reads them."""
-    return _build(graph, profile)[0]
+    return _build(graph, profile)
 
 
 def build_native_to_keep(graph: Graph) -> tuple[NativeFunction, dict[str, Any], bytes]:
     """`build_native`, with what `load_native` needs to make the same function in another
     process: (function, metadata, object code)."""
-    function, meta, module = _build(graph, profile=False)
-    return function, meta, host_object(module)
+    return build_natives_to_keep([graph])[0]
 
 
-def _build(graph: Graph, profile: bool) -> tuple[NativeFunction, dict[str, Any], ir.Module]:
+def build_natives_to_keep(
+        graphs: Sequence[Graph]) -> list[tuple[NativeFunction, dict[str, Any], bytes]]:
+    """`build_native_to_keep` of each graph; each starts compiling as soon as it is lowered, so
+    LLVM works on one while the next is lowered, and on two at once (a model's forward and
+    backward)."""
+    compiling = []
+    for graph in graphs:
+        module, meta = _lower(graph, profile=False)
+        compiling.append((meta, host_object_soon(module)))
+    built = []
+    for meta, future in compiling:
+        object_bytes = future.result()
+        built.append((load_native(meta, object_bytes), meta, object_bytes))
+    return built
+
+
+def _lower(graph: Graph, profile: bool) -> tuple[ir.Module, dict[str, Any]]:
+    """`graph` as an LLVM module, and the metadata `load_native` needs to call it."""
     from compiler.lowering.codegen import lower_graph
 
     symbol = symbol_name(graph) + ("_profiled" if profile else "")
@@ -201,19 +217,26 @@ def _build(graph: Graph, profile: bool) -> tuple[NativeFunction, dict[str, Any],
     signature = lower_graph(graph, module, symbol, profile_symbol=counters)
     gemms = sorted(f.name for f in module.functions
                    if f.is_declaration and f.name.startswith("symgrad_gemm_"))
-    library = jit_compile(module, [symbol] + ([counters] if counters else []),
-                          imports=lambda: {name: gemm_address(name) for name in gemms})
     meta = {"name": graph.name, "symbol": symbol, "gemms": gemms,
             "inputs": [_spec_meta(v) for v in signature.inputs],
             "outputs": [_spec_meta(v) for v in signature.outputs],
             "arena_bytes": [signature.arena_bytes.per_example, signature.arena_bytes.fixed],
             "workspace_bytes": signature.workspace_bytes}
+    return module, meta
+
+
+def _build(graph: Graph, profile: bool) -> NativeFunction:
+    module, meta = _lower(graph, profile)
+    symbol = meta["symbol"]
+    counters = f"{symbol}_cycles" if profile else None
+    library = jit_compile(module, [symbol] + ([counters] if counters else []),
+                          imports=lambda: {name: gemm_address(name) for name in meta["gemms"]})
     function = load_native(meta, library)
     if counters:
         array = (ctypes.c_int64 * max(len(graph.nodes), 1)).from_address(library[counters])
         function.cycle_counters = np.ctypeslib.as_array(array)
         function.profiled_graph = graph
-    return function, meta, module
+    return function
 
 
 def _spec_meta(value: Value) -> list[Any]:

@@ -287,6 +287,9 @@ class _Optimizer:
                 process.stdin.close()
             process.wait()
             process.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
 
     def forget_after_fork(self) -> None:
         """In a forked child: the parent's optimiser and lock are not ours; start afresh."""
@@ -530,15 +533,22 @@ class _Deferred:
         return self._value
 
 
-def host_object(module: ir.Module | str) -> bytes:
-    """The object of this IR for the host: the one `jit_compile` stored on disk, else compiled
-    afresh (and stored)."""
+def host_object_soon(module: ir.Module | str) -> concurrent.futures.Future[bytes]:
+    """The object of this IR for the host: the one stored on disk (a finished future), else
+    compiled in the background (and stored), so several modules compile in parallel."""
     ir_text = with_no_builtins(str(module))
     key = object_cache_key(ir_text, host_cpu_name(), host_cpu_features())
     object_bytes = _read_cached_object(key)
-    if object_bytes is None:
-        object_bytes = compile_object(ir_text)
-        _write_cached_object(key, object_bytes)
+    if object_bytes is not None:
+        done: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+        done.set_result(object_bytes)
+        return done
+    return _background.submit(_compile_and_store, ir_text, key)
+
+
+def _compile_and_store(ir_text: str, key: str) -> bytes:
+    object_bytes = _optimizers.compile(ir_text)
+    _write_cached_object(key, object_bytes)
     return object_bytes
 
 

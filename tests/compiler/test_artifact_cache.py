@@ -206,6 +206,7 @@ def test_compile_loads_inference_and_training_functions_from_the_cache(cache_dir
     _, inference, loss, grads = _compiled_run()
     monkeypatch.setattr(compile_module, "grad", _refuse)
     monkeypatch.setattr(compile_module, "build_native_to_keep", _refuse)
+    monkeypatch.setattr(compile_module, "build_natives_to_keep", _refuse)
     fast, cached_inference, cached_loss, cached_grads = _compiled_run()
     assert fast.compilations == 3  # inference, forward and backward: loaded, not built
     np.testing.assert_array_equal(cached_inference, inference)
