@@ -18,7 +18,13 @@ import sympy
 from llvmlite import ir
 from sympy.codegen.cfunctions import log1p
 
-from compiler.lowering.vector_math import declare_intrinsic, emit_exp, emit_log, intrinsic_suffix
+from compiler.lowering.vector_math import (
+    declare_intrinsic,
+    emit_exp,
+    emit_log,
+    emit_tanh,
+    intrinsic_suffix,
+)
 
 _BOOL = ir.IntType(1)
 # Fast-math flags that let LLVM vectorise reductions (reassoc) and contract to FMA, but not the
@@ -211,27 +217,8 @@ def _log1p(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Valu
     return b.select(tiny, x, corrected)
 
 
-# tanh's Taylor series x * (1 - x**2/3 + 2 x**4/15 - ...), enough terms for float64 at |x| < 1/8
-_TANH_SERIES = (1.0, -1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925, 21844 / 6081075,
-                -929569 / 638512875)
-_TANH_SERIES_BOUND = 0.125
-
-
 def _tanh(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
-    # tanh(x) = sign(x) * (1 - 2 / (exp(2|x|) + 1)), which neither overflows nor cancels badly
-    # for |x| >= 1/8; below, where 1 - 2/(...) would cancel to x's leading digits, the series
-    (x,) = e.args(expr, env)
-    b = e.builder
-    magnitude = e.intrinsic("fabs", x)
-    e2 = emit_exp(b, b.fmul(e.constant(2.0), magnitude))
-    t = b.fsub(e.constant(1.0), b.fdiv(e.constant(2.0), b.fadd(e2, e.constant(1.0))))
-    large = e.intrinsic("copysign", t, x)
-    square = b.fmul(x, x)
-    series = e.constant(_TANH_SERIES[-1])
-    for coefficient in reversed(_TANH_SERIES[:-1]):
-        series = b.fadd(b.fmul(series, square), e.constant(coefficient))
-    small = b.fmul(x, series)
-    return b.select(b.fcmp_ordered("<", magnitude, e.constant(_TANH_SERIES_BOUND)), small, large)
+    return emit_tanh(e.builder, e.args(expr, env)[0])
 
 
 def _cosh(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
