@@ -37,7 +37,8 @@ TASK_POINTER = TASK_TYPE.as_pointer()  # typed, so llvmlite knows the type of ca
 RUN_SYMBOL = "symgrad_parallel_run"
 _SC_NPROCESSORS_ONLN = 84  # glibc's value on Linux
 PARALLEL_FLOPS = 4_000_000  # below this a product runs on one thread
-CHUNKS_PER_THREAD = 2  # work is cut finer than one half per thread, so a late worker costs less
+CHUNKS_PER_THREAD = 2  # for packed A and few-row products: finer than one half per thread, so
+# a late worker costs less
 SMALL_PARALLEL_ELEMENTS = 128 * 1024  # a few-row product splits when B is this large: the
 # MLP's batch-1 forward streams its 2.6 MB of weights on two cores in 16 us instead of 28
 PTHREAD_BYTES = 64  # room for pthread_mutex_t / pthread_cond_t (40 / 48 bytes on glibc)
@@ -350,10 +351,19 @@ def emit_threaded_gemm(module: ir.Module, config: GemmConfig) -> ir.Function:
             with packed:
                 b.call(product, list(args))
         b.ret_void()
-    # CHUNKS_PER_THREAD chunks per thread, each a whole number of tiles wide
+    # chunks a whole number of tiles wide: one tile when A is read unpacked and B's rows are
+    # contiguous (a chunk then costs no more than its tiles, and one-tile chunks share 10.7
+    # tiles 5.7 : 5 where two-per-thread chunks share them 6 : 4.7: 784x64x512 TN ran 1.80x one
+    # thread, not 1.64x), else CHUNKS_PER_THREAD per thread (each chunk packs A again, and
+    # packing B.T in one-tile chunks was slower: 64x784x512 NT 1.55x, not 1.74x)
     tiles = b.sdiv(b.add(n, ir.Constant(I64, nr - 1)), ir.Constant(I64, nr))
     target = ir.Constant(I64, 2 * CHUNKS_PER_THREAD)
     per_chunk = b.sdiv(b.add(tiles, ir.Constant(I64, 2 * CHUNKS_PER_THREAD - 1)), target)
+    a_unpacked = b.or_(b.icmp_signed("==", args[4], ir.Constant(I64, 1)),
+                       b.icmp_signed("==", args[5], ir.Constant(I64, 1)))
+    b_rows = b.icmp_signed("==", args[8], ir.Constant(I64, 1))
+    fine = b.and_(b.and_(a_unpacked, b_rows), b.not_(few_rows))
+    per_chunk = b.select(fine, ir.Constant(I64, 1), per_chunk)
     width = b.mul(per_chunk, ir.Constant(I64, nr))
     chunks = b.sdiv(b.add(n, b.sub(width, ir.Constant(I64, 1))), width)
     _run_shared(b, run, task, list(args) + [ir.Constant(I64, 0), chunks, width,
