@@ -50,18 +50,16 @@ def symbol_name(graph: Graph) -> str:
 
 # The process's kernels, per dtype, in three parts, each its own library linked to the ones before
 # it: the thread team (one for every dtype), the few-row products, and the packed, threaded GEMM.
-# Only the dtypes a model uses are built, and the parts compile in parallel.
-# Code generation is imported where it is used: a process that finds its compilations in the
-# artifact cache never needs it.
+# Only the dtypes a model uses are built, and the parts compile in parallel, all at O3 (the packed
+# GEMM, unrolled by hand, would be as fast without LLVM's unrolling and compile in 2/3 of the
+# time, but the few-row products the threaded entry splits over both cores need it: 4x512x512
+# ran at 0.75x). Code generation is imported where it is used: a process that finds its
+# compilations in the artifact cache never needs it.
 _TEAM = "team"
 
 
-def _kernel_part_ir(part: str) -> tuple[ir.Module, list[str], bool]:
-    """(module, exported symbols, whether LLVM should unroll loops) of one part: "team",
-    "loops_<dtype>" or "gemm_<dtype>". All are unrolled: the packed GEMM would not need it (its
-    micro-kernel is unrolled by hand; without, it compiles in 0.4 s instead of 0.6 s at equal
-    speed), but the few-row products that the threaded entry splits over both cores do
-    (4x512x512 ran at 0.75x without)."""
+def _kernel_part_ir(part: str) -> tuple[ir.Module, list[str]]:
+    """(module, exported symbols) of one part: "team", "loops_<dtype>" or "gemm_<dtype>"."""
     from compiler.lowering.codegen import GEMM_TYPE
     from compiler.lowering.small_products import emit_small_m_product
     from compiler.lowering.threads import (
@@ -74,18 +72,18 @@ def _kernel_part_ir(part: str) -> tuple[ir.Module, list[str], bool]:
     module = ir.Module(name=f"symgrad_kernels_{part}")
     if part == _TEAM:
         emit_thread_team(module)
-        return module, [RUN_SYMBOL], True
+        return module, [RUN_SYMBOL]
     kind, dtype = part.split("_", 1)
     config = gemm_config(dtype)
     if kind == "loops":
         small = emit_small_m_product(module, config)
         small.linkage = ""  # exported: the GEMM library calls it
-        return module, [small.name], True
+        return module, [small.name]
     runner = ir.FunctionType(ir.VoidType(), [TASK_POINTER, ir.PointerType()])
     ir.Function(module, runner, name=RUN_SYMBOL)  # declared: emit_threaded_gemm uses these
     ir.Function(module, GEMM_TYPE, name=config.symbol("_small"))
     emit_threaded_gemm(module, config)
-    return module, [config.symbol("_threaded")], True
+    return module, [config.symbol("_threaded")]
 
 
 def _kernel_parts(dtype: str) -> list[str]:
@@ -122,8 +120,8 @@ def prepare_kernels(dtypes: Iterable[Any]) -> None:
                     continue
                 if artifact_cache.load(_kernel_key(part)) is not None:
                     continue
-                module, exports, unroll = _kernel_part_ir(part)
-                _pending_parts[part] = (exports, compile_object_soon(module, unroll))
+                module, exports = _kernel_part_ir(part)
+                _pending_parts[part] = (exports, compile_object_soon(module))
 
 
 def _gemm_dtype(dtype: Any) -> str | None:
@@ -151,8 +149,8 @@ def _kernel_part(part: str, imports: dict[str, int]) -> JitLibrary:
             exports, compiled = pending
             object_bytes = compiled.result()
         else:
-            module, exports, unroll = _kernel_part_ir(part)
-            object_bytes = compile_object(module, unroll=unroll)
+            module, exports = _kernel_part_ir(part)
+            object_bytes = compile_object(module)
         artifact_cache.store(key, artifact_cache.Artifact({"exports": exports},
                                                           {"object": object_bytes}))
         library = load_object(object_bytes, exports, imports)

@@ -118,17 +118,12 @@ def host_target_machine() -> llvm.TargetMachine:
     return target_machine()
 
 
-def optimize(module_ref: llvm.ModuleRef, machine: llvm.TargetMachine | None = None,
-             unroll: bool = True) -> None:
-    """Run the new pass manager's O3 pipeline, loop and SLP vectorisation on, in place.
-
-    `unroll=False` leaves loops as they are: for IR unrolled by hand (the GEMM's micro-kernel) it
-    gives the same code speed at less than half the compile time."""
+def optimize(module_ref: llvm.ModuleRef, machine: llvm.TargetMachine | None = None) -> None:
+    """Run the new pass manager's O3 pipeline, loop and SLP vectorisation on, in place."""
     machine = machine or host_target_machine()
     tuning = llvm.create_pipeline_tuning_options(speed_level=3)
     tuning.loop_vectorization = True
     tuning.slp_vectorization = True
-    tuning.loop_unrolling = unroll
     pass_builder = llvm.create_pass_builder(machine, tuning)
     pass_builder.getModulePassManager().run(module_ref, pass_builder)
 
@@ -164,27 +159,25 @@ def parse_module(
     return module_ref
 
 
-def compile_object(module: ir.Module | str, machine: llvm.TargetMachine | None = None,
-                   unroll: bool = True) -> bytes:
+def compile_object(module: ir.Module | str, machine: llvm.TargetMachine | None = None) -> bytes:
     """IR -> verified, O3-optimised object file for `machine` (the host by default; host objects
-    are made by an optimiser process, see `_Optimizer`); `unroll` as in `optimize`."""
+    are made by an optimiser process, see `_Optimizer`)."""
     if machine is None:
-        return _optimizers.compile(str(module), unroll)
-    return _compile_here(str(module), machine, unroll)
+        return _optimizers.compile(str(module))
+    return _compile_here(str(module), machine)
 
 
-def compile_object_soon(module: ir.Module | str,
-                        unroll: bool = True) -> concurrent.futures.Future[bytes]:
+def compile_object_soon(module: ir.Module | str) -> concurrent.futures.Future[bytes]:
     """Start compiling IR for the host; the future's result is the object (as `compile_object`).
 
     An optimiser process does the work on another core while this process goes on (the thread
     that waits for it holds no GIL)."""
-    return _background.submit(_optimizers.compile, str(module), unroll)
+    return _background.submit(_optimizers.compile, str(module))
 
 
-def _compile_here(ir_text: str, machine: llvm.TargetMachine, unroll: bool = True) -> bytes:
+def _compile_here(ir_text: str, machine: llvm.TargetMachine) -> bytes:
     module_ref = parse_module(ir_text, machine)
-    optimize(module_ref, machine, unroll)
+    optimize(module_ref, machine)
     return bytes(machine.emit_object(module_ref))
 
 
@@ -198,7 +191,7 @@ def _compile_here(ir_text: str, machine: llvm.TargetMachine, unroll: bool = True
 
 OPTIMIZER_RUNS = 200
 OPTIMIZER_PROCESSES = max(1, min(2, os.cpu_count() or 1))  # at most this many at once
-_REQUEST = struct.Struct("<BQ")  # unroll loops (0 or 1), length of the IR text
+_LENGTH = struct.Struct("<Q")
 _REPLY = struct.Struct("<BQ")  # status (0: object, 1: error message), payload length
 _SERVE = "from compiler.lowering.target import serve_optimizer; serve_optimizer()"
 
@@ -222,26 +215,26 @@ class _Optimizer:
     def started(self) -> bool:
         return self._process is not None
 
-    def compile(self, ir_text: str, unroll: bool = True) -> bytes:
+    def compile(self, ir_text: str) -> bytes:
         with self._lock:
             if not self.in_process:
                 try:
-                    return self._request(ir_text.encode(), unroll)
+                    return self._request(ir_text.encode())
                 except OptimizerError as error:
                     if self.served:  # a child worked before: one more try with a fresh one
-                        return self._request(ir_text.encode(), unroll)
+                        return self._request(ir_text.encode())
                     warnings.warn(f"symgrad's LLVM optimiser process is unusable ({error}); "
                                   "compiling in this process", RuntimeWarning, stacklevel=3)
                     self.in_process = True
-        return _compile_here(ir_text, host_target_machine(), unroll)
+        return _compile_here(ir_text, host_target_machine())
 
-    def _request(self, data: bytes, unroll: bool) -> bytes:
+    def _request(self, data: bytes) -> bytes:
         if self._process is None or self._runs >= OPTIMIZER_RUNS:
             self._restart()
         process = self._process
         self._runs += 1
         try:
-            process.stdin.write(_REQUEST.pack(unroll, len(data)) + data)
+            process.stdin.write(_LENGTH.pack(len(data)) + data)
             process.stdin.flush()
             status, length = _REPLY.unpack(_read_exactly(process.stdout, _REPLY.size))
             payload = _read_exactly(process.stdout, length)
@@ -314,7 +307,7 @@ class _OptimizerPool:
         self._all = list(self._idle)
         self._available = threading.Condition()
 
-    def compile(self, ir_text: str, unroll: bool = True) -> bytes:
+    def compile(self, ir_text: str) -> bytes:
         with self._available:
             while not self._idle:
                 self._available.wait()
@@ -322,7 +315,7 @@ class _OptimizerPool:
             worker = (started or self._idle)[-1]
             self._idle.remove(worker)
         try:
-            return worker.compile(ir_text, unroll)
+            return worker.compile(ir_text)
         finally:
             with self._available:
                 self._idle.append(worker)
@@ -340,17 +333,16 @@ class _OptimizerPool:
 
 
 def serve_optimizer() -> None:
-    """The optimiser process: read (unroll, IR text) requests from stdin, answer each with its
-    object (or LLVM's error message) on stdout, until stdin closes."""
+    """The optimiser process: read IR texts from stdin, answer each with its object (or LLVM's
+    error message) on stdout, until stdin closes."""
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     while True:
-        header = source.read(_REQUEST.size)
-        if len(header) < _REQUEST.size:
+        header = source.read(_LENGTH.size)
+        if len(header) < _LENGTH.size:
             return
-        unroll, length = _REQUEST.unpack(header)
-        ir_text = _read_exactly(source, length).decode()
+        ir_text = _read_exactly(source, _LENGTH.unpack(header)[0]).decode()
         try:
-            status, payload = 0, _compile_here(ir_text, host_target_machine(), bool(unroll))
+            status, payload = 0, _compile_here(ir_text, host_target_machine())
         except Exception as error:  # noqa: BLE001 - sent back, raised by the parent
             status, payload = 1, str(error).encode()
         sink.write(_REPLY.pack(status, len(payload)) + payload)
