@@ -152,9 +152,10 @@ def graph_key(graph: Graph) -> str | None:
             add(f"constant {_value_text(value)} {_exact(array)}")
         for node in graph.nodes:
             op = node.op
+            describe = getattr(op, "describe", None)  # a fused kernel: its body, as printed
             add(f"node {type(op).__module__}.{type(op).__qualname__}:{op.name} "
                 f"{_value_text(node.output)} <- {','.join(v.name for v in node.inputs)} "
-                f"{_exact(node.attrs)}")
+                f"{_exact(node.attrs)} {describe() if describe is not None else ''}")
         add("return " + ",".join(v.name for v in graph.outputs))
     except _NotExact:
         return None

@@ -222,3 +222,16 @@ def test_compile_with_damaged_artifacts_builds_afresh(cache_dir):
     _, inference, loss, grads = _compiled_run()
     np.testing.assert_array_equal(inference, expected[0])
     assert loss == expected[1]
+
+
+def test_graph_key_reads_fused_bodies():
+    """After fusion two graphs can differ only in a kernel's expression."""
+    x = runtime.randn(4, 5)
+
+    def fused(factor):
+        return compiler.simplify(compiler.trace(lambda t: runtime.exp(runtime.tanh(t) * factor),
+                                                (x,)))
+
+    assert [n.op_name for n in fused(2).nodes] == ["fused"]
+    assert artifact_cache.graph_key(fused(2)) == artifact_cache.graph_key(fused(2))
+    assert artifact_cache.graph_key(fused(2)) != artifact_cache.graph_key(fused(3))
