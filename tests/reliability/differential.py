@@ -134,15 +134,20 @@ def assert_close_to(what: str, actual: np.ndarray, expected: np.ndarray, rtol: f
                                equal_nan=True, err_msg=what)
 
 
-def assert_no_worse(what: str, ours: np.ndarray, theirs: np.ndarray, exact: np.ndarray) -> None:
-    """float32: our error against the float64 answer is within 8x PyTorch's float32 error (plus
-    a few ulps of the result's scale)."""
+def assert_no_worse(what: str, ours: np.ndarray, theirs: np.ndarray, exact: np.ndarray,
+                    terms: int = 1) -> None:
+    """float32: our error against the float64 answer is within 8x PyTorch's float32 error, plus
+    a few ulps of the result's scale times sqrt(terms), where `terms` is how many values a
+    gradient may sum (the rounding error of a sum grows like the square root of its length).
+    That floor matters where the answer is 0 by cancellation: there PyTorch's own error can be 0
+    by the symmetry of its rounding (softmax over 2 elements), which another order of evaluation
+    does not reproduce."""
     assert ours.shape == exact.shape, f"{what}: shape {ours.shape}, want {exact.shape}"
     assert ours.dtype == theirs.dtype, f"{what}: dtype {ours.dtype}, want {theirs.dtype}"
     exact = exact.astype(np.float64)
     our_error = np.abs(ours.astype(np.float64) - exact)
     their_error = np.abs(theirs.astype(np.float64) - exact)
-    budget = 8 * np.max(their_error, initial=0.0) + 1e-6 * _scale(exact)
+    budget = 8 * np.max(their_error, initial=0.0) + 1e-6 * np.sqrt(terms) * _scale(exact)
     worst = np.max(our_error, initial=0.0)
     assert worst <= budget and np.array_equal(np.isnan(ours), np.isnan(exact)), (
         f"{what}: error {worst:.3g} against float64, PyTorch float32's is "
@@ -175,7 +180,8 @@ def check_spec(spec: ModelSpec, torch: Any = None) -> None:
                 assert_close_to(f"compiled {key} vs torch", training[key], value, 1e-9)
         return
     exact = run_model(spec, torch, _cast(arrays, "float64"))
+    terms = max(a.size for a in arrays.values())  # about how many values a gradient sums
     for key, value in theirs.items():
-        assert_no_worse(f"eager {key} vs torch", eager[key], value, exact[key])
+        assert_no_worse(f"eager {key} vs torch", eager[key], value, exact[key], terms)
         if key in training:
-            assert_no_worse(f"compiled {key} vs torch", training[key], value, exact[key])
+            assert_no_worse(f"compiled {key} vs torch", training[key], value, exact[key], terms)

@@ -105,6 +105,9 @@ REGRESSIONS = [
     pytest.param(ModelSpec("float64", (2, 2, 1), 5, 7, (
         ("act", "sigmoid"), ("transpose", 0, 2), ("scalar", "add", 3.0), ("safe", "square"),
         ("act", "sigmoid")), ("out",), 360), id="sigmoid-of-a-squared-sigmoid"),
+    pytest.param(ModelSpec("float32", (2, 5, 2), 2, 4, (
+        ("param", "rsub", (1, 1, 2)), ("param", "add", ()), ("softmax", -1, False)),
+        ("loss", "mse", "sum"), 60), id="gradient-of-a-shift-before-softmax-cancels-to-zero"),
     pytest.param(ModelSpec("float32", (5, 5), 1, 2, (
         ("gram",), ("scalar", "rsub", -1), ("residual", "add", "sigmoid"), ("gram",),
         ("safe", "exp_tanh")), ("out",), 2),  # was 23x PyTorch's error: numpy's float32 tanh
