@@ -16,8 +16,8 @@ second caller arriving while a job runs does not wait either: it runs the task a
 
 The threaded GEMM entry, `symgrad_gemm_<tag>_threaded`, has the GEMM's signature; its workspace
 must hold two GEMM workspaces (one per thread). It splits C into column chunks; products below
-a size threshold run on one thread, and products of a few rows take the unpacked loops of
-`small_products`.
+a size threshold run on one thread, products of a few rows take the unpacked loops of
+`small_products`, and x @ W.T with a few columns the blocked dot products of `narrow_products`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from compiler.lowering.gemm import GemmConfig, emit_gemm
+from compiler.lowering.narrow_products import NARROW_COLUMNS, emit_narrow_product
 from compiler.lowering.small_products import SMALL_ROWS, emit_small_m_product
 
 I8 = ir.IntType(8)
@@ -290,6 +291,7 @@ def emit_threaded_gemm(module: ir.Module, config: GemmConfig) -> ir.Function:
     part = module.globals[config.symbol("_part")]
     workspace_of = module.globals[config.symbol("_workspace")]
     small_product = emit_small_m_product(module, config)
+    narrow_product = emit_narrow_product(module, config)
     run = emit_thread_team(module)
     element = ir.FloatType() if config.dtype == "float32" else ir.DoubleType()
     # the context is an array of 64-bit words: the GEMM's 13 arguments, then the next chunk to
@@ -338,6 +340,13 @@ def emit_threaded_gemm(module: ir.Module, config: GemmConfig) -> ir.Function:
     m, n, k = args[0], args[1], args[2]
     nr = config.tile_columns
     few_rows = b.icmp_signed("<=", m, ir.Constant(I64, SMALL_ROWS))
+    narrow = b.and_(b.and_(b.icmp_signed("<=", n, ir.Constant(I64, NARROW_COLUMNS)),
+                           b.not_(few_rows)),
+                    b.and_(b.icmp_signed("==", args[5], ir.Constant(I64, 1)),
+                           b.icmp_signed("==", args[7], ir.Constant(I64, 1))))
+    with b.if_then(narrow):  # x @ W.T with a few columns: blocked dot products, one thread
+        b.call(narrow_product, list(args))
+        b.ret_void()
     # a few rows: B is read once, so its size decides; else the product's FLOPs do
     large = b.select(few_rows,
                      b.icmp_signed(">=", b.mul(n, k), ir.Constant(I64, SMALL_PARALLEL_ELEMENTS)),
