@@ -15,11 +15,11 @@ from llvmlite import ir
 
 from compiler.lowering.gemm import GemmConfig
 from compiler.lowering.loops import counted_loop
+from compiler.lowering.small_products import gemm_shaped_function
 from compiler.lowering.vector_math import fma
 
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
-PTR = ir.PointerType()
 COLUMNS = 5  # columns of C per block (N = 10 in two blocks)
 ROWS_WITH_32_REGISTERS = 4  # rows per block with AVX-512: 20 accumulators + 5 + 1 loaded vectors
 ROWS_WITH_16_REGISTERS = 2  # with AVX2: 10 + 5 + 1
@@ -38,13 +38,8 @@ def emit_narrow_product(module: ir.Module, config: GemmConfig) -> ir.Function:
     vector = ir.VectorType(element, lanes)
     rows_per_block = ROWS_WITH_32_REGISTERS if lanes * config.element_bytes == 64 else \
         ROWS_WITH_16_REGISTERS
-    function_type = ir.FunctionType(ir.VoidType(), [I64, I64, I64, PTR, I64, I64, PTR, I64, I64,
-                                                    PTR, I64, I32, PTR])
-    function = ir.Function(module, function_type, name=name)
-    function.linkage = "internal"
+    function = gemm_shaped_function(module, name)
     m, n, k, a, a_rs, _, b_ptr, _, b_cs, c, ldc, accumulate, _ = function.args
-    for argument in (a, b_ptr, c):
-        argument.add_attribute("noalias")
     b = ir.IRBuilder(function.append_basic_block("entry"))
     zero = ir.Constant(vector, [ir.Constant(element, 0.0)] * lanes)
     whole = b.and_(k, ir.Constant(I64, -lanes))  # K rounded down to whole vectors

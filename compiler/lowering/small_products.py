@@ -22,6 +22,18 @@ PTR = ir.PointerType()
 SMALL_ROWS = 8  # products with at most this many rows of C take this path
 
 
+def gemm_shaped_function(module: ir.Module, name: str) -> ir.Function:
+    """An internal function of the GEMM's signature (M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C,
+    ldc, accumulate, workspace), with A, B and C marked noalias."""
+    function_type = ir.FunctionType(ir.VoidType(), [I64, I64, I64, PTR, I64, I64, PTR, I64, I64,
+                                                    PTR, I64, I32, PTR])
+    function = ir.Function(module, function_type, name=name)
+    function.linkage = "internal"
+    for index in (3, 6, 9):
+        function.args[index].add_attribute("noalias")
+    return function
+
+
 def emit_small_m_product(module: ir.Module, config: GemmConfig) -> ir.Function:
     """`symgrad_gemm_<tag>_small`: the GEMM's signature, for small M (any strides of A, B)."""
     name = config.symbol("_small")
@@ -29,13 +41,8 @@ def emit_small_m_product(module: ir.Module, config: GemmConfig) -> ir.Function:
     if existing is not None:
         return existing
     element = ir.FloatType() if config.dtype == "float32" else ir.DoubleType()
-    function_type = ir.FunctionType(ir.VoidType(), [I64, I64, I64, PTR, I64, I64, PTR, I64, I64,
-                                                    PTR, I64, I32, PTR])
-    function = ir.Function(module, function_type, name=name)
-    function.linkage = "internal"
+    function = gemm_shaped_function(module, name)
     m, n, k, a, a_rs, a_cs, b_ptr, b_rs, b_cs, c, ldc, accumulate, _ = function.args
-    for argument in (a, b_ptr, c):
-        argument.add_attribute("noalias")
     b = ir.IRBuilder(function.append_basic_block("entry"))
     zero = ir.Constant(element, 0.0)
     total = b.alloca(element)  # the dot product's accumulator (in the entry block: a register)
