@@ -112,7 +112,7 @@ def _exact(value: Any) -> str:
     if isinstance(value, DType):
         return f"dtype({value.name})"
     if isinstance(value, (np.ndarray, np.generic)):
-        array = np.ascontiguousarray(value)
+        array = np.asarray(value, order="C")  # keeps a 0-d array 0-d, unlike ascontiguousarray
         return (f"array({array.dtype.str},{array.shape},"
                 f"{hashlib.sha256(array.tobytes()).hexdigest()})")
     if type(value).__module__.startswith("sympy"):

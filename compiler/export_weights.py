@@ -58,7 +58,8 @@ class Weights:
 
     @classmethod
     def of(cls, names: Sequence[str], arrays: Sequence[np.ndarray]) -> Weights:
-        copies = tuple(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")) for a in arrays)
+        copies = tuple(np.asarray(a, dtype=a.dtype.newbyteorder("<"), order="C")  # 0-d stays 0-d
+                       for a in arrays)
         return cls(tuple(names), copies)
 
     @property
