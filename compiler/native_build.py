@@ -48,46 +48,47 @@ def symbol_name(graph: Graph) -> str:
     return "symgrad_" + re.sub(r"\W", "_", graph.name) + "_" + graph.fingerprint()[:12]
 
 
-# The process's kernels, per dtype, in three parts, each its own library linked to the ones before
-# it: the thread team (one for every dtype), the few-row products, and the packed, threaded GEMM.
-# Only the dtypes a model uses are built, and the parts compile in parallel, all at O3 (the packed
-# GEMM, unrolled by hand, would be as fast without LLVM's unrolling and compile in 2/3 of the
-# time, but the few-row products the threaded entry splits over both cores need it: 4x512x512
-# ran at 0.75x). Code generation is imported where it is used: a process that finds its
-# compilations in the artifact cache never needs it.
+# The process's kernels, per dtype, in parts, each its own library linked to those it calls: the
+# thread team (one for every dtype), the packed GEMM, the few-row and narrow products, and the
+# threaded entry that picks among them. Only the dtypes a model uses are built, and the parts
+# compile in parallel, all at O3 (the packed GEMM, unrolled by hand, would be as fast without
+# LLVM's unrolling, but the few-row products need it: 4x512x512 ran at 0.75x). Code generation
+# is imported where it is used: a process that finds its compilations in the artifact cache
+# never needs it.
 _TEAM = "team"
 
 
-def _kernel_part_ir(part: str) -> tuple[ir.Module, list[str]]:
-    """(module, exported symbols) of one part: "team", "loops_<dtype>" or "gemm_<dtype>"."""
-    from compiler.lowering.codegen import GEMM_TYPE
+def _kernel_parts_ir(dtype: str) -> dict[str, tuple[ir.Module, list[str]]]:
+    """Part name -> (module, exported symbols), for the team and the parts of `dtype`:
+    "packed_<dtype>", "loops_<dtype>" and "gemm_<dtype>" (the threaded entry, which declares
+    what the others define)."""
+    from compiler.lowering.gemm import emit_gemm
+    from compiler.lowering.narrow_products import emit_narrow_product
     from compiler.lowering.small_products import emit_small_m_product
-    from compiler.lowering.threads import (
-        RUN_SYMBOL,
-        TASK_POINTER,
-        emit_thread_team,
-        emit_threaded_gemm,
-    )
+    from compiler.lowering.threads import RUN_SYMBOL, emit_thread_team, emit_threaded_gemm
 
-    module = ir.Module(name=f"symgrad_kernels_{part}")
-    if part == _TEAM:
-        emit_thread_team(module)
-        return module, [RUN_SYMBOL]
-    kind, dtype = part.split("_", 1)
+    team = ir.Module(name="symgrad_kernels_team")
+    emit_thread_team(team)
     config = gemm_config(dtype)
-    if kind == "loops":
-        small = emit_small_m_product(module, config)
-        small.linkage = ""  # exported: the GEMM library calls it
-        return module, [small.name]
-    runner = ir.FunctionType(ir.VoidType(), [TASK_POINTER, ir.PointerType()])
-    ir.Function(module, runner, name=RUN_SYMBOL)  # declared: emit_threaded_gemm uses these
-    ir.Function(module, GEMM_TYPE, name=config.symbol("_small"))
-    emit_threaded_gemm(module, config)
-    return module, [config.symbol("_threaded")]
+    parts = {name: ir.Module(name=f"symgrad_kernels_{name}_{dtype}")
+             for name in ("packed", "loops", "gemm")}
+    emit_gemm(parts["packed"], config)
+    exports = {"packed": [config.symbol(), config.symbol("_part"), config.symbol("_workspace")],
+               "loops": [], "gemm": [config.symbol("_threaded")]}
+    for function in (emit_small_m_product(parts["loops"], config),
+                     emit_narrow_product(parts["loops"], config)):
+        function.linkage = ""  # exported: the threaded entry calls them
+        exports["loops"].append(function.name)
+    defined = {**parts["packed"].globals, **parts["loops"].globals, **team.globals}
+    for name in [RUN_SYMBOL, *exports["packed"], *exports["loops"]]:
+        ir.Function(parts["gemm"], defined[name].function_type, name=name)  # declared only
+    emit_threaded_gemm(parts["gemm"], config)
+    return {_TEAM: (team, [RUN_SYMBOL]),
+            **{f"{name}_{dtype}": (module, exports[name]) for name, module in parts.items()}}
 
 
 def _kernel_parts(dtype: str) -> list[str]:
-    return [f"gemm_{dtype}", f"loops_{dtype}", _TEAM]  # the longest to compile first
+    return [f"packed_{dtype}", f"loops_{dtype}", _TEAM, f"gemm_{dtype}"]  # longest first
 
 
 _kernel_lock = threading.Lock()
@@ -115,13 +116,14 @@ def prepare_kernels(dtypes: Iterable[Any]) -> None:
     differentiates. `kernel_library` picks them up."""
     with _kernel_lock:
         for dtype in {_gemm_dtype(d) for d in dtypes} - {None}:
-            for part in _kernel_parts(dtype):
-                if part in _kernel_libraries or part in _pending_parts:
-                    continue
-                if artifact_cache.load(_kernel_key(part)) is not None:
-                    continue
-                module, exports = _kernel_part_ir(part)
-                _pending_parts[part] = (exports, compile_object_soon(module))
+            missing = [part for part in _kernel_parts(dtype) if part not in _kernel_libraries
+                       and part not in _pending_parts
+                       and artifact_cache.load(_kernel_key(part)) is None]
+            if missing:
+                emitted = _kernel_parts_ir(dtype)
+                for part in missing:
+                    module, exports = emitted[part]
+                    _pending_parts[part] = (exports, compile_object_soon(module))
 
 
 def _gemm_dtype(dtype: Any) -> str | None:
@@ -129,7 +131,7 @@ def _gemm_dtype(dtype: Any) -> str | None:
     return name if name in ("float32", "float64") else None
 
 
-def _kernel_part(part: str, imports: dict[str, int]) -> JitLibrary:
+def _kernel_part(part: str, dtype: str, imports: dict[str, int]) -> JitLibrary:
     """The library of one kernel part: loaded by this process, else from the disk cache, else
     compiled (or the background compilation `prepare_kernels` started, awaited)."""
     library = _kernel_libraries.get(part)
@@ -149,7 +151,7 @@ def _kernel_part(part: str, imports: dict[str, int]) -> JitLibrary:
             exports, compiled = pending
             object_bytes = compiled.result()
         else:
-            module, exports = _kernel_part_ir(part)
+            module, exports = _kernel_parts_ir(dtype)[part]
             object_bytes = compile_object(module)
         artifact_cache.store(key, artifact_cache.Artifact({"exports": exports},
                                                           {"object": object_bytes}))
@@ -160,12 +162,13 @@ def _kernel_part(part: str, imports: dict[str, int]) -> JitLibrary:
 
 def kernel_library(dtype: str = "float32") -> JitLibrary:
     """The process's threaded GEMM for `dtype` (`symgrad_gemm_<tag>_threaded`), built once per
-    process (and cached on disk), with the thread team and few-row products it calls."""
+    process (and cached on disk), with the thread team and the products it calls."""
     dtype = np.dtype(dtype).name
     with _kernel_lock:
-        team = _kernel_part(_TEAM, {})
-        loops = _kernel_part(f"loops_{dtype}", {})
-        return _kernel_part(f"gemm_{dtype}", {**team.addresses, **loops.addresses})
+        imports: dict[str, int] = {}
+        for part in (_TEAM, f"packed_{dtype}", f"loops_{dtype}"):
+            imports.update(_kernel_part(part, dtype, {}).addresses)
+        return _kernel_part(f"gemm_{dtype}", dtype, imports)
 
 
 def gemm_address(symbol: str) -> int:
