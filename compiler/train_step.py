@@ -103,16 +103,28 @@ class CompiledTrainStep:
         self.index_checks = class_index_checks(graph, self.n_inputs)
         self.state_tensors = self._ensure_state()
         self._add_update_inputs(graph)
+        self._forward = graph
+        self._graph: Graph | None = None
+        self.inputs = list(graph.inputs)  # the native step's inputs, in order
         key = self._cache_key(graph)
         self.from_cache = key is not None and self._load(key, graph)
         if not self.from_cache:
-            self.graph = self._build_graph(graph)
+            if self.graph.inputs != self.inputs:  # grad and simplify keep the inputs
+                raise AssertionError("the step's graph changed its inputs")
             self.native, meta, object_bytes = build_native_to_keep(self.graph)
             if key is not None:
                 artifact_cache.store(key, artifact_cache.Artifact(
-                    {"inputs": [v.name for v in self.graph.inputs], "native": meta},
+                    {"inputs": [v.name for v in self.inputs], "native": meta},
                     {"native": object_bytes}))
         self.native_inplace = self._inplace_map()
+
+    @property
+    def graph(self) -> Graph:
+        """The whole step as a graph (loss, gradients, update). After a cache hit it is built
+        on first use -- grad and simplify, no code generation -- for reading."""
+        if self._graph is None:
+            self._graph = self._build_graph(self._forward)
+        return self._graph
 
     # ----- the artifact cache -------------------------------------------------------------------
 
@@ -129,8 +141,8 @@ class CompiledTrainStep:
         return artifact_cache.entry_key("train_step", *parts)
 
     def _load(self, key: str, forward: Graph) -> bool:
-        """Take the native step from the artifact cache, if it has this compilation. Then
-        `graph` holds the step's inputs only: its nodes were never built in this process."""
+        """Take the native step from the artifact cache, if it has this compilation (then
+        `graph` is built only if someone reads it)."""
         artifact = artifact_cache.load(key)
         if artifact is None or artifact.meta.get("inputs") != [v.name for v in forward.inputs]:
             return False
@@ -138,8 +150,6 @@ class CompiledTrainStep:
             self.native = load_native(artifact.meta["native"], artifact.objects["native"])
         except (RuntimeError, KeyError, ValueError, TypeError):  # damaged: compile instead
             return False
-        self.graph = Graph(f"{type(self.model).__name__}_train_step")
-        self.graph.inputs = list(forward.inputs)
         return True
 
     # ----- the graph ----------------------------------------------------------------------------
@@ -252,7 +262,7 @@ class CompiledTrainStep:
 
     def _inplace_map(self) -> dict[int, int]:
         """Native output index -> input index whose memory it overwrites (params and states)."""
-        inputs = self.graph.inputs
+        inputs = self.inputs
         mapping = {}
         out = 1
         for p_value, states in zip(self.param_values, self.state_values):
@@ -289,12 +299,12 @@ class CompiledTrainStep:
                             f"got {len(inputs)}")
         for check in self.index_checks:
             check(inputs[check.position]._data)
-        by_value: dict[Value, np.ndarray] = dict(zip(self.graph.inputs, (x._data for x in inputs)))
+        by_value: dict[Value, np.ndarray] = dict(zip(self.inputs, (x._data for x in inputs)))
         by_value.update((v, t._data) for v, t in zip(self.state_inputs, self.model_state))
         by_value.update(zip(self.hyper_values, self._hyperparameters()))
         for values, tensors in zip(self.state_values, self.state_tensors):
             by_value.update((v, t._data) for v, t in zip(values, tensors))
-        arrays = [by_value[v] for v in self.graph.inputs]
+        arrays = [by_value[v] for v in self.inputs]
         results = self.native.call(arrays, self.native_inplace)
         self._after_step()
         return Tensor._from_array(results[0])

@@ -235,3 +235,11 @@ def test_graph_key_reads_fused_bodies():
     assert [n.op_name for n in fused(2).nodes] == ["fused"]
     assert artifact_cache.graph_key(fused(2)) == artifact_cache.graph_key(fused(2))
     assert artifact_cache.graph_key(fused(2)) != artifact_cache.graph_key(fused(3))
+
+
+def test_the_graph_of_a_cached_step_is_built_when_read(cache_dir):
+    first, _ = _step()
+    second, _ = _step()
+    assert second.from_cache
+    assert second._graph is None, "a hit builds no graph until someone reads it"
+    assert str(second.graph) == str(first.graph)
