@@ -15,7 +15,6 @@ so a fused body, and every later pass over it, is bounded too.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any
 
 import sympy
@@ -48,12 +47,7 @@ class FusedElementwise(Elementwise):
     def describe(self) -> str:
         return str(self.expr)
 
-    @cached_property
-    def _derivatives(self) -> list[Any]:
-        # as Elementwise's but never simplified (sympy.simplify of a fused body's derivative has
-        # no time bound); a kink's DiracDelta is 0 almost everywhere, as PyTorch takes it
-        return [sympy.diff(self.expr, s).replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
-                for s in self.symbols]
+    simplify_derivatives = False  # sympy.simplify of a fused body has no time bound
 
 
 def _expression_of(node: Node) -> tuple[Any, list[Any]]:

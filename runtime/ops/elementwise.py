@@ -142,14 +142,18 @@ class Elementwise(Op):
 
     # ----- derivatives -------------------------------------------------------------------------
 
+    simplify_derivatives = True  # False for bodies whose simplification has no time bound
+
     def derivative(self, i: int) -> Any:
-        """d(expr)/d(input i), simplified by sympy."""
+        """d(expr)/d(input i), almost everywhere, simplified by sympy (if simplify_derivatives)."""
         return self._derivatives[i]
 
     @cached_property
     def _derivatives(self) -> list[Any]:
-        sp = sympy()
-        return [_simplest_stable_form(sp.diff(self.expr, s), self.symbols) for s in self.symbols]
+        raw = [_almost_everywhere(sympy().diff(self.expr, s)) for s in self.symbols]
+        if not self.simplify_derivatives:
+            return raw
+        return [_simplest_stable_form(d, self.symbols) for d in raw]
 
     @cached_property
     def _vjp_ops(self) -> list[Elementwise | None]:
@@ -255,16 +259,18 @@ def _simplest_stable_form(derivative: Any, symbols: Sequence[Any]) -> Any:
     is inf/inf. It can also repair one: pow's x**y*y/x is nan at x = 0 where x**(y - 1)*y is not.
     """
     sp = sympy()
-
-    def almost_everywhere(expr: Any) -> Any:
-        return expr.replace(sp.DiracDelta, lambda *args: sp.S.Zero)
-
-    raw = almost_everywhere(derivative)
-    simplified = almost_everywhere(sp.simplify(raw))
+    raw = _almost_everywhere(derivative)
+    simplified = _almost_everywhere(sp.simplify(raw))
     stable = _finite_wherever(simplified, raw, symbols) and all(
-        _finite_wherever(almost_everywhere(sp.diff(simplified, s)),
-                         almost_everywhere(sp.diff(raw, s)), symbols) for s in symbols)
+        _finite_wherever(_almost_everywhere(sp.diff(simplified, s)),
+                         _almost_everywhere(sp.diff(raw, s)), symbols) for s in symbols)
     return simplified if stable else raw
+
+
+def _almost_everywhere(expr: Any) -> Any:
+    """`expr` with every DiracDelta (the derivative of a step, at a kink) taken as 0."""
+    sp = sympy()
+    return expr.replace(sp.DiracDelta, lambda *args: sp.S.Zero)
 
 
 def _finite_wherever(candidate: Any, reference: Any, symbols: Sequence[Any]) -> bool:
