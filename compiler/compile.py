@@ -27,9 +27,9 @@ from compiler.ir import Graph, Value
 from compiler.native_build import (
     build_native_to_keep,
     build_natives_to_keep,
-    load_native,
+    native_from_artifact,
     prepare_kernels,
-    size_pair,
+    value_meta,
 )
 from compiler.partition import Partition, partition, relu_mask_from_output
 from compiler.passes import simplify
@@ -56,31 +56,17 @@ def _training_artifact(functions: TrainingFunctions) -> artifact_cache.Artifact:
     natives, objects = functions.kept
     parts = functions.partition
     meta = {**natives, "wrt": [v.name for v in functions.wrt],
-            "forward_outputs": [_value_meta(v) for v in parts.forward.outputs],
+            "forward_outputs": [value_meta(v) for v in parts.forward.outputs],
             "saved": [v.name for v in parts.saved],
             "forward_inputs_used": [v.name for v in parts.forward_inputs_used]}
     return artifact_cache.Artifact(meta, objects)
 
 
-def _value_meta(value: Value) -> list[Any]:
-    return [value.name, value.dtype.name, [list(size_pair(s)) for s in value.shape]]
-
-
 def _value_of(entry: list[Any]) -> Value:
-    """A Value from `_value_meta`'s list: sizes a*N + b, N the symbolic batch size."""
+    """A Value from `value_meta`'s list: sizes a*N + b, N the symbolic batch size."""
     name, dtype, sizes = entry
     shape = tuple(int(b) if not a else int(a) * BATCH + int(b) for a, b in sizes)
     return Value(name, shape, from_numpy_dtype(np.dtype(dtype)))
-
-
-def _load_native(artifact: artifact_cache.Artifact | None, name: str) -> NativeFunction | None:
-    """The native function `name` of an artifact, or None if there is none or it is damaged."""
-    if artifact is None:
-        return None
-    try:
-        return load_native(artifact.meta[name], artifact.objects[name])
-    except (RuntimeError, KeyError, ValueError, TypeError):
-        return None
 
 
 class CompiledBackward(Node):
@@ -156,13 +142,16 @@ class CompiledModule:
         from compiler.lowering.codegen import check_lowerable  # not needed by cached modules
 
         check_lowerable(self.graph)
-        params = [v for v in self.graph.inputs[self._n_inputs:] if v.kind == "param"]
-        used = {v for n in self.graph.nodes for v in n.inputs} | set(self.graph.outputs)
-        wrt = [v for v in params if v in used]
+        used = self._used_values()
+        wrt = [v for v in self.graph.inputs[self._n_inputs:] if v.kind == "param" and v in used]
         if wrt and len(self.graph.outputs) == 1:
             check_lowerable(grad(self.graph, wrt=wrt, seed_input=True))
         if key is not None:
             artifact_cache.store(key, artifact_cache.Artifact({}))
+
+    def _used_values(self) -> set[Value]:
+        """Values some node reads or the graph returns: the inputs worth differentiating."""
+        return {v for n in self.graph.nodes for v in n.inputs} | set(self.graph.outputs)
 
     def _cache_key(self, kind: str, *parts: Any) -> str | None:
         """The artifact cache's key of a compilation of this module's graph (None: no key)."""
@@ -177,7 +166,7 @@ class CompiledModule:
         if self._inference is None:
             key = self._cache_key("inference")
             artifact = artifact_cache.load(key) if key is not None else None
-            self._inference = _load_native(artifact, "native")
+            self._inference = native_from_artifact(artifact, "native")
             if self._inference is None:
                 graph = simplify(self.graph)
                 graph.name = f"{self.name}_inference"
@@ -195,7 +184,7 @@ class CompiledModule:
         if len(self.graph.outputs) != 1:
             raise NotImplementedError("training through a compiled module with several outputs "
                                       "is not supported yet; return one tensor")
-        used = {v for n in self.graph.nodes for v in n.inputs} | set(self.graph.outputs)
+        used = self._used_values()
         wrt = [v for i, v in enumerate(self.graph.inputs) if v in used and (
             (i < self._n_inputs and input_needs[i]) or (v.kind == "param" and i >= self._n_inputs))]
         key = self._cache_key("training", input_needs)
@@ -230,8 +219,8 @@ class CompiledModule:
         artifact does not fit. The partition holds what calls need: the forward's outputs, the
         saved values and the inputs backward reads (its graphs have no nodes)."""
         meta = artifact.meta
-        forward = _load_native(artifact, "forward")
-        backward = _load_native(artifact, "backward")
+        forward = native_from_artifact(artifact, "forward")
+        backward = native_from_artifact(artifact, "backward")
         inputs = {v.name: v for v in self.graph.inputs}
         try:
             if forward is None or backward is None or meta["wrt"] != [v.name for v in wrt]:
@@ -255,38 +244,27 @@ class CompiledModule:
         """Range checks of the inputs that are class indices (a loss inside the model)."""
         return class_index_checks(self.graph, self._n_inputs)
 
-    @functools.cached_property
-    def _state_lookup(self) -> list[tuple[tuple[str, ...], list[tuple[str, str, Value]]]]:
-        """The model's state grouped by owning submodule: (path, [(registry, attribute,
-        value)]), so that each submodule is looked up once per call."""
-        groups: dict[tuple[str, ...], list[tuple[str, str, Value]]] = {}
-        for value, (path, registry, attribute) in zip(self._state_values, self._state_paths):
-            groups.setdefault(tuple(path), []).append((registry, attribute, value))
-        return list(groups.items())
-
     def _state(self) -> list[Tensor]:
         """The model's parameters and buffers now, found by their dotted names (a few dict
         lookups, so a replaced Parameter or submodule is seen), checked against the compiled
-        shapes and dtypes, in the graph's order."""
-        found: dict[Value, Tensor] = {}
-        for path, members in self._state_lookup:
+        shapes and dtypes."""
+        tensors = []
+        for value, (path, registry, attribute) in zip(self._state_values, self._state_paths):
             owner = self.model
             for name in path:
                 modules = getattr(owner, "_modules", None)
                 owner = modules.get(name) if modules is not None else None
-            for registry, attribute, value in members:
-                table = getattr(owner, registry, None)
-                t = table.get(attribute) if table is not None else None
-                if not isinstance(t, Tensor):
-                    raise RuntimeError(f"{self.name} no longer has '{value.name}', which it had "
-                                       "when it was compiled; compile it again")
-                data = t._data
-                if data.shape != value.shape or data.dtype != value.dtype.numpy:
-                    raise RuntimeError(f"parameter '{value.name}' is now {t.dtype} "
-                                       f"{list(t.shape)}; it was compiled as {value.dtype} "
-                                       f"{list(value.shape)}. Compile the model again.")
-                found[value] = t
-        return [found[value] for value in self._state_values]
+            table = getattr(owner, registry, None)
+            t = table.get(attribute) if table is not None else None
+            if not isinstance(t, Tensor):
+                raise RuntimeError(f"{self.name} no longer has '{value.name}', which it had when "
+                                   "it was compiled; compile it again")
+            if t._data.shape != value.shape or t._data.dtype != value.dtype.numpy:
+                raise RuntimeError(f"parameter '{value.name}' is now {t.dtype} "
+                                   f"{list(t.shape)}; it was compiled as {value.dtype} "
+                                   f"{list(value.shape)}. Compile the model again.")
+            tensors.append(t)
+        return tensors
 
     def __call__(self, *inputs: Any) -> Any:
         if len(inputs) != self._n_inputs:
@@ -304,7 +282,7 @@ class CompiledModule:
         grad_mode = is_grad_enabled()
         input_needs = tuple(grad_mode and x.requires_grad for x in inputs)
         if not grad_mode or not (any(input_needs) or any(t.requires_grad for t in state)):
-            (out,) = (self._inference or self.inference_function())(*arrays)
+            (out,) = self.inference_function()(*arrays)
             return Tensor._from_array(out)
         functions = self.training_functions(input_needs)
         results = functions.forward(*arrays)

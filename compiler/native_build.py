@@ -220,8 +220,8 @@ def _lower(graph: Graph, profile: bool) -> tuple[ir.Module, dict[str, Any]]:
     gemms = sorted(f.name for f in module.functions
                    if f.is_declaration and f.name.startswith("symgrad_gemm_"))
     meta = {"name": graph.name, "symbol": symbol, "gemms": gemms,
-            "inputs": [_spec_meta(v) for v in signature.inputs],
-            "outputs": [_spec_meta(v) for v in signature.outputs],
+            "inputs": [value_meta(v) for v in signature.inputs],
+            "outputs": [value_meta(v) for v in signature.outputs],
             "arena_bytes": [signature.arena_bytes.per_example, signature.arena_bytes.fixed],
             "workspace_bytes": signature.workspace_bytes}
     return module, meta
@@ -241,7 +241,8 @@ def _build(graph: Graph, profile: bool) -> NativeFunction:
     return function
 
 
-def _spec_meta(value: Value) -> list[Any]:
+def value_meta(value: Value) -> list[Any]:
+    """A value's name, dtype and sizes (a * N + b as [a, b]) as JSON-able lists."""
     spec = buffer_spec(value)
     return [spec.name, spec.dtype.name, [list(pair) for pair in spec.sizes]]
 
@@ -262,6 +263,18 @@ def load_native(meta: dict[str, Any], code: JitLibrary | bytes) -> NativeFunctio
                           [spec(e) for e in meta["inputs"]], [spec(e) for e in meta["outputs"]],
                           (int(meta["arena_bytes"][0]), int(meta["arena_bytes"][1])),
                           int(meta["workspace_bytes"]), keepalive=code)
+
+
+def native_from_artifact(artifact: artifact_cache.Artifact | None,
+                         name: str) -> NativeFunction | None:
+    """The native function kept in `artifact` under `name` (its metadata and object), or None
+    if there is no artifact or it does not load (damaged, or made for other code)."""
+    if artifact is None:
+        return None
+    try:
+        return load_native(artifact.meta[name], artifact.objects[name])
+    except (RuntimeError, KeyError, ValueError, TypeError):
+        return None
 
 
 def node_profile(function: NativeFunction) -> list[tuple[str, int]]:

@@ -29,7 +29,7 @@ from compiler.autodiff import grad
 from compiler.compile import PRE_GRAD_STAGES
 from compiler.index_checks import class_index_checks
 from compiler.ir import Graph, Value
-from compiler.native_build import build_native_to_keep, load_native, prepare_kernels
+from compiler.native_build import build_native_to_keep, native_from_artifact, prepare_kernels
 from compiler.partition import relu_mask_from_output
 from compiler.passes import simplify
 from compiler.tracing import GraphBuilder, SymbolicTensor, named_state, trace
@@ -146,10 +146,10 @@ class CompiledTrainStep:
         artifact = artifact_cache.load(key)
         if artifact is None or artifact.meta.get("inputs") != [v.name for v in forward.inputs]:
             return False
-        try:
-            self.native = load_native(artifact.meta["native"], artifact.objects["native"])
-        except (RuntimeError, KeyError, ValueError, TypeError):  # damaged: compile instead
+        native = native_from_artifact(artifact, "native")  # None if damaged: compile instead
+        if native is None:
             return False
+        self.native = native
         return True
 
     # ----- the graph ----------------------------------------------------------------------------
