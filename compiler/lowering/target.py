@@ -501,13 +501,7 @@ def jit_compile(module: ir.Module | str, exports: Iterable[str],
     with _jit_lock:
         library = _live_libraries.get((key, exported))  # another thread's, linked meanwhile
         if library is None:
-            library = JitLibrary(
-                name=tracker.name,
-                addresses={symbol: tracker[symbol] for symbol in exported},
-                from_cache=from_cache,
-                seconds=time.perf_counter() - started,
-                _tracker=tracker,
-            )
+            library = _loaded(tracker, exported, from_cache, started)
         _remember((key, exported), library)
         return library
 
@@ -556,13 +550,19 @@ def load_object(object_bytes: bytes, exports: Iterable[str],
     with _jit_lock:
         library = _live_libraries.get((key, exported))
         if library is None:
-            tracker = _link(object_bytes, exported, key, imports)
-            library = JitLibrary(name=tracker.name,
-                                 addresses={symbol: tracker[symbol] for symbol in exported},
-                                 from_cache=True, seconds=time.perf_counter() - started,
-                                 _tracker=tracker)
+            library = _loaded(_link(object_bytes, exported, key, imports), exported, True,
+                              started)
         _remember((key, exported), library)
         return library
+
+
+def _loaded(tracker: llvm.ResourceTracker, exported: frozenset[str], from_cache: bool,
+            started: float) -> JitLibrary:
+    """The library of linked code: its exports' addresses, and the time since `started`."""
+    return JitLibrary(name=tracker.name,
+                      addresses={symbol: tracker[symbol] for symbol in exported},
+                      from_cache=from_cache, seconds=time.perf_counter() - started,
+                      _tracker=tracker)
 
 
 def _link(object_bytes: bytes, exported: frozenset[str], key: str,
