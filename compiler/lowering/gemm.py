@@ -149,13 +149,13 @@ def _minimum(builder: ir.IRBuilder, a: ir.Value, b: ir.Value) -> ir.Value:
     return builder.select(builder.icmp_signed("<", a, b), a, b)
 
 
-def _ceil_div_ir(builder: ir.IRBuilder, a: ir.Value, b: int | ir.Value) -> ir.Value:
+def ceil_div_ir(builder: ir.IRBuilder, a: ir.Value, b: int | ir.Value) -> ir.Value:
     divisor = _I64(b) if isinstance(b, int) else b
     return builder.sdiv(builder.add(a, builder.sub(divisor, _I64(1))), divisor)
 
 
 def _round_up_ir(builder: ir.IRBuilder, a: ir.Value, b: int) -> ir.Value:
-    return builder.mul(_ceil_div_ir(builder, a, b), _I64(b))
+    return builder.mul(ceil_div_ir(builder, a, b), _I64(b))
 
 
 def _transpose(builder: ir.IRBuilder, vectors: list[ir.Value]) -> list[ir.Value]:
@@ -545,9 +545,9 @@ class _GemmEmitter:
         """(K block depth, A area, total) in elements, as in `workspace_elements`."""
         config = self.config
         per_line = _PANEL_ALIGNMENT // config.element_bytes
-        k_blocks = _ceil_div_ir(builder, k, config.depth_block)
+        k_blocks = ceil_div_ir(builder, k, config.depth_block)
         k_blocks = builder.select(builder.icmp_signed("<", k_blocks, _I64(1)), _I64(1), k_blocks)
-        depth = _ceil_div_ir(builder, k, k_blocks)
+        depth = ceil_div_ir(builder, k, k_blocks)
         a_rows = _minimum(
             builder, _I64(config.row_block), _round_up_ir(builder, m, config.tile_rows)
         )

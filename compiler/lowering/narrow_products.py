@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from compiler.lowering.gemm import GemmConfig
+from compiler.lowering.gemm import GemmConfig, ceil_div_ir
 from compiler.lowering.loops import counted_loop
 from compiler.lowering.small_products import gemm_shaped_function
 from compiler.lowering.vector_math import fma
@@ -78,17 +78,13 @@ def emit_narrow_product(module: ir.Module, config: GemmConfig) -> ir.Function:
                             target)
 
     def row_block(ib: ir.Value) -> None:
-        counted_loop(b, _ceil_div(b, n, COLUMNS),
+        counted_loop(b, ceil_div_ir(b, n, COLUMNS),
                      lambda jb: block(b.mul(ib, ir.Constant(I64, rows_per_block)),
                                       b.mul(jb, ir.Constant(I64, COLUMNS))), name="jb")
 
-    counted_loop(b, _ceil_div(b, m, rows_per_block), row_block, name="ib")
+    counted_loop(b, ceil_div_ir(b, m, rows_per_block), row_block, name="ib")
     b.ret_void()
     return function
-
-
-def _ceil_div(b: ir.IRBuilder, value: ir.Value, step: int) -> ir.Value:
-    return b.sdiv(b.add(value, ir.Constant(I64, step - 1)), ir.Constant(I64, step))
 
 
 def _dot_block(b: ir.IRBuilder, vector: ir.VectorType, rows: list[ir.Value],
