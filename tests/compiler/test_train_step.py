@@ -41,6 +41,31 @@ def _twins(dtype):
     return compiled_model, eager_model
 
 
+def _eager_step(model, loss_fn, optimizer, x, y):
+    """One eager (symgrad or PyTorch) training step on (x, y), returning the loss as a float."""
+    def step() -> float:
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def _steps_agree(step, x, y, reference_step, steps: int) -> None:
+    """The compiled step's loss equals the reference step's at each of `steps` steps."""
+    for _ in range(steps):
+        compiled_loss = step(x, y)
+        assert compiled_loss.item() == pytest.approx(reference_step(), rel=1e-12)
+
+
+def _parameters_agree(model, reference, rtol: float, atol: float) -> None:
+    for (n, a), b in zip(model.named_parameters(), reference.parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=rtol, atol=atol,
+                                   err_msg=n)
+
+
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_compiled_step_equals_eager_steps_in_float64(name):
     compiled_model, eager_model = _twins(torch.float64)
@@ -50,16 +75,8 @@ def test_compiled_step_equals_eager_steps_in_float64(name):
     x = torch.randn(16, 1, 28, 28, dtype=torch.float64)
     y = torch.randint(0, 10, (16,))
     step = compiler.compile_train_step(compiled_model, loss_fn, compiled_opt, example_inputs=(x, y))
-    for _ in range(4):
-        compiled_loss = step(x, y)
-        eager_opt.zero_grad()
-        eager_loss = loss_fn(eager_model(x), y)
-        eager_loss.backward()
-        eager_opt.step()
-        assert compiled_loss.item() == pytest.approx(eager_loss.item(), rel=1e-12)
-    for (n, a), b in zip(compiled_model.named_parameters(), eager_model.parameters()):
-        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-9, atol=1e-12,
-                                   err_msg=n)
+    _steps_agree(step, x, y, _eager_step(eager_model, loss_fn, eager_opt, x, y), steps=4)
+    _parameters_agree(compiled_model, eager_model, rtol=1e-9, atol=1e-12)
 
 
 def test_state_is_shared_with_the_eager_optimizer():
@@ -215,16 +232,8 @@ def test_loss_options_train_as_in_eager_mode_in_float64(name):
     compiled_opt = torch.optim.SGD(compiled_model.parameters(), lr=0.1, momentum=0.9)
     eager_opt = torch.optim.SGD(eager_model.parameters(), lr=0.1, momentum=0.9)
     step = compiler.compile_train_step(compiled_model, loss_fn, compiled_opt, example_inputs=(x, y))
-    for _ in range(3):
-        compiled_loss = step(x, y)
-        eager_opt.zero_grad()
-        eager_loss = loss_fn(eager_model(x), y)
-        eager_loss.backward()
-        eager_opt.step()
-        assert compiled_loss.item() == pytest.approx(eager_loss.item(), rel=1e-12)
-    for (n, a), b in zip(compiled_model.named_parameters(), eager_model.parameters()):
-        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-14,
-                                   err_msg=n)
+    _steps_agree(step, x, y, _eager_step(eager_model, loss_fn, eager_opt, x, y), steps=3)
+    _parameters_agree(compiled_model, eager_model, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("name", sorted(LOSS_OPTIONS))
@@ -241,13 +250,6 @@ def test_loss_options_train_as_pytorch_does(name):
     reference_opt = pt.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
     step = compiler.compile_train_step(compiled_model, loss_fn, opt, example_inputs=(x, y))
     rx, ry = pt.from_numpy(x.numpy()), pt.from_numpy(y.numpy())
-    for _ in range(3):
-        loss = step(x, y)
-        reference_opt.zero_grad()
-        reference_loss = reference_loss_fn(reference(rx), ry)
-        reference_loss.backward()
-        reference_opt.step()
-        assert loss.item() == pytest.approx(reference_loss.item(), rel=1e-12)
-    for (n, a), b in zip(compiled_model.named_parameters(), reference.parameters()):
-        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-14,
-                                   err_msg=n)
+    reference_step = _eager_step(reference, reference_loss_fn, reference_opt, rx, ry)
+    _steps_agree(step, x, y, reference_step, steps=3)
+    _parameters_agree(compiled_model, reference, rtol=1e-12, atol=1e-14)
