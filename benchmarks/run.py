@@ -1,4 +1,4 @@
-"""Issue 6's measurements in one run: symgrad against what a user would pick instead.
+"""The benchmark in one run: symgrad against what a user would pick instead.
 
 Run:  python benchmarks/run.py [--quick] [--only symgrad,numpy,...] [--sections train,...]
 
@@ -10,7 +10,7 @@ contender that can run here: symgrad compiled (`compiler.compile_train_step` for
 eager, numpy by hand, PyTorch eager (2 threads), torch.compile, JAX jit, and the library of
 `compiler.export` called from C. Next to each median: how many times faster symgrad compiled
 is. Then the GEMM kernel against single-thread OpenBLAS, the slowdown of a training step next to
-one busy process, and which of the issue's targets are met. Timings are medians of runs in
+one busy process, and which of the performance targets are met. Timings are medians of runs in
 which the contenders take turns, each turn timing a block of calls after 0.2 s of untimed ones,
 so that every contender is measured warm, as in a loop (benchmarks/train_step.py supplies the
 symgrad, numpy and PyTorch contenders and the timing; benchmarks/contenders.py the others).
@@ -296,7 +296,7 @@ def waits(rows: set[str], runs: int) -> tuple[dict[str, float], dict[str, float]
 
 
 def runtime_import_is_light() -> list[str]:
-    """Which of sympy and llvmlite a fresh `import runtime` loads (the issue wants neither)."""
+    """Which of sympy and llvmlite a fresh `import runtime` loads (it should load neither)."""
     probe = ("import sys, runtime; print(' '.join(m for m in ('sympy', 'llvmlite') "
              "if m in sys.modules))")
     output = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
@@ -358,7 +358,7 @@ def _ratio(table: dict[str, dict[str, float]], column: str, slower: str,
 
 
 def target_checks(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each of the issue's targets that this run measured: the ratio, the bound, met or not."""
+    """Each performance target that this run measured: the ratio, the bound, met or not."""
     table = results["table"]
     wanted = [  # (target, measured ratio, at least)
         ("train B=64: 1.5x faster than numpy", _ratio(table, "train_64", "numpy"), 1.5),
@@ -403,7 +403,7 @@ def print_report(results: dict[str, Any]) -> None:
         for row, values in results["sharing"].items():
             print(f"{ROWS[row]:34}{values['alone_ms']:7.3f} ms {values['shared_ms']:7.3f} ms"
                   f"{values['slowdown']:8.2f}x")
-    print("\nissue 6's targets:")
+    print("\nperformance targets:")
     for check in results["targets"]:
         bound = (f">= {check['at_least']}" if "at_least" in check
                  else f"<= {check['at_most']}" if "at_most" in check else "")

@@ -1,6 +1,6 @@
 """benchmarks/run.py runs end to end: a quick pass over a few contenders and sections prints the
 table and writes its JSON. No timing is asserted (the machine may be busy); only that every
-selected contender was measured and the issue's targets were checked."""
+selected contender was measured and the performance targets were checked."""
 
 import json
 import subprocess

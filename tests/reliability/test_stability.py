@@ -145,7 +145,7 @@ def test_compiling_many_graphs_keeps_memory_bounded(private_object_cache: None) 
 
 
 def test_compiling_300_graphs_keeps_memory_bounded(soak: int, private_object_cache: None) -> None:
-    """--soak: the issue's 300 distinct graphs (~2 minutes)."""
+    """--soak: 300 distinct graphs (~2 minutes)."""
     if not soak:
         pytest.skip("runs with --soak N")
     per_graph, still_loaded = _graph_growth_in_a_fresh_process(warm_up=50, measured=300)
