@@ -6,6 +6,10 @@ A module keeps three ordered registries, filled by plain attribute assignment: `
 (`linear_relu_stack.0.weight`), `parameters()`, `state_dict()`, `train()/eval()`, dtype conversion,
 and the printed layout. Calling a module runs its forward hooks around `forward`.
 
+Every change to any module's attributes, registries or hooks advances one counter,
+`tree_version()`: code compiled from a traced forward compares it with the value it last saw
+(one integer comparison a call) and re-checks what its trace depended on only when it moved.
+
 This module never computes on tensor data: conversions and loading go through tensor methods
 under `no_grad`, so a traced model sees the same parameters.
 """
@@ -34,6 +38,55 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
         return super().__repr__()
 
     __str__ = __repr__
+
+
+_tree_version = 0
+
+
+def tree_version() -> int:
+    """A number that changes whenever any module's attributes, children, parameters, buffers or
+    hooks change (assignment, deletion, hook registration or removal, train()/eval())."""
+    return _tree_version
+
+
+def _tree_changed() -> None:
+    global _tree_version
+    _tree_version += 1
+
+
+class _Registry(dict):  # type: ignore[type-arg]
+    """A module's registry (children, parameters, buffers, hooks): a dict whose every change
+    advances `tree_version()`. Reading costs what a dict read costs."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        _tree_changed()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        _tree_changed()
+        super().__delitem__(key)
+
+    def pop(self, *args: Any) -> Any:
+        _tree_changed()
+        return super().pop(*args)
+
+    def popitem(self) -> Any:
+        _tree_changed()
+        return super().popitem()
+
+    def clear(self) -> None:
+        _tree_changed()
+        super().clear()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        _tree_changed()
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        _tree_changed()
+        return super().setdefault(key, default)
 
 
 class RemovableHandle:
@@ -96,12 +149,12 @@ class Module:
     def __init__(self) -> None:
         set_plain = object.__setattr__
         set_plain(self, "training", True)
-        set_plain(self, "_parameters", {})
-        set_plain(self, "_buffers", {})
+        set_plain(self, "_parameters", _Registry())
+        set_plain(self, "_buffers", _Registry())
         set_plain(self, "_non_persistent_buffers_set", set())
-        set_plain(self, "_modules", {})
-        set_plain(self, "_forward_pre_hooks", {})
-        set_plain(self, "_forward_hooks", {})
+        set_plain(self, "_modules", _Registry())
+        set_plain(self, "_forward_pre_hooks", _Registry())
+        set_plain(self, "_forward_hooks", _Registry())
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
@@ -194,6 +247,7 @@ class Module:
     register_module = add_module
 
     def __setattr__(self, name: str, value: Any) -> None:
+        _tree_changed()
         params = self.__dict__.get("_parameters")
         modules = self.__dict__.get("_modules")
         buffers = self.__dict__.get("_buffers")
@@ -240,6 +294,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:
+        _tree_changed()
         if name in self._parameters:
             del self._parameters[name]
         elif name in self._buffers:
