@@ -121,8 +121,12 @@ def fold_update_into_gemm(node: Node, ctx: RewriteContext) -> Value | None:
                 ctx.uses.get(value) != 1 or value.shape != node.output.shape or \
                 any(v.ndim != 2 for v in producer.inputs):
             continue
+        if not _is_linear_in(expr, symbol):
+            continue  # checked before any sympy call: diff and expand of a big body cost seconds
+        rest = expr.subs(symbol, 0)
+        if not rest.is_Symbol:
+            continue
         scale = sympy.diff(expr, symbol)
-        rest = sympy.expand(expr - scale * symbol)
         by_symbol = dict(zip(symbols, node.inputs))
         if symbol in scale.free_symbols or any(by_symbol[s].ndim != 0 for s in scale.free_symbols):
             continue
@@ -143,3 +147,16 @@ def fold_update_into_gemm(node: Node, ctx: RewriteContext) -> Value | None:
         return ctx.emit(gemm_accumulate, [by_symbol[rest], scaled, b], attrs,
                         name=node.output.name, origin=node.origin)
     return None
+
+
+def _is_linear_in(expr: Any, symbol: Any) -> bool:
+    """Whether `expr` is c * symbol + d with c and d free of `symbol`, read off the tree in one
+    walk: `symbol` occurs only under sums and products, in one factor of each product."""
+    if expr == symbol or not expr.has(symbol):
+        return True
+    if expr.is_Add:
+        return all(_is_linear_in(term, symbol) for term in expr.args)
+    if expr.is_Mul:
+        holding = [factor for factor in expr.args if factor.has(symbol)]
+        return len(holding) == 1 and _is_linear_in(holding[0], symbol)
+    return False
