@@ -10,13 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from runtime.ops._op import Op
+from runtime.ops._op import Op, moves_data
 
 
 class StopGradient(Op):
     name = "stop_gradient"
     backward_name = ""
     differentiable = False
+    aliases_input = True
+    preserves_elements = True
+    flops = moves_data
 
     def infer(self, inputs: Sequence[Any], **attrs: Any) -> Any:
         return tuple(inputs[0].shape), inputs[0].dtype
@@ -34,6 +37,7 @@ class SymbolicSize(Op):
     name = "size"
     backward_name = ""
     differentiable = False
+    flops = moves_data  # an integer computation on the batch size
 
     def infer(self, inputs: Sequence[Any], *, expr: Any, dtype: Any) -> Any:
         return (), dtype

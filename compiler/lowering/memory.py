@@ -5,7 +5,8 @@ defines it to the last node that reads it, and first-fit places it at the lowest
 that whole interval. Sizes depend on the batch size N, so the arena has two regions: one for
 values of fixed size, one for values whose size is a multiple of N (offsets there are multiples
 of N too); anything else gets a slot of its own. A reshape (or stop_gradient) of a value is the
-same memory under another shape: it aliases its input and extends its lifetime.
+same memory under another shape (`Op.aliases_input`): it aliases its input and extends its
+lifetime.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from compiler.ir import Graph, Value
 from compiler.tracing import BATCH
 
 ALIGN = 64
-ALIAS_OPS = frozenset({"reshape", "stop_gradient"})
 
 
 def _round(n: int) -> int:
@@ -95,7 +95,7 @@ def plan_arena(graph: Graph, external: set[Value]) -> ArenaPlan:
     _check_linear_sizes(graph)
     aliases: dict[Value, Value] = {}
     for node in graph.nodes:
-        if node.op_name in ALIAS_OPS and node.output not in external:
+        if node.op.aliases_input and node.output not in external:
             source = node.inputs[0]
             aliases[node.output] = aliases.get(source, source)
     storage = lambda v: aliases.get(v, v)  # noqa: E731

@@ -16,7 +16,7 @@ import sympy
 from compiler.ir import Node, Value
 from compiler.passes.driver import RewriteContext, rewrite
 from compiler.passes.fuse import FusedElementwise
-from runtime.ops._op import Op
+from runtime.ops._op import Op, Shape, numel
 from runtime.ops.elementwise import Elementwise
 from runtime.ops.matmul import matmul_shape
 
@@ -38,6 +38,12 @@ class Gemm(Op):
                 transpose_b: bool) -> np.ndarray:
         a, b = arrays
         return np.matmul(a.T if transpose_a else a, b.T if transpose_b else b)
+
+    def flops(self, input_shapes: Sequence[Shape], output_shape: Shape, *, transpose_a: bool,
+              transpose_b: bool) -> Any:
+        """A multiply and an add per output element and step of the inner dimension."""
+        a = input_shapes[0]
+        return 2 * numel(output_shape) * (a[0] if transpose_a else a[1])
 
 
 gemm = Gemm()
@@ -99,6 +105,13 @@ class GemmAccumulate(Op):
                 transpose_b: bool) -> np.ndarray:
         c, a, b = arrays
         return c + gemm.compute([a, b], transpose_a=transpose_a, transpose_b=transpose_b)
+
+    def flops(self, input_shapes: Sequence[Shape], output_shape: Shape, *, transpose_a: bool,
+              transpose_b: bool) -> Any:
+        """The product's, and one add per element of c."""
+        product = gemm.flops(input_shapes[1:], output_shape, transpose_a=transpose_a,
+                             transpose_b=transpose_b)
+        return product + numel(output_shape)
 
 
 gemm_accumulate = GemmAccumulate()
