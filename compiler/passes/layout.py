@@ -7,46 +7,14 @@ transposed copy is never made.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import sympy
 
 from compiler.ir import Node, Value
+from compiler.ops import FusedElementwise, gemm, gemm_accumulate
 from compiler.passes.driver import RewriteContext, rewrite
-from compiler.passes.fuse import FusedElementwise
-from runtime.ops._op import Op, Shape, numel
 from runtime.ops.elementwise import Elementwise
-from runtime.ops.matmul import matmul_shape
-
-
-class Gemm(Op):
-    """C = op(A) @ op(B) for 2-D A and B, op = transpose where the flag says so."""
-
-    name = "gemm"
-    backward_name = "MmBackward0"
-    differentiable = False  # only made after differentiation
-
-    def infer(self, inputs: Sequence[Any], *, transpose_a: bool, transpose_b: bool) -> Any:
-        a, b = inputs
-        a_shape = tuple(a.shape)[::-1] if transpose_a else tuple(a.shape)
-        b_shape = tuple(b.shape)[::-1] if transpose_b else tuple(b.shape)
-        return matmul_shape(a_shape, b_shape), a.dtype
-
-    def compute(self, arrays: Sequence[np.ndarray], *, transpose_a: bool,
-                transpose_b: bool) -> np.ndarray:
-        a, b = arrays
-        return np.matmul(a.T if transpose_a else a, b.T if transpose_b else b)
-
-    def flops(self, input_shapes: Sequence[Shape], output_shape: Shape, *, transpose_a: bool,
-              transpose_b: bool) -> Any:
-        """A multiply and an add per output element and step of the inner dimension."""
-        a = input_shapes[0]
-        return 2 * numel(output_shape) * (a[0] if transpose_a else a[1])
-
-
-gemm = Gemm()
 
 
 def _transposed_source(ctx: RewriteContext, value: Value) -> Value | None:
@@ -85,36 +53,6 @@ def transpose_of_gemm(node: Node, ctx: RewriteContext) -> Value | None:
     attrs = {"transpose_a": not inner.attrs.get("transpose_b", False),
              "transpose_b": not inner.attrs.get("transpose_a", False)}
     return ctx.emit(gemm, [b, a], attrs, name=node.output.name, origin=node.origin)
-
-
-class GemmAccumulate(Op):
-    """out = c + op(A) @ op(B) for 2-D operands: a matrix product added onto a matrix."""
-
-    name = "gemm_accumulate"
-    backward_name = ""
-    differentiable = False
-
-    def infer(self, inputs: Sequence[Any], *, transpose_a: bool, transpose_b: bool) -> Any:
-        c, a, b = inputs
-        shape, dtype = gemm.infer([a, b], transpose_a=transpose_a, transpose_b=transpose_b)
-        if tuple(shape) != tuple(c.shape):
-            raise ValueError(f"gemm_accumulate: product {shape} does not match {tuple(c.shape)}")
-        return tuple(c.shape), c.dtype
-
-    def compute(self, arrays: Sequence[np.ndarray], *, transpose_a: bool,
-                transpose_b: bool) -> np.ndarray:
-        c, a, b = arrays
-        return c + gemm.compute([a, b], transpose_a=transpose_a, transpose_b=transpose_b)
-
-    def flops(self, input_shapes: Sequence[Shape], output_shape: Shape, *, transpose_a: bool,
-              transpose_b: bool) -> Any:
-        """The product's, and one add per element of c."""
-        product = gemm.flops(input_shapes[1:], output_shape, transpose_a=transpose_a,
-                             transpose_b=transpose_b)
-        return product + numel(output_shape)
-
-
-gemm_accumulate = GemmAccumulate()
 
 
 @rewrite("layout")
