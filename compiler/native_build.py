@@ -15,7 +15,7 @@ import sympy
 from llvmlite import ir
 
 from compiler import artifact_cache
-from compiler.ir import Graph, Value
+from compiler.ir import BATCH, Graph, Value
 from compiler.lowering.gemm import gemm_config
 from compiler.lowering.target import (
     JitLibrary,
@@ -25,7 +25,6 @@ from compiler.lowering.target import (
     jit_compile,
     load_object,
 )
-from compiler.tracing import BATCH
 from runtime.native import BufferSpec, NativeFunction
 
 

@@ -21,7 +21,8 @@ import sympy
 from llvmlite import ir
 
 from compiler.lowering.expressions import FLOAT_FLAGS
-from compiler.lowering.loops import I64, counted_loop, strided_nest
+from compiler.lowering.llvm_types import I64, PTR, VOID
+from compiler.lowering.loops import counted_loop, strided_nest
 
 if TYPE_CHECKING:
     from compiler.lowering.codegen import FunctionLowering
@@ -37,7 +38,6 @@ ROWS_AT_ONCE = 8  # rows of a wide region read together and added as a tree: few
 # LLVM, which vectorises across their rows, and so are rows whose innermost dimension is reduced)
 UNROLL_LIMIT = 64  # wider rows hide their width from LLVM, whose full unroll then spills
 
-PTR = ir.PointerType()
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def emit_cascade(low: FunctionLowering, plan: CascadePlan, shape: Sequence[Any],
     strided_nest(b, [low.size(s) for s in shape[:dim]],
                  [[low.size(s) for s in source_strides[:dim]],
                   [low.size(s) for s in out_strides[:dim]]], [ir.Constant(I64, 0)] * 2, outer)
-    b.call(_declare(low, "llvm.stackrestore.p0", ir.VoidType(), [PTR]), [saved])
+    b.call(_declare(low, "llvm.stackrestore.p0", VOID, [PTR]), [saved])
 
 
 def _fill(b: ir.IRBuilder, element: Callable[[ir.Value], ir.Value], span: ir.Value,

@@ -22,25 +22,14 @@ import sympy
 from llvmlite import ir
 
 from compiler.errors import CompileError
-from compiler.ir import Graph, Node, Value
+from compiler.ir import BATCH, Graph, Node, Value
 from compiler.lowering import kernels
-from compiler.lowering.gemm import GemmConfig, gemm_config, workspace_elements
+from compiler.lowering.gemm import GEMM_TYPE, GemmConfig, gemm_config, workspace_elements
+from compiler.lowering.llvm_types import I8, I64, PTR, VOID, llvm_type
 from compiler.lowering.memory import ArenaPlan, Offset, plan_arena
 from compiler.lowering.threads import emit_threaded_gemm
-from compiler.tracing import BATCH
 
-I8 = ir.IntType(8)
-I64 = ir.IntType(64)
-PTR = ir.PointerType()
 BLOCK_HEADER = 3  # N, arena, workspace
-GEMM_TYPE = ir.FunctionType(ir.VoidType(), [I64, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, I64,
-                                            ir.IntType(32), PTR])
-
-
-def llvm_type(dtype: Any) -> ir.Type:
-    return {"float32": ir.FloatType(), "float64": ir.DoubleType(), "int64": I64,
-            "int32": ir.IntType(32), "bool": I8, "uint8": I8, "int8": I8,
-            "int16": ir.IntType(16)}[dtype.name]
 
 
 @dataclass
@@ -65,7 +54,7 @@ class FunctionLowering:
                  define_gemm: bool = False, avx512: bool | None = None) -> None:
         self.module = module
         self.graph = graph
-        self.function = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR]), name=symbol)
+        self.function = ir.Function(module, ir.FunctionType(VOID, [PTR]), name=symbol)
         self.function.args[0].name = "block"
         self.function.args[0].add_attribute("noalias")
         self.builder = ir.IRBuilder(self.function.append_basic_block("entry"))

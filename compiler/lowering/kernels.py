@@ -20,8 +20,8 @@ from compiler.errors import CompileError
 from compiler.ir import Node, Value
 from compiler.lowering.cascade_sum import emit_cascade, plan_cascade
 from compiler.lowering.expressions import FLOAT_FLAGS, ExpressionEmitter, lowerable
+from compiler.lowering.llvm_types import DOUBLE, FLOAT, I1, I8, I32, I64, llvm_type
 from compiler.lowering.loops import (
-    I64,
     contiguous_strides,
     counted_loop,
     merge_dimensions,
@@ -56,14 +56,12 @@ def rule_for(node: Node) -> Rule | None:
 # ----- loading and storing with conversion --------------------------------------------------------
 
 def _float_type(dtype: Any) -> ir.Type:
-    return ir.DoubleType() if dtype.name == "float64" else ir.FloatType()
+    return DOUBLE if dtype.name == "float64" else FLOAT
 
 
 def convert(builder: ir.IRBuilder, value: ir.Value, source: Any, target_type: ir.Type,
             target: Any | None = None) -> ir.Value:
     """Convert an element of dtype `source` to LLVM type `target_type` (dtype `target`)."""
-    from compiler.lowering.codegen import llvm_type
-
     src_type = llvm_type(source)
     if src_type == target_type:
         return value
@@ -89,16 +87,12 @@ def convert(builder: ir.IRBuilder, value: ir.Value, source: Any, target_type: ir
 
 
 def load(low: FunctionLowering, value: Value, offset: ir.Value, as_type: ir.Type) -> ir.Value:
-    from compiler.lowering.codegen import llvm_type
-
     raw = low.builder.load(low.element_pointer(value, offset), typ=llvm_type(value.dtype))
     return convert(low.builder, raw, value.dtype, as_type)
 
 
 def store(low: FunctionLowering, value: Value, offset: ir.Value, element: ir.Value,
           from_dtype: Any) -> None:
-    from compiler.lowering.codegen import llvm_type
-
     converted = convert(low.builder, element, from_dtype, llvm_type(value.dtype), value.dtype)
     low.builder.store(converted, low.element_pointer(value, offset))
 
@@ -167,7 +161,7 @@ def elementwise(low: FunctionLowering, node: Node) -> None:
         env = {symbol: load(low, value, offset, float_type)
                for (symbol, value), offset in zip(loaded, offsets[1:])}
         result = emitter.emit(expr, env)
-        if result.type == ir.IntType(1):
+        if result.type == I1:
             if out.dtype.name == "bool":
                 store_bool(low, out, offsets[0], result)
                 return
@@ -178,7 +172,7 @@ def elementwise(low: FunctionLowering, node: Node) -> None:
 
 
 def store_bool(low: FunctionLowering, out: Value, offset: ir.Value, bit: ir.Value) -> None:
-    low.builder.store(low.builder.zext(bit, ir.IntType(8)), low.element_pointer(out, offset))
+    low.builder.store(low.builder.zext(bit, I8), low.element_pointer(out, offset))
 
 
 def _widest_float(values: Sequence[Value]) -> Any:
@@ -197,8 +191,6 @@ def _widest_float(values: Sequence[Value]) -> Any:
 def copy(low: FunctionLowering, source: Value, out: Value, source_strides: Sequence[Any],
          base: Any = 0) -> None:
     """out[i] = source[base + i . source_strides], converting dtypes when they differ."""
-    from compiler.lowering.codegen import llvm_type
-
     element = llvm_type(source.dtype)
 
     def body(offsets: list[ir.Value]) -> None:
@@ -234,8 +226,6 @@ def cat(low: FunctionLowering, node: Node) -> None:
     start: Any = 0
     for source in node.inputs:
         def body(offsets: list[ir.Value], source: Value = source) -> None:
-            from compiler.lowering.codegen import llvm_type
-
             value = low.builder.load(low.element_pointer(source, offsets[1]),
                                      typ=llvm_type(source.dtype))
             store(low, out, offsets[0], value, source.dtype)
@@ -657,7 +647,7 @@ def _product(low: FunctionLowering, node: Node, a: Value, b_value: Value,
             low.element_pointer(a, offsets[1]), low.size(a_rs), low.size(a_cs),
             low.element_pointer(b_value, offsets[2]), low.size(b_rs), low.size(b_cs),
             low.element_pointer(out, offsets[0]), low.size(n),
-            ir.Constant(ir.IntType(32), int(accumulate)), low.workspace])
+            ir.Constant(I32, int(accumulate)), low.workspace])
 
     if batch:
         nest(low, batch, [out_batch, a_batch, b_batch], product, bases=[0, 0, 0])

@@ -15,7 +15,7 @@ from typing import Any
 import sympy
 from llvmlite import ir
 
-I64 = ir.IntType(64)
+from compiler.lowering.llvm_types import I64
 
 
 def counted_loop(builder: ir.IRBuilder, count: ir.Value, body: Callable[[ir.Value], None],

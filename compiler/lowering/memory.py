@@ -12,13 +12,9 @@ lifetime.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import sympy
 
 from compiler.errors import CompileError
-from compiler.ir import Graph, Value
-from compiler.tracing import BATCH
+from compiler.ir import Graph, Value, value_bytes
 
 ALIGN = 64
 
@@ -46,18 +42,6 @@ class ArenaPlan:
 
     def storage_of(self, value: Value) -> Value:
         return self.aliases.get(value, value)
-
-
-def value_bytes(value: Value) -> tuple[int, int]:
-    """(per_example, fixed) bytes of a value: numel * itemsize as c * N + d."""
-    numel: Any = 1
-    for s in value.shape:
-        numel = numel * s
-    total = sympy.Poly(sympy.sympify(numel) * value.dtype.itemsize, BATCH)
-    if total.degree() > 1:
-        raise ValueError(f"%{value.name} has size {numel}, not linear in the batch size")
-    coeffs = dict(zip(total.monoms(), total.coeffs()))
-    return int(coeffs.get((1,), 0)), int(coeffs.get((0,), 0))
 
 
 def _first_fit(intervals: list[tuple[int, int, int, Value]]) -> tuple[dict[Value, int], int]:

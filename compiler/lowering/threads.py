@@ -25,14 +25,10 @@ from __future__ import annotations
 from llvmlite import ir
 
 from compiler.lowering.gemm import GemmConfig, emit_gemm
+from compiler.lowering.llvm_types import I8, I32, I64, PTR, VOID, element_type
 from compiler.lowering.narrow_products import NARROW_COLUMNS, emit_narrow_product
 from compiler.lowering.small_products import SMALL_ROWS, emit_small_m_product
 
-I8 = ir.IntType(8)
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
-PTR = ir.PointerType()
-VOID = ir.VoidType()
 TASK_TYPE = ir.FunctionType(VOID, [PTR, I64])
 TASK_POINTER = TASK_TYPE.as_pointer()  # typed, so llvmlite knows the type of calls through it
 RUN_SYMBOL = "symgrad_parallel_run"
@@ -293,7 +289,7 @@ def emit_threaded_gemm(module: ir.Module, config: GemmConfig) -> ir.Function:
     small_product = emit_small_m_product(module, config)
     narrow_product = emit_narrow_product(module, config)
     run = emit_thread_team(module)
-    element = ir.FloatType() if config.dtype == "float32" else ir.DoubleType()
+    element = element_type(config.dtype)
     # the context is an array of 64-bit words: the GEMM's 13 arguments, then the next chunk to
     # take (an atomic counter), the number of chunks, the chunk width, and whether C's rows are
     # few (unpacked loops)
