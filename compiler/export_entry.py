@@ -20,7 +20,8 @@ from llvmlite import ir
 
 from compiler import export_weights as file_format
 from compiler.export_weights import Weights
-from compiler.lowering.codegen import BLOCK_HEADER, NativeSignature
+from compiler.lowering.codegen import NativeSignature
+from compiler.lowering.context import BLOCK_HEADER
 from compiler.lowering.llvm_types import I1, I8, I32, I64, PTR, VOID
 from compiler.lowering.loops import counted_loop
 

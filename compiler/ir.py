@@ -28,6 +28,7 @@ import numpy as np
 import sympy
 
 from runtime._dtype import dtype as DType
+from runtime._dtype import from_numpy_dtype
 
 BATCH = sympy.Symbol("N", integer=True, positive=True)  # the batch size, where it stays symbolic
 
@@ -131,8 +132,6 @@ class Graph:
 
     def add_constant(self, array: np.ndarray, name: str = "const",
                      wrapped_number: bool = False) -> Value:
-        from runtime._dtype import from_numpy_dtype
-
         value = Value(self.unique_name(name), tuple(array.shape), from_numpy_dtype(array.dtype),
                       "const", wrapped_number=wrapped_number)
         self.constants[value] = array

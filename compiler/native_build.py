@@ -63,8 +63,9 @@ def _kernel_parts_ir(dtype: str) -> dict[str, tuple[ir.Module, list[str]]]:
     what the others define)."""
     from compiler.lowering.gemm import emit_gemm
     from compiler.lowering.narrow_products import emit_narrow_product
+    from compiler.lowering.products import emit_threaded_gemm
     from compiler.lowering.small_products import emit_small_m_product
-    from compiler.lowering.threads import RUN_SYMBOL, emit_thread_team, emit_threaded_gemm
+    from compiler.lowering.threads import RUN_SYMBOL, emit_thread_team
 
     team = ir.Module(name="symgrad_kernels_team")
     emit_thread_team(team)

@@ -22,22 +22,16 @@ C[i * ldc + j]. With accumulate = 0 C is overwritten (K = 0 gives zeros), else a
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import math
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from llvmlite import ir
 
 from compiler.lowering.llvm_types import I32, I64, PTR, VOID, element_type
-
-from .target import JitLibrary, host_has_feature, jit_compile
-from .vector_math import fma
+from compiler.lowering.loops import counted_range
+from compiler.lowering.target import host_has_feature
+from compiler.lowering.vector_math import fma
 
 _PANEL_ALIGNMENT = 64  # bytes: packed panels start on a cache line
 
@@ -129,32 +123,6 @@ def _round_up(a: int, b: int) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # IR emission
-
-
-@contextmanager
-def _counted_loop(
-    builder: ir.IRBuilder,
-    start: ir.Value,
-    stop: ir.Value,
-    step: int | ir.Value = 1,
-    name: str = "i",
-) -> Iterator[ir.Value]:
-    """`for index in range(start, stop, step)` (step > 0); yields the index inside the body."""
-    step_value = I64(step) if isinstance(step, int) else step
-    preheader = builder.block
-    header = builder.append_basic_block(f"{name}.header")
-    body = builder.append_basic_block(f"{name}.body")
-    exit_block = builder.append_basic_block(f"{name}.exit")
-    builder.branch(header)
-    builder.position_at_end(header)
-    index = builder.phi(I64, name=name)
-    index.add_incoming(start, preheader)
-    builder.cbranch(builder.icmp_signed("<", index, stop), body, exit_block)
-    builder.position_at_end(body)
-    yield index
-    index.add_incoming(builder.add(index, step_value), builder.block)
-    builder.branch(header)
-    builder.position_at_end(exit_block)
 
 
 def _minimum(builder: ir.IRBuilder, a: ir.Value, b: ir.Value) -> ir.Value:
@@ -260,7 +228,7 @@ class _GemmEmitter:
         rows_contiguous = builder.and_(full, builder.icmp_signed("==", lane_stride, I64(1)))
         with builder.if_then(rows_contiguous):
             row_type = ir.VectorType(self.element, width)
-            with _counted_loop(builder, I64(0), depth, name="k") as k:
+            with counted_range(builder, I64(0), depth, name="k") as k:
                 row = builder.load(
                     self._at(builder, source, builder.mul(k, k_stride)),
                     typ=row_type,
@@ -275,7 +243,7 @@ class _GemmEmitter:
         with builder.if_then(k_contiguous):
             block = self.config.lanes
             transposed_depth = builder.and_(depth, I64(-block))
-            with _counted_loop(builder, I64(0), transposed_depth, block, name="k0") as k0:
+            with counted_range(builder, I64(0), transposed_depth, block, name="k0") as k0:
                 self._pack_transposed_block(
                     builder, k0, source, lane_stride, packed, width, panel_alignment
                 )
@@ -295,8 +263,8 @@ class _GemmEmitter:
         self._pack_strided(
             builder, I64(0), depth, count, width, source, k_stride, lane_stride, packed
         )
-        with _counted_loop(builder, I64(0), depth, name="kz") as k:
-            with _counted_loop(builder, count, I64(width), name="lz") as lane:
+        with counted_range(builder, I64(0), depth, name="kz") as k:
+            with counted_range(builder, count, I64(width), name="lz") as lane:
                 slot = builder.add(builder.mul(k, I64(width)), lane)
                 builder.store(ir.Constant(self.element, 0.0), self._at(builder, packed, slot))
         builder.ret_void()
@@ -352,8 +320,8 @@ class _GemmEmitter:
         packed: ir.Value,
     ) -> None:
         """Scalar copy of rows k_start <= k < k_stop, lanes 0 <= l < count."""
-        with _counted_loop(builder, k_start, k_stop, name="ks") as k:
-            with _counted_loop(builder, I64(0), count, name="ls") as lane:
+        with counted_range(builder, k_start, k_stop, name="ks") as k:
+            with counted_range(builder, I64(0), count, name="ls") as lane:
                 offset = builder.add(builder.mul(k, k_stride), builder.mul(lane, lane_stride))
                 value = builder.load(self._at(builder, source, offset), typ=self.element)
                 slot = builder.add(builder.mul(k, I64(width)), lane)
@@ -471,8 +439,8 @@ class _GemmEmitter:
     ) -> None:
         """C[:rows, :columns] (+)= the spilled tile, element by element."""
         width = I64(self.config.tile_columns)
-        with _counted_loop(builder, I64(0), rows, name="r") as r:
-            with _counted_loop(builder, I64(0), columns, name="j") as j:
+        with counted_range(builder, I64(0), rows, name="r") as r:
+            with counted_range(builder, I64(0), columns, name="j") as j:
                 spilled = self._at(builder, scratch, builder.add(builder.mul(r, width), j))
                 value = builder.load(spilled, typ=self.element)
                 target = self._at(builder, c_tile, builder.add(builder.mul(r, ldc), j))
@@ -624,8 +592,8 @@ class _GemmEmitter:
             builder.ret_void()
         with builder.if_then(builder.icmp_signed("<=", depth_total, I64(0))):
             with builder.if_then(builder.icmp_signed("==", accumulate, I32(0))):
-                with _counted_loop(builder, m_begin, m_end, name="zi") as i:
-                    with _counted_loop(builder, n_begin, n_end, name="zj") as j:
+                with counted_range(builder, m_begin, m_end, name="zi") as i:
+                    with counted_range(builder, n_begin, n_end, name="zj") as j:
                         target = self._at(builder, c, builder.add(builder.mul(i, ldc), j))
                         builder.store(ir.Constant(self.element, 0.0), target)
             builder.ret_void()
@@ -641,17 +609,17 @@ class _GemmEmitter:
         direct_a = builder.or_(builder.icmp_signed("==", a_rs, I64(1)),
                                builder.icmp_signed("==", a_cs, I64(1)))
 
-        with _counted_loop(builder, n_begin, n_end, config.column_block, name="jc") as jc:
+        with counted_range(builder, n_begin, n_end, config.column_block, name="jc") as jc:
             nc = _minimum(builder, I64(config.column_block), builder.sub(n_end, jc))
-            with _counted_loop(builder, I64(0), depth_total, depth_block, name="pc") as pc:
+            with counted_range(builder, I64(0), depth_total, depth_block, name="pc") as pc:
                 kc = _minimum(builder, depth_block, builder.sub(depth_total, pc))
                 later_block = builder.icmp_signed(">", pc, I64(0))
                 adding = builder.or_(builder.icmp_signed("!=", accumulate, I32(0)), later_block)
                 tile_accumulate = builder.zext(adding, I32)
-                with _counted_loop(builder, m_begin, m_end, config.row_block, name="ic") as ic:
+                with counted_range(builder, m_begin, m_end, config.row_block, name="ic") as ic:
                     mc = _minimum(builder, I64(config.row_block), builder.sub(m_end, ic))
                     with builder.if_then(builder.not_(direct_a)):
-                        with _counted_loop(builder, I64(0), mc, mr, name="ir_pack") as ir_:
+                        with counted_range(builder, I64(0), mc, mr, name="ir_pack") as ir_:
                             source = builder.add(
                                 builder.mul(builder.add(ic, ir_), a_rs), builder.mul(pc, a_cs)
                             )
@@ -666,7 +634,7 @@ class _GemmEmitter:
                                     self._at(builder, a_packed, builder.mul(ir_, kc)),
                                 ],
                             )
-                    with _counted_loop(builder, I64(0), nc, nr, name="jr") as jr:
+                    with counted_range(builder, I64(0), nc, nr, name="jr") as jr:
                         b_panel = self._at(builder, b_packed, builder.mul(jr, kc))
                         panel_columns = _minimum(builder, I64(nr), builder.sub(nc, jr))
                         # B micro-panels are packed during the first row block, just before use
@@ -685,7 +653,7 @@ class _GemmEmitter:
                                     b_panel,
                                 ],
                             )
-                        with _counted_loop(builder, I64(0), mc, mr, name="ir") as ir_:
+                        with counted_range(builder, I64(0), mc, mr, name="ir") as ir_:
                             row = builder.add(ic, ir_)
                             c_offset = builder.add(builder.mul(row, ldc), builder.add(jc, jr))
                             tile_rows = _minimum(builder, I64(mr), builder.sub(mc, ir_))
@@ -737,153 +705,3 @@ def emit_gemm(module: ir.Module, config: GemmConfig | None = None) -> ir.Functio
                              emitter.emit_tile(strided_a=True))
     emitter.emit_workspace()
     return emitter.emit_product(part)
-
-
-# ---------------------------------------------------------------------------------------------
-# calling it from Python (tests, benchmarks)
-
-def _ctypes_signature(function_type: ir.FunctionType) -> type:
-    """The ctypes prototype of a native function of this module's signatures."""
-    def ctype(kind: ir.Type) -> Any:
-        if isinstance(kind, ir.PointerType):
-            return ctypes.c_void_p
-        return {32: ctypes.c_int32, 64: ctypes.c_int64}[kind.width]
-
-    restype = None if isinstance(function_type.return_type, ir.VoidType) else \
-        ctype(function_type.return_type)
-    return ctypes.CFUNCTYPE(restype, *[ctype(kind) for kind in function_type.args])
-
-
-_PRODUCT_SIGNATURE = _ctypes_signature(GEMM_TYPE)
-_PART_SIGNATURE = _ctypes_signature(PART_TYPE)
-_WORKSPACE_SIGNATURE = _ctypes_signature(WORKSPACE_TYPE)
-
-
-def _address(array: np.ndarray) -> int:
-    return array.__array_interface__["data"][0]
-
-
-def _element_strides(array: np.ndarray, role: str) -> tuple[int, int]:
-    itemsize = array.itemsize
-    if any(stride % itemsize for stride in array.strides):
-        raise ValueError(
-            f"gemm: {role} has strides {array.strides} that are not a whole number "
-            f"of {itemsize}-byte elements; pass a copy"
-        )
-    return array.strides[0] // itemsize, array.strides[1] // itemsize
-
-
-class BoundGemm:
-    """One product with every argument (pointers, strides, workspace) computed in advance."""
-
-    __slots__ = ("_function", "_arguments", "_arrays")
-
-    def __init__(self, function: Callable[..., None], arguments: tuple, arrays: tuple) -> None:
-        self._function = function
-        self._arguments = arguments
-        self._arrays = arrays  # keeps the buffers behind the pointers alive
-
-    def __call__(self) -> None:
-        self._function(*self._arguments)
-
-
-class CompiledGemm:
-    """The GEMM for one dtype, JIT-compiled for the host, callable on numpy arrays."""
-
-    def __init__(self, config: GemmConfig, library: JitLibrary) -> None:
-        self.config = config
-        self.library = library
-        self.dtype = np.dtype(config.dtype)
-        self.product = _PRODUCT_SIGNATURE(library[config.symbol()])
-        self.part = _PART_SIGNATURE(library[config.symbol("_part")])
-        self._workspace = _WORKSPACE_SIGNATURE(library[config.symbol("_workspace")])
-
-    def workspace_elements(self, m: int, n: int, k: int) -> int:
-        """Workspace the native kernel needs for an m x n result of depth k, in elements."""
-        return int(self._workspace(m, n, k))
-
-    def bind(
-        self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
-    ) -> tuple[BoundGemm, np.ndarray]:
-        """Check the operands once and return (a callable computing out (+)= a @ b, out)."""
-        for role, operand in (("a", a), ("b", b)):
-            if not isinstance(operand, np.ndarray) or operand.ndim != 2:
-                raise ValueError(
-                    f"gemm: {role} must be a 2-d numpy array, got "
-                    f"{getattr(operand, 'shape', type(operand).__name__)}"
-                )
-            if operand.dtype != self.dtype:
-                raise TypeError(f"gemm: {role} is {operand.dtype}, this kernel is {self.dtype}")
-        (m, k), (k_b, n) = a.shape, b.shape
-        if k != k_b:
-            raise ValueError(f"gemm: cannot multiply {a.shape} by {b.shape}: inner sizes differ")
-        if out is None:
-            if accumulate:
-                raise ValueError("gemm: accumulate=True needs `out` to add to")
-            out = np.empty((m, n), self.dtype)
-        elif out.shape != (m, n) or out.dtype != self.dtype:
-            raise ValueError(
-                f"gemm: out must be {self.dtype} of shape {(m, n)}, got {out.dtype} "
-                f"of shape {out.shape}"
-            )
-        if m > 0 and n > 1 and out.strides[1] != out.itemsize:
-            raise ValueError("gemm: out's rows must be contiguous (out.strides[1] == itemsize)")
-        if not out.flags.writeable:
-            raise ValueError("gemm: out is read-only")
-        if np.may_share_memory(out, a) or np.may_share_memory(out, b):
-            raise ValueError("gemm: out overlaps an operand; pass a separate output array")
-        a_rs, a_cs = _element_strides(a, "a")
-        b_rs, b_cs = _element_strides(b, "b")
-        ldc = _element_strides(out, "out")[0]
-        workspace = np.empty(self.workspace_elements(m, n, k), self.dtype)
-        arguments = (
-            m,
-            n,
-            k,
-            _address(a),
-            a_rs,
-            a_cs,
-            _address(b),
-            b_rs,
-            b_cs,
-            _address(out),
-            ldc,
-            int(accumulate),
-            _address(workspace),
-        )
-        return BoundGemm(self.product, arguments, (a, b, out, workspace)), out
-
-    def __call__(
-        self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
-    ) -> np.ndarray:
-        run, out = self.bind(a, b, out, accumulate)
-        run()
-        return out
-
-
-_compile_lock = threading.Lock()
-
-
-@functools.cache
-def _compiled(config: GemmConfig) -> CompiledGemm:
-    module = ir.Module(name=config.symbol())
-    emit_gemm(module, config)
-    symbols = [config.symbol(), config.symbol("_part"), config.symbol("_workspace")]
-    return CompiledGemm(config, jit_compile(module, symbols))
-
-
-def compiled_gemm(
-    dtype: str | np.dtype | type = "float32", config: GemmConfig | None = None
-) -> CompiledGemm:
-    """The GEMM for `dtype` (or exactly `config`), compiled once per process and loaded from
-    the object cache when an earlier process compiled it."""
-    with _compile_lock:
-        return _compiled(config or gemm_config(dtype))
-
-
-def gemm(
-    a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
-) -> np.ndarray:
-    """out = a @ b (or out += a @ b) by the native kernel, for 2-d float32/float64 arrays with
-    any strides; `out` must have contiguous rows."""
-    return compiled_gemm(a.dtype)(a, b, out, accumulate)

@@ -30,7 +30,7 @@ def llvm_type(dtype: Any) -> ir.Type:
     return _ELEMENT_TYPES[dtype.name]
 
 
-def float_type(dtype: Any) -> ir.Type:
+def float_type_of(dtype: Any) -> ir.Type:
     """The float type that arithmetic on `dtype` uses: double for float64, else float."""
     return DOUBLE if dtype.name == "float64" else FLOAT
 
