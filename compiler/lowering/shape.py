@@ -1,6 +1,6 @@
-"""Lowering of the shape ops (runtime/ops/shape.py) and of the batch size as a value: every one a
-copy, a strided nest that moves elements (reshape costs nothing where it aliases its input; see
-`memory.py`).
+"""Lowering of the shape ops (runtime/ops/shape.py): each is a copy, a strided nest that moves
+elements (a reshape costs nothing where it aliases its input; see `memory.py`). Also `size`, the
+batch size as a 0-d value.
 """
 
 from __future__ import annotations

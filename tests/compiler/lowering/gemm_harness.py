@@ -41,7 +41,7 @@ def _ctypes_signature(function_type: ir.FunctionType) -> type:
     return ctypes.CFUNCTYPE(restype, *[ctype(kind) for kind in function_type.args])
 
 
-_PRODUCT_SIGNATURE = _ctypes_signature(GEMM_TYPE)
+GEMM_PROTOTYPE = _ctypes_signature(GEMM_TYPE)  # of symgrad_gemm_<tag> and every entry like it
 _PART_SIGNATURE = _ctypes_signature(PART_TYPE)
 _WORKSPACE_SIGNATURE = _ctypes_signature(WORKSPACE_TYPE)
 
@@ -81,7 +81,7 @@ class CompiledGemm:
         self.config = config
         self.library = library
         self.dtype = np.dtype(config.dtype)
-        self.product = _PRODUCT_SIGNATURE(library[config.symbol()])
+        self.product = GEMM_PROTOTYPE(library[config.symbol()])
         self.part = _PART_SIGNATURE(library[config.symbol("_part")])
         self._workspace = _WORKSPACE_SIGNATURE(library[config.symbol("_workspace")])
 

@@ -3,6 +3,7 @@ a weight update folded into an accumulating GEMM."""
 
 from __future__ import annotations
 
+import pytest
 from passes_testing import assert_same_results, op_names, rewrite_alone, traced
 
 import runtime
@@ -112,3 +113,31 @@ def test_a_chain_of_fifteen_elementwise_ops_after_a_matmul_simplifies() -> None:
     joint = grad(simplify(graph), wrt=["x"], seed_input=True)
     simplified = simplify(joint)
     assert_same_results(joint, simplified, [(4, 3), (4, 5)], rtol=1e-10)
+
+
+def test_a_train_step_of_fifteen_elementwise_ops_after_a_linear_compiles() -> None:
+    """The same chain after nn.Linear, compiled into one SGD train step (whose weight update
+    fold_update_into_gemm makes one GEMM), steps as the eager loop does."""
+    import compiler
+    from runtime import nn
+
+    class Squash(nn.Module):
+        def forward(self, x):
+            return runtime.tanh(x) * 0.9 + 0.01
+
+    runtime.manual_seed(0)
+    compiled, eager = (nn.Sequential(nn.Linear(8, 4), *[Squash() for _ in range(15)])
+                       for _ in range(2))
+    eager.load_state_dict(compiled.state_dict())
+    x, y = runtime.randn(6, 8), runtime.randn(6, 4)
+    step = compiler.compile_train_step(compiled, nn.MSELoss(),
+                                       runtime.optim.SGD(compiled.parameters(), lr=0.5),
+                                       example_inputs=(x, y))
+    optimizer = runtime.optim.SGD(eager.parameters(), lr=0.5)
+    for _ in range(2):
+        loss = step(x, y)
+        optimizer.zero_grad()
+        expected = nn.MSELoss()(eager(x), y)
+        expected.backward()
+        optimizer.step()
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
