@@ -22,6 +22,7 @@ from compiler.lowering.memory import ArenaPlan, plan_arena
 from compiler.lowering.products import emit_threaded_gemm
 
 BLOCK_HEADER = 3  # block[0] = N, block[1] = arena, block[2] = GEMM workspace
+FUNCTION_TYPE = ir.FunctionType(VOID, [PTR])  # of every lowered graph: void name(i64 *block)
 
 
 class FunctionLowering:
@@ -31,7 +32,7 @@ class FunctionLowering:
                  define_gemm: bool = False, avx512: bool | None = None) -> None:
         self.module = module
         self.graph = graph
-        self.function = ir.Function(module, ir.FunctionType(VOID, [PTR]), name=symbol)
+        self.function = ir.Function(module, FUNCTION_TYPE, name=symbol)
         self.function.args[0].name = "block"
         self.function.args[0].add_attribute("noalias")
         self.builder = ir.IRBuilder(self.function.append_basic_block("entry"))
