@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from compiler.lowering.gemm import compiled_gemm
 from compiler.lowering.target import host_cpu_name
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "compiler" / "lowering"))
+from gemm_harness import compiled_gemm  # noqa: E402  (the GEMM called on numpy arrays)
 
 # (label, M, K, N, layout): layout says how A and B are stored, "T" meaning transposed in memory
 SHAPES = [

@@ -310,9 +310,7 @@ def gemm_rows(repeats: int) -> list[dict[str, Any]]:
     import gemm
     from threadpoolctl import threadpool_limits
 
-    from compiler.lowering.gemm import compiled_gemm
-
-    kernel, rng, rows = compiled_gemm(np.float32), np.random.default_rng(0), []
+    kernel, rng, rows = gemm.compiled_gemm(np.float32), np.random.default_rng(0), []
     with threadpool_limits(limits=1, user_api="blas"):
         for label, m, k, n, layout in gemm.SHAPES:
             a, b = gemm._operands(m, k, n, layout, np.float32, rng)

@@ -36,11 +36,6 @@ from compiler.tracing import BATCH, GraphBuilder, SymbolicTensor, named_state, s
 from runtime._tensor import Tensor
 from runtime.ops.elementwise import Elementwise
 
-MATRIX_PRODUCTS = frozenset({"matmul", "gemm", "gemm_accumulate"})
-REDUCTIONS = frozenset({"sum", "mean", "amax", "amin", "argmax", "argmin", "sum_to"})
-SOFTMAX_FLOPS_PER_ELEMENT = 5  # max, subtract, exp, sum, divide (or log)
-
-
 # ----- elementwise kernels ------------------------------------------------------------------------
 
 @dataclass
@@ -125,30 +120,13 @@ def collect_kernels(graphs: Sequence[tuple[str, Graph]]) -> list[Kernel]:
 
 # ----- FLOPs --------------------------------------------------------------------------------------
 
-def _numel(shape: Sequence[Any]) -> Any:
-    n: Any = sympy.Integer(1)
-    for s in shape:
-        n = n * s
-    return n
-
-
 def node_flops(node: Node) -> sympy.Expr:
-    """Floating point operations of one node: 2*M*N*K for a matrix product, elements times
-    operations of the formula for an elementwise kernel, one per input element for a reduction,
-    a few per element for softmax; none for moving data (reshape, permute, expand, gather...)."""
-    name = node.op_name
-    if name in MATRIX_PRODUCTS:  # (c +) a @ b: a is the second-to-last operand
-        a = node.inputs[-2]
-        inner = a.shape[-2] if node.attrs.get("transpose_a") else a.shape[-1]
-        accumulate = _numel(node.output.shape) if len(node.inputs) == 3 else 0
-        return 2 * _numel(node.output.shape) * inner + accumulate
-    if isinstance(node.op, Elementwise):
-        return _numel(node.output.shape) * max(1, sympy.count_ops(node.op.expr))
-    if name in REDUCTIONS:
-        return _numel(node.inputs[0].shape)
-    if name in ("softmax", "log_softmax"):
-        return SOFTMAX_FLOPS_PER_ELEMENT * _numel(node.inputs[0].shape)
-    return sympy.Integer(0)
+    """Floating point operations of one node, as its op counts them (`Op.flops`): 2*M*N*K for a
+    matrix product, elements times operations of the formula for an elementwise kernel, one per
+    input element for a reduction; none for moving data (reshape, permute, expand, gather...).
+    An op without a FLOP rule raises NotImplementedError naming it."""
+    count = node.op.flops([v.shape for v in node.inputs], node.output.shape, **node.attrs)
+    return sympy.sympify(count)
 
 
 def flops(nodes: Sequence[Node]) -> sympy.Expr:

@@ -20,13 +20,11 @@ from llvmlite import ir
 
 from compiler import export_weights as file_format
 from compiler.export_weights import Weights
-from compiler.lowering.codegen import BLOCK_HEADER, NativeSignature
+from compiler.lowering.codegen import NativeSignature
+from compiler.lowering.context import BLOCK_HEADER
+from compiler.lowering.llvm_types import I1, I8, I32, I64, PTR, VOID
 from compiler.lowering.loops import counted_loop
 
-I8 = ir.IntType(8)
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
-PTR = ir.PointerType()
 ALIGN = 64  # the arena, the workspace and the loaded weights start on a cache line
 STATE_KINDS = ("param", "buffer")
 
@@ -106,7 +104,7 @@ class _Libc:
 
     def __init__(self, module: ir.Module) -> None:
         self.malloc = self._declare(module, "malloc", PTR, [I64])
-        self.free = self._declare(module, "free", ir.VoidType(), [PTR])
+        self.free = self._declare(module, "free", VOID, [PTR])
         self.fopen = self._declare(module, "fopen", PTR, [PTR, PTR])
         self.fread = self._declare(module, "fread", I64, [PTR, I64, I64, PTR])
         self.fclose = self._declare(module, "fclose", I32, [PTR])
@@ -253,7 +251,7 @@ def _emit_init(module: ir.Module, plan: EntryPlan, libc: _Libc,
 def _header_differs(b: ir.IRBuilder, header: ir.Value,
                     fields: list[tuple[int, ir.IntType, int]]) -> ir.Value:
     """Whether any (offset, type, expected value) field of the header holds another value."""
-    differs = ir.Constant(ir.IntType(1), 0)
+    differs = ir.Constant(I1, 0)
     for offset, type_, expected in fields:
         value = _i64(expected) if type_ == I64 else ir.Constant(type_, expected)
         differs = b.or_(differs, b.icmp_unsigned("!=", _field(b, header, offset, type_), value))

@@ -31,12 +31,10 @@ class ClassIndexCheck:
             raise IndexError(f"Target {array[~valid].flat[0]} is out of bounds.")
 
 
-_INDEX_VIEWS = ("reshape", "expand", "permute", "clone", "to_dtype")
-
-
 def class_index_checks(graph: Graph, n_inputs: int) -> list[ClassIndexCheck]:
     """A check for each of the first `n_inputs` inputs of `graph` that reaches the index of a
-    gather unchanged: through views, integer conversions and the ignore_index substitution
+    gather unchanged: through ops that preserve its elements (views, copies, integer
+    conversions: `Op.preserves_elements`) and the ignore_index substitution
     where(eq(t, ignore_index), 0, t) of `runtime.nn.functional._nll_terms`."""
     checks = []
     for node in graph.nodes:
@@ -45,7 +43,8 @@ def class_index_checks(graph: Graph, n_inputs: int) -> list[ClassIndexCheck]:
             continue
         value, ignored = node.inputs[1], []
         while (producer := value.producer) is not None:
-            if producer.op_name in _INDEX_VIEWS and not producer.inputs[0].dtype.is_floating_point:
+            if producer.op.preserves_elements and \
+                    not producer.inputs[0].dtype.is_floating_point:
                 value = producer.inputs[0]
             elif (ignore_index := _ignore_value(graph, producer)) is not None:
                 ignored.append(ignore_index)

@@ -9,6 +9,8 @@ that says where it came from (`linear_relu_stack.0.weight`, `flatten.out`,
 `grad_linear_relu_stack.0.weight`), a shape whose sizes are ints or sympy expressions of the
 symbolic batch size `N`, and a dtype.
 
+`BATCH` is that symbol, and `value_bytes` a value's size in bytes as a polynomial in it.
+
 Graphs print as readable text (one line per node), `verify()` themselves, and have a stable
 `fingerprint()` for compile caches. Passes build new graphs (`Graph.rebuild`) rather than editing
 nodes in place, so a graph you printed stays what you printed.
@@ -23,8 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import sympy
 
 from runtime._dtype import dtype as DType
+from runtime._dtype import from_numpy_dtype
+
+BATCH = sympy.Symbol("N", integer=True, positive=True)  # the batch size, where it stays symbolic
 
 _ids = itertools.count()
 
@@ -126,8 +132,6 @@ class Graph:
 
     def add_constant(self, array: np.ndarray, name: str = "const",
                      wrapped_number: bool = False) -> Value:
-        from runtime._dtype import from_numpy_dtype
-
         value = Value(self.unique_name(name), tuple(array.shape), from_numpy_dtype(array.dtype),
                       "const", wrapped_number=wrapped_number)
         self.constants[value] = array
@@ -248,3 +252,16 @@ def _constant_text(array: np.ndarray) -> str:
     if array.size <= 4:
         return np.array2string(array, separator=", ")
     return f"<{array.dtype} array {list(array.shape)}>"
+
+
+def value_bytes(value: Value) -> tuple[int, int]:
+    """(per_example, fixed) bytes of a value: numel * itemsize as per_example * N + fixed.
+    Raises ValueError for a size that is not linear in the batch size (an N x N matrix)."""
+    numel: Any = 1
+    for s in value.shape:
+        numel = numel * s
+    total = sympy.Poly(sympy.sympify(numel) * value.dtype.itemsize, BATCH)
+    if total.degree() > 1:
+        raise ValueError(f"%{value.name} has size {numel}, not linear in the batch size")
+    coeffs = dict(zip(total.monoms(), total.coeffs()))
+    return int(coeffs.get((1,), 0)), int(coeffs.get((0,), 0))

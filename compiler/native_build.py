@@ -15,7 +15,7 @@ import sympy
 from llvmlite import ir
 
 from compiler import artifact_cache
-from compiler.ir import Graph, Value
+from compiler.ir import BATCH, Graph, Value
 from compiler.lowering.gemm import gemm_config
 from compiler.lowering.target import (
     JitLibrary,
@@ -25,7 +25,6 @@ from compiler.lowering.target import (
     jit_compile,
     load_object,
 )
-from compiler.tracing import BATCH
 from runtime.native import BufferSpec, NativeFunction
 
 
@@ -64,8 +63,9 @@ def _kernel_parts_ir(dtype: str) -> dict[str, tuple[ir.Module, list[str]]]:
     what the others define)."""
     from compiler.lowering.gemm import emit_gemm
     from compiler.lowering.narrow_products import emit_narrow_product
+    from compiler.lowering.products import emit_threaded_gemm
     from compiler.lowering.small_products import emit_small_m_product
-    from compiler.lowering.threads import RUN_SYMBOL, emit_thread_team, emit_threaded_gemm
+    from compiler.lowering.threads import RUN_SYMBOL, emit_thread_team
 
     team = ir.Module(name="symgrad_kernels_team")
     emit_thread_team(team)

@@ -20,8 +20,6 @@ from compiler.ir import Graph, Node, Value
 from compiler.lowering.memory import value_bytes
 from compiler.passes.cse import eliminate_dead_code
 
-VIEW_OPS = frozenset({"reshape", "stop_gradient"})
-
 
 @dataclass
 class Partition:
@@ -89,7 +87,7 @@ def partition(joint: Graph, n_outputs: int, seed: Value) -> Partition:
         changed = False
         for v in list(saved):
             node = producer.get(v)
-            if node is not None and node.op_name in VIEW_OPS:
+            if node is not None and node.op.aliases_input:
                 source = node.inputs[0]
                 if source.kind in ("input", "param", "buffer") or source in saved:
                     saved.remove(v)

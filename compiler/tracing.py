@@ -22,14 +22,11 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import sympy
 
-from compiler.ir import Graph, Value
+from compiler.ir import BATCH, Graph, Value
 from runtime import _dtype
 from runtime._tensor import Size, Tensor
 from runtime.ops import _op
-
-BATCH = sympy.Symbol("N", integer=True, positive=True)
 
 _PACKAGE_DIRS = tuple(os.path.abspath(list(sys.modules[name].__path__)[0]) + os.sep
                       for name in ("runtime", "compiler"))

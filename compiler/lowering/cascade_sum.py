@@ -7,7 +7,7 @@ next level's partial, and so on, the last level into the output, so a result is 
 BLOCK additions per level, as in PyTorch's cascade sum. The partials are stack arrays of at most
 PARTIAL_BYTES (a wider output region is summed in tiles), released when the sum is done.
 
-This module only plans and emits the loops; `kernels.py` owns the sum rule, and uses a plain
+This module only plans and emits the loops; `reduction.py` owns the sum rule, and uses a plain
 sequential nest where no reduced dimension is long (nothing to gain) or no plan fits.
 """
 
@@ -15,16 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sympy
 from llvmlite import ir
 
+from compiler.lowering.context import FunctionLowering
 from compiler.lowering.expressions import FLOAT_FLAGS
-from compiler.lowering.loops import I64, counted_loop, strided_nest
-
-if TYPE_CHECKING:
-    from compiler.lowering.codegen import FunctionLowering
+from compiler.lowering.llvm_types import I64, PTR, VOID
+from compiler.lowering.loops import counted_loop, strided_nest
 
 BLOCK = 32  # rows added into one partial before it is added to the next level
 LEVELS = 3  # partials: 32**3 rows take ~3 * 32 additions each; beyond that 1 more per 32**3 rows
@@ -37,7 +36,6 @@ ROWS_AT_ONCE = 8  # rows of a wide region read together and added as a tree: few
 # LLVM, which vectorises across their rows, and so are rows whose innermost dimension is reduced)
 UNROLL_LIMIT = 64  # wider rows hide their width from LLVM, whose full unroll then spills
 
-PTR = ir.PointerType()
 
 
 @dataclass(frozen=True)
@@ -194,7 +192,7 @@ def emit_cascade(low: FunctionLowering, plan: CascadePlan, shape: Sequence[Any],
     strided_nest(b, [low.size(s) for s in shape[:dim]],
                  [[low.size(s) for s in source_strides[:dim]],
                   [low.size(s) for s in out_strides[:dim]]], [ir.Constant(I64, 0)] * 2, outer)
-    b.call(_declare(low, "llvm.stackrestore.p0", ir.VoidType(), [PTR]), [saved])
+    b.call(_declare(low, "llvm.stackrestore.p0", VOID, [PTR]), [saved])
 
 
 def _fill(b: ir.IRBuilder, element: Callable[[ir.Value], ir.Value], span: ir.Value,

@@ -8,39 +8,24 @@ rewrites in place (one ctypes call, no per-argument marshalling):
 
 Every external buffer is C-contiguous with the dtype and shape (N substituted) the graph gives it;
 `runtime/native.py` checks that before every call. Intermediates live in the arena at offsets
-planned by `memory.py`. Each node is lowered by the rule registered for its op in `kernels.py`;
-every elementwise op, fused or not, goes through the one sympy expression emitter.
+planned by `memory.py`. Each node is lowered by the rule of its op's family (`rules.py` gathers
+them from elementwise.py, shape.py, indexing.py, reduction.py, softmax.py and matmul.py); every
+elementwise op, fused or not, goes through the one sympy expression emitter.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
-import sympy
 from llvmlite import ir
 
 from compiler.errors import CompileError
 from compiler.ir import Graph, Node, Value
-from compiler.lowering import kernels
-from compiler.lowering.gemm import GemmConfig, gemm_config, workspace_elements
-from compiler.lowering.memory import ArenaPlan, Offset, plan_arena
-from compiler.lowering.threads import emit_threaded_gemm
-from compiler.tracing import BATCH
-
-I8 = ir.IntType(8)
-I64 = ir.IntType(64)
-PTR = ir.PointerType()
-BLOCK_HEADER = 3  # N, arena, workspace
-GEMM_TYPE = ir.FunctionType(ir.VoidType(), [I64, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, I64,
-                                            ir.IntType(32), PTR])
-
-
-def llvm_type(dtype: Any) -> ir.Type:
-    return {"float32": ir.FloatType(), "float64": ir.DoubleType(), "int64": I64,
-            "int32": ir.IntType(32), "bool": I8, "uint8": I8, "int8": I8,
-            "int16": ir.IntType(16)}[dtype.name]
+from compiler.lowering.context import FunctionLowering
+from compiler.lowering.llvm_types import I64
+from compiler.lowering.memory import Offset
+from compiler.lowering.rules import rule_for
+from runtime.ops import OPS
 
 
 @dataclass
@@ -58,173 +43,6 @@ class NativeSignature:
         return self.inputs + self.outputs
 
 
-class FunctionLowering:
-    """State while emitting one function: the builder, buffer pointers, sizes."""
-
-    def __init__(self, module: ir.Module, graph: Graph, symbol: str,
-                 define_gemm: bool = False, avx512: bool | None = None) -> None:
-        self.module = module
-        self.graph = graph
-        self.function = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR]), name=symbol)
-        self.function.args[0].name = "block"
-        self.function.args[0].add_attribute("noalias")
-        self.builder = ir.IRBuilder(self.function.append_basic_block("entry"))
-        self.block = self.function.args[0]
-        self.batch = self._word(0, "N")
-        self.arena = self.builder.inttoptr(self._word(1, "arena.word"), PTR, name="arena")
-        self.workspace = self.builder.inttoptr(self._word(2, "workspace.word"), PTR,
-                                               name="workspace")
-        self.external = list(graph.inputs) + [v for v in graph.outputs]
-        self._pointers: dict[Value, ir.Value] = {}
-        self._sizes: dict[Any, ir.Value] = {}
-        self.plan: ArenaPlan = plan_arena(graph, set(self.external))
-        self.gemm: dict[str, ir.Function] = {}
-        self.define_gemm = define_gemm  # False: declared, linked to the process's one GEMM
-        self.avx512 = avx512  # the GEMM's tiles: None for the host's, False for portable code
-        self.max_workspace = 0
-
-    def _word(self, index: int, name: str) -> ir.Value:
-        address = self.builder.gep(self.block, [ir.Constant(I64, index)], source_etype=I64,
-                                   inbounds=True)
-        return self.builder.load(address, typ=I64, name=name)
-
-    # ----- sizes and pointers ------------------------------------------------------------------
-
-    def size(self, expr: Any) -> ir.Value:
-        """An i64 IR value of a size expression (an int or a polynomial in N)."""
-        if isinstance(expr, (int, np.integer)):
-            return ir.Constant(I64, int(expr))
-        expr = sympy.sympify(expr)
-        if expr.is_Integer:
-            return ir.Constant(I64, int(expr))
-        cached = self._sizes.get(expr)
-        if cached is not None:
-            return cached
-        poly = sympy.Poly(expr, BATCH)
-        with self.builder.goto_entry_block():
-            result = None
-            for (power,), coefficient in zip(poly.monoms(), poly.coeffs()):
-                term = ir.Constant(I64, int(coefficient))
-                for _ in range(power):
-                    term = self.builder.mul(term, self.batch)
-                result = term if result is None else self.builder.add(result, term)
-        value = result if result is not None else ir.Constant(I64, 0)
-        self._sizes[expr] = value
-        return value
-
-    def pointer(self, value: Value) -> ir.Value:
-        """The address of a value's first element."""
-        root = self.plan.storage_of(value)
-        cached = self._pointers.get(root)
-        if cached is not None:
-            return cached
-        with self.builder.goto_entry_block():
-            if root in self.external:
-                word = self._word(BLOCK_HEADER + self.external.index(root), f"{root.name}.word")
-                result = self.builder.inttoptr(word, PTR, name=root.name)
-            elif root.kind == "const":
-                result = self._constant_global(root)
-            else:
-                offset = self.plan.offsets[root]
-                bytes_ = self.builder.add(
-                    self.builder.mul(ir.Constant(I64, offset.per_example), self.batch),
-                    ir.Constant(I64, offset.fixed))
-                result = self.builder.gep(self.arena, [bytes_], source_etype=I8, inbounds=True,
-                                          name=root.name)
-        self._pointers[root] = result
-        return result
-
-    def _constant_global(self, value: Value) -> ir.Value:
-        """A constant array as an internal global initialised with its raw bytes (a byte
-        string keeps the IR text compact for a layer's weights), in the byte order of the
-        module's data layout ('E' big-endian, 'e' little, unset: this machine's)."""
-        layout = str(self.module.data_layout).split("-")
-        order = ">" if "E" in layout else "<" if "e" in layout else "="
-        array = np.asarray(self.graph.constants[value], dtype=value.dtype.numpy)
-        data = bytearray(array.astype(array.dtype.newbyteorder(order)).tobytes()) or bytearray(1)
-        array_type = ir.ArrayType(I8, len(data))
-        glob = ir.GlobalVariable(self.module, array_type,
-                                 name=self.module.get_unique_name(f"const.{value.name}"))
-        glob.global_constant = True
-        glob.linkage = "internal"
-        glob.align = 64
-        glob.initializer = ir.Constant(array_type, data)
-        return glob
-
-    def constant_scalar(self, value: Value) -> float | None:
-        """The number held by a 0-d constant value, else None."""
-        array = self.graph.constants.get(value)
-        if array is not None and array.ndim == 0:
-            return array.item()
-        return None
-
-    def local(self, type_: ir.Type) -> ir.Value:
-        """A stack slot, allocated once in the entry block (never inside a loop)."""
-        with self.builder.goto_entry_block():
-            return self.builder.alloca(type_)
-
-    def element_pointer(self, value: Value, offset: ir.Value) -> ir.Value:
-        return self.builder.gep(self.pointer(value), [offset], source_etype=llvm_type(value.dtype),
-                                inbounds=True)
-
-    def gemm_function(self, dtype: Any) -> ir.Function:
-        """The GEMM for `dtype`: defined in this module (export), or declared (the JIT links it
-        to the copy compiled once per process, so a model's compile does not redo it)."""
-        tag = dtype.name
-        if tag not in self.gemm:
-            config = gemm_config(tag, avx512=self.avx512)
-            symbol = config.symbol("_threaded")
-            existing = self.module.globals.get(symbol)
-            if existing is not None:
-                self.gemm[tag] = existing
-            elif self.define_gemm:
-                self.gemm[tag] = emit_threaded_gemm(self.module, config)
-            else:
-                self.gemm[tag] = ir.Function(self.module, GEMM_TYPE, name=symbol)
-        return self.gemm[tag]
-
-    def note_gemm(self, dtype: Any, m: int, n: int, k: int) -> None:
-        """Record the workspace a GEMM call needs: one per thread of the team, each sized for
-        the largest blocks (so it holds for every batch size)."""
-        config: GemmConfig = gemm_config(dtype.name, avx512=self.avx512)
-        one = workspace_elements(config.row_block, config.column_block, config.depth_block,
-                                 config) * config.element_bytes
-        self.max_workspace = max(self.max_workspace, 2 * one + 64)
-
-    # ----- the function ------------------------------------------------------------------------
-
-    def lower(self, profile_symbol: str | None = None) -> None:
-        """Emit every node; with `profile_symbol`, also a global array of that name holding the
-        cycles (llvm.readcyclecounter) spent in each node, summed over calls."""
-        counters = self._profile_counters(profile_symbol) if profile_symbol else None
-        for index, node in enumerate(self.graph.nodes):
-            if self.plan.storage_of(node.output) is not node.output and node.output not in \
-                    self.external:
-                continue  # an alias: no code, same memory
-            rule = kernels.rule_for(node)
-            if rule is None:
-                raise CompileError(f"the compiler has no native lowering for op "
-                                   f"'{node.op_name}'", node.op_name, node.origin)
-            started = self._cycles() if counters is not None else None
-            rule(self, node)
-            if counters is not None:
-                slot = self.builder.gep(counters, [ir.Constant(I64, 0), ir.Constant(I64, index)])
-                spent = self.builder.sub(self._cycles(), started)
-                self.builder.store(self.builder.add(self.builder.load(slot, typ=I64), spent), slot)
-        self.builder.ret_void()
-
-    def _profile_counters(self, symbol: str) -> ir.GlobalVariable:
-        array = ir.ArrayType(I64, max(len(self.graph.nodes), 1))
-        counters = ir.GlobalVariable(self.module, array, name=symbol)
-        counters.initializer = ir.Constant(array, None)
-        return counters
-
-    def _cycles(self) -> ir.Value:
-        counter = self.module.globals.get("llvm.readcyclecounter") or ir.Function(
-            self.module, ir.FunctionType(I64, []), name="llvm.readcyclecounter")
-        return self.builder.call(counter, [])
-
-
 def lower_graph(graph: Graph, module: ir.Module, symbol: str, define_gemm: bool = False,
                 profile_symbol: str | None = None, avx512: bool | None = None
                 ) -> NativeSignature:
@@ -234,7 +52,7 @@ def lower_graph(graph: Graph, module: ir.Module, symbol: str, define_gemm: bool 
     GEMM's tiles (None: the host's; an export for another CPU passes that CPU's)."""
     graph = with_distinct_outputs(graph)
     lowering = FunctionLowering(module, graph, symbol, define_gemm, avx512)
-    lowering.lower(profile_symbol)
+    _emit_nodes(lowering, profile_symbol)
     return NativeSignature(symbol, list(graph.inputs), list(graph.outputs),
                            lowering.plan.bytes, lowering.max_workspace)
 
@@ -243,8 +61,6 @@ def with_distinct_outputs(graph: Graph) -> Graph:
     """`graph`, where every output has a buffer of its own to be written: an output that is an
     input, a constant, or an earlier output again (x + 0 simplified away; two parameters whose
     gradient is the same value) becomes a copy made by a clone node."""
-    from runtime.ops import OPS
-
     seen: set[Value] = set()
     nodes = list(graph.nodes)
     outputs = []
@@ -266,3 +82,37 @@ def check_lowerable(graph: Graph) -> None:
     """Raise CompileError (naming the op and the model's source line) if any node of `graph`
     cannot be lowered: the lowering is run into a scratch module, with no machine code made."""
     lower_graph(graph, ir.Module(name="check"), "check")
+
+
+def _emit_nodes(low: FunctionLowering, profile_symbol: str | None) -> None:
+    """Emit every node of `low.graph` and return; with `profile_symbol`, also a global array of
+    that name holding the cycles (llvm.readcyclecounter) spent in each node, summed over calls."""
+    counters = _profile_counters(low, profile_symbol) if profile_symbol else None
+    for index, node in enumerate(low.graph.nodes):
+        if low.plan.storage_of(node.output) is not node.output and node.output not in \
+                low.external:
+            continue  # an alias: no code, same memory
+        rule = rule_for(node)
+        if rule is None:
+            raise CompileError(f"the compiler has no native lowering for op "
+                               f"'{node.op_name}'", node.op_name, node.origin)
+        started = _cycles(low) if counters is not None else None
+        rule(low, node)
+        if counters is not None:
+            slot = low.builder.gep(counters, [ir.Constant(I64, 0), ir.Constant(I64, index)])
+            spent = low.builder.sub(_cycles(low), started)
+            low.builder.store(low.builder.add(low.builder.load(slot, typ=I64), spent), slot)
+    low.builder.ret_void()
+
+
+def _profile_counters(low: FunctionLowering, symbol: str) -> ir.GlobalVariable:
+    array = ir.ArrayType(I64, max(len(low.graph.nodes), 1))
+    counters = ir.GlobalVariable(low.module, array, name=symbol)
+    counters.initializer = ir.Constant(array, None)
+    return counters
+
+
+def _cycles(low: FunctionLowering) -> ir.Value:
+    counter = low.module.globals.get("llvm.readcyclecounter") or ir.Function(
+        low.module, ir.FunctionType(I64, []), name="llvm.readcyclecounter")
+    return low.builder.call(counter, [])

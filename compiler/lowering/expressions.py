@@ -18,6 +18,7 @@ import sympy
 from llvmlite import ir
 from sympy.codegen.cfunctions import log1p
 
+from compiler.lowering.llvm_types import I1
 from compiler.lowering.vector_math import (
     declare_intrinsic,
     emit_exp,
@@ -26,7 +27,6 @@ from compiler.lowering.vector_math import (
     intrinsic_suffix,
 )
 
-_BOOL = ir.IntType(1)
 # Fast-math flags that let LLVM vectorise reductions (reassoc) and contract to FMA, but not the
 # full "fast" set: nnan/ninf would let it assume no inf or NaN, which PyTorch propagates, and
 # arcp turns 1/sqrt(x) into an estimate that is NaN at 0 and inf.
@@ -62,12 +62,12 @@ class ExpressionEmitter:
         return self._as_float(value)
 
     def _as_float(self, value: ir.Value) -> ir.Value:
-        if value.type == _BOOL:
+        if value.type == I1:
             return self.builder.uitofp(value, self.type)
         return value
 
     def _as_bool(self, value: ir.Value) -> ir.Value:
-        if value.type == _BOOL:
+        if value.type == I1:
             return value
         return self.builder.fcmp_unordered("!=", value, self.constant(0.0))
 
@@ -75,7 +75,7 @@ class ExpressionEmitter:
         if expr in env:
             return env[expr]
         if expr is sympy.true or expr is sympy.false:
-            return ir.Constant(_BOOL, int(bool(expr)))
+            return ir.Constant(I1, int(bool(expr)))
         if expr.is_Number:
             return self.constant(float(expr))
         constant = _real_constant(expr)
@@ -290,7 +290,7 @@ def _piecewise(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.
 def _if_then_else(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
     """sympy's ITE(c, a, b) (simplification makes it of piecewise conditions): a select."""
     condition, then, otherwise = (e._emit(a, env) for a in expr.args)
-    if then.type == _BOOL and otherwise.type == _BOOL:
+    if then.type == I1 and otherwise.type == I1:
         return e.builder.select(e._as_bool(condition), then, otherwise)
     return e.select(condition, e._as_float(then), e._as_float(otherwise))
 

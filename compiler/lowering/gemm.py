@@ -22,24 +22,30 @@ C[i * ldc + j]. With accumulate = 0 C is overwritten (K = 0 gives zeros), else a
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import math
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from llvmlite import ir
 
-from .target import JitLibrary, host_has_feature, jit_compile
-from .vector_math import fma
+from compiler.lowering.llvm_types import I32, I64, PTR, VOID, element_type
+from compiler.lowering.loops import counted_range
+from compiler.lowering.target import host_has_feature
+from compiler.lowering.vector_math import fma
 
-_I32 = ir.IntType(32)
-_I64 = ir.IntType(64)
-_PTR = ir.PointerType()
 _PANEL_ALIGNMENT = 64  # bytes: packed panels start on a cache line
+
+# The native signatures (see the module docstring), declared once: every caller, emitter and
+# binding of these functions takes its argument list from here.
+GEMM_ARGUMENTS: tuple[tuple[str, ir.Type], ...] = (
+    ("M", I64), ("N", I64), ("K", I64), ("A", PTR), ("a_rs", I64), ("a_cs", I64), ("B", PTR),
+    ("b_rs", I64), ("b_cs", I64), ("C", PTR), ("ldc", I64), ("accumulate", I32),
+    ("workspace", PTR))
+GEMM_TYPE = ir.FunctionType(VOID, [kind for _, kind in GEMM_ARGUMENTS])
+PART_ARGUMENTS: tuple[tuple[str, ir.Type], ...] = (
+    ("m_begin", I64), ("m_end", I64), ("n_begin", I64), ("n_end", I64), *GEMM_ARGUMENTS[2:])
+PART_TYPE = ir.FunctionType(VOID, [kind for _, kind in PART_ARGUMENTS])
+WORKSPACE_TYPE = ir.FunctionType(I64, [I64, I64, I64])  # (M, N, K) -> elements
 _DTYPE_TAGS = {"float32": "f32", "float64": "f64"}
 
 
@@ -119,43 +125,17 @@ def _round_up(a: int, b: int) -> int:
 # IR emission
 
 
-@contextmanager
-def _counted_loop(
-    builder: ir.IRBuilder,
-    start: ir.Value,
-    stop: ir.Value,
-    step: int | ir.Value = 1,
-    name: str = "i",
-) -> Iterator[ir.Value]:
-    """`for index in range(start, stop, step)` (step > 0); yields the index inside the body."""
-    step_value = _I64(step) if isinstance(step, int) else step
-    preheader = builder.block
-    header = builder.append_basic_block(f"{name}.header")
-    body = builder.append_basic_block(f"{name}.body")
-    exit_block = builder.append_basic_block(f"{name}.exit")
-    builder.branch(header)
-    builder.position_at_end(header)
-    index = builder.phi(_I64, name=name)
-    index.add_incoming(start, preheader)
-    builder.cbranch(builder.icmp_signed("<", index, stop), body, exit_block)
-    builder.position_at_end(body)
-    yield index
-    index.add_incoming(builder.add(index, step_value), builder.block)
-    builder.branch(header)
-    builder.position_at_end(exit_block)
-
-
 def _minimum(builder: ir.IRBuilder, a: ir.Value, b: ir.Value) -> ir.Value:
     return builder.select(builder.icmp_signed("<", a, b), a, b)
 
 
 def ceil_div_ir(builder: ir.IRBuilder, a: ir.Value, b: int | ir.Value) -> ir.Value:
-    divisor = _I64(b) if isinstance(b, int) else b
-    return builder.sdiv(builder.add(a, builder.sub(divisor, _I64(1))), divisor)
+    divisor = I64(b) if isinstance(b, int) else b
+    return builder.sdiv(builder.add(a, builder.sub(divisor, I64(1))), divisor)
 
 
 def _round_up_ir(builder: ir.IRBuilder, a: ir.Value, b: int) -> ir.Value:
-    return builder.mul(ceil_div_ir(builder, a, b), _I64(b))
+    return builder.mul(ceil_div_ir(builder, a, b), I64(b))
 
 
 def _transpose(builder: ir.IRBuilder, vectors: list[ir.Value]) -> list[ir.Value]:
@@ -180,7 +160,7 @@ def _transpose(builder: ir.IRBuilder, vectors: list[ir.Value]) -> list[ir.Value]
 
 
 def _mask(indices: list[int]) -> ir.Constant:
-    return ir.Constant(ir.VectorType(_I32, len(indices)), [_I32(i) for i in indices])
+    return ir.Constant(ir.VectorType(I32, len(indices)), [I32(i) for i in indices])
 
 
 class _GemmEmitter:
@@ -189,14 +169,14 @@ class _GemmEmitter:
     def __init__(self, module: ir.Module, config: GemmConfig) -> None:
         self.module = module
         self.config = config
-        self.element = ir.FloatType() if config.dtype == "float32" else ir.DoubleType()
+        self.element = element_type(config.dtype)
         self.vector = ir.VectorType(self.element, config.lanes)
         self.vector_bytes = config.lanes * config.element_bytes
 
     # small helpers -----------------------------------------------------------------------------
 
     def _at(self, builder: ir.IRBuilder, base: ir.Value, offset: ir.Value | int) -> ir.Value:
-        index = _I64(offset) if isinstance(offset, int) else offset
+        index = I64(offset) if isinstance(offset, int) else offset
         return builder.gep(base, [index], source_etype=self.element)
 
     def _alignment(self, offset_elements: int, base_alignment: int) -> int:
@@ -234,36 +214,36 @@ class _GemmEmitter:
         """
         function, builder = self._function(
             suffix,
-            ir.VoidType(),
-            [_I64, _I64, _PTR, _I64, _I64, _PTR],
+            VOID,
+            [I64, I64, PTR, I64, I64, PTR],
             ["depth", "count", "source", "k_stride", "lane_stride", "packed"],
             internal=True,
         )
         depth, count, source, k_stride, lane_stride, packed = function.args
         source.add_attribute("noalias")
         packed.add_attribute("noalias")
-        full = builder.icmp_signed("==", count, _I64(width))
+        full = builder.icmp_signed("==", count, I64(width))
         row_alignment = self._alignment(width, panel_alignment)
 
-        rows_contiguous = builder.and_(full, builder.icmp_signed("==", lane_stride, _I64(1)))
+        rows_contiguous = builder.and_(full, builder.icmp_signed("==", lane_stride, I64(1)))
         with builder.if_then(rows_contiguous):
             row_type = ir.VectorType(self.element, width)
-            with _counted_loop(builder, _I64(0), depth, name="k") as k:
+            with counted_range(builder, I64(0), depth, name="k") as k:
                 row = builder.load(
                     self._at(builder, source, builder.mul(k, k_stride)),
                     typ=row_type,
                     align=self.config.element_bytes,
                 )
                 builder.store(
-                    row, self._at(builder, packed, builder.mul(k, _I64(width))), align=row_alignment
+                    row, self._at(builder, packed, builder.mul(k, I64(width))), align=row_alignment
                 )
             builder.ret_void()
 
-        k_contiguous = builder.and_(full, builder.icmp_signed("==", k_stride, _I64(1)))
+        k_contiguous = builder.and_(full, builder.icmp_signed("==", k_stride, I64(1)))
         with builder.if_then(k_contiguous):
             block = self.config.lanes
-            transposed_depth = builder.and_(depth, _I64(-block))
-            with _counted_loop(builder, _I64(0), transposed_depth, block, name="k0") as k0:
+            transposed_depth = builder.and_(depth, I64(-block))
+            with counted_range(builder, I64(0), transposed_depth, block, name="k0") as k0:
                 self._pack_transposed_block(
                     builder, k0, source, lane_stride, packed, width, panel_alignment
                 )
@@ -281,11 +261,11 @@ class _GemmEmitter:
             builder.ret_void()
 
         self._pack_strided(
-            builder, _I64(0), depth, count, width, source, k_stride, lane_stride, packed
+            builder, I64(0), depth, count, width, source, k_stride, lane_stride, packed
         )
-        with _counted_loop(builder, _I64(0), depth, name="kz") as k:
-            with _counted_loop(builder, count, _I64(width), name="lz") as lane:
-                slot = builder.add(builder.mul(k, _I64(width)), lane)
+        with counted_range(builder, I64(0), depth, name="kz") as k:
+            with counted_range(builder, count, I64(width), name="lz") as lane:
+                slot = builder.add(builder.mul(k, I64(width)), lane)
                 builder.store(ir.Constant(self.element, 0.0), self._at(builder, packed, slot))
         builder.ret_void()
         return function
@@ -306,7 +286,7 @@ class _GemmEmitter:
             lanes_here = min(block, width - first_lane)
             columns = []
             for lane in range(first_lane, first_lane + lanes_here):
-                start = builder.add(builder.mul(_I64(lane), lane_stride), k0)
+                start = builder.add(builder.mul(I64(lane), lane_stride), k0)
                 columns.append(
                     builder.load(
                         self._at(builder, source, start),
@@ -319,7 +299,7 @@ class _GemmEmitter:
                 if lanes_here < block:
                     row = builder.shuffle_vector(row, row, _mask(list(range(lanes_here))))
                 slot = builder.add(
-                    builder.mul(builder.add(k0, _I64(kk)), _I64(width)), _I64(first_lane)
+                    builder.mul(builder.add(k0, I64(kk)), I64(width)), I64(first_lane)
                 )
                 alignment = math.gcd(
                     self._alignment(width, panel_alignment),
@@ -340,11 +320,11 @@ class _GemmEmitter:
         packed: ir.Value,
     ) -> None:
         """Scalar copy of rows k_start <= k < k_stop, lanes 0 <= l < count."""
-        with _counted_loop(builder, k_start, k_stop, name="ks") as k:
-            with _counted_loop(builder, _I64(0), count, name="ls") as lane:
+        with counted_range(builder, k_start, k_stop, name="ks") as k:
+            with counted_range(builder, I64(0), count, name="ls") as lane:
                 offset = builder.add(builder.mul(k, k_stride), builder.mul(lane, lane_stride))
                 value = builder.load(self._at(builder, source, offset), typ=self.element)
-                slot = builder.add(builder.mul(k, _I64(width)), lane)
+                slot = builder.add(builder.mul(k, I64(width)), lane)
                 builder.store(value, self._at(builder, packed, slot))
 
     # micro-kernel ------------------------------------------------------------------------------
@@ -364,48 +344,48 @@ class _GemmEmitter:
         rows_in_tile, vectors_per_row = config.tile_rows, config.tile_vectors
         lanes, width = config.lanes, config.tile_columns
         names = ["depth", "a_panel", "b_panel", "c", "ldc", "rows", "columns", "accumulate"]
-        types = [_I64, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I32]
+        types = [I64, PTR, PTR, PTR, I64, I64, I64, I32]
         if strided_a:
-            names[2:2], types[2:2] = ["a_rs", "a_cs"], [_I64, _I64]
+            names[2:2], types[2:2] = ["a_rs", "a_cs"], [I64, I64]
         function, builder = self._function(
-            "_tile_strided_a" if strided_a else "_tile", ir.VoidType(), types, names,
+            "_tile_strided_a" if strided_a else "_tile", VOID, types, names,
             internal=True,
         )
         function.attributes.add("noinline")
         if strided_a:
             depth, a_panel, a_rs, a_cs, b_panel, c_tile, ldc, rows, columns, accumulate = (
                 function.args)
-            last_row = builder.sub(rows, _I64(1))
-            a_rows = [builder.mul(_minimum(builder, _I64(r), last_row), a_rs)
+            last_row = builder.sub(rows, I64(1))
+            a_rows = [builder.mul(_minimum(builder, I64(r), last_row), a_rs)
                       for r in range(rows_in_tile)]
             a_step: ir.Value = a_cs
         else:
             depth, a_panel, b_panel, c_tile, ldc, rows, columns, accumulate = function.args
-            a_rows = [_I64(r) for r in range(rows_in_tile)]
-            a_step = _I64(rows_in_tile)
+            a_rows = [I64(r) for r in range(rows_in_tile)]
+            a_step = I64(rows_in_tile)
         for pointer in (a_panel, b_panel, c_tile):
             pointer.add_attribute("noalias")
         scratch = builder.alloca(ir.ArrayType(self.element, rows_in_tile * width), name="scratch")
         scratch.align = _PANEL_ALIGNMENT
-        scratch.type = _PTR  # llvmlite types allocas as typed pointers; all others here are opaque
+        scratch.type = PTR  # llvmlite types allocas as typed pointers; all others here are opaque
         zero = ir.Constant(self.vector, [ir.Constant(self.element, 0.0)] * lanes)
         accumulators = [[zero] * vectors_per_row for _ in range(rows_in_tile)]
 
         unroll = config.depth_unroll
-        unrolled_depth = builder.and_(depth, _I64(-unroll))
+        unrolled_depth = builder.and_(depth, I64(-unroll))
         a_steps = (a_panel, a_step, a_rows)
         accumulators = self._k_loop(
-            builder, accumulators, _I64(0), unrolled_depth, unroll, a_steps, b_panel, "main"
+            builder, accumulators, I64(0), unrolled_depth, unroll, a_steps, b_panel, "main"
         )
         accumulators = self._k_loop(
             builder, accumulators, unrolled_depth, depth, 1, a_steps, b_panel, "rest"
         )
 
         full = builder.and_(
-            builder.icmp_signed("==", rows, _I64(rows_in_tile)),
-            builder.icmp_signed("==", columns, _I64(width)),
+            builder.icmp_signed("==", rows, I64(rows_in_tile)),
+            builder.icmp_signed("==", columns, I64(width)),
         )
-        adding = builder.icmp_signed("!=", accumulate, _I32(0))
+        adding = builder.icmp_signed("!=", accumulate, I32(0))
         with builder.if_then(full, likely=True):
             with builder.if_else(adding) as (then_add, otherwise_overwrite):
                 with then_add:
@@ -438,7 +418,7 @@ class _GemmEmitter:
         """C tile (+)= accumulators, whole vectors (C rows need no alignment)."""
         for r, row in enumerate(accumulators):
             for v, value in enumerate(row):
-                offset = builder.add(builder.mul(_I64(r), ldc), _I64(v * self.config.lanes))
+                offset = builder.add(builder.mul(I64(r), ldc), I64(v * self.config.lanes))
                 target = self._at(builder, c_tile, offset)
                 if add_existing:
                     existing = builder.load(
@@ -458,9 +438,9 @@ class _GemmEmitter:
         add_existing: bool,
     ) -> None:
         """C[:rows, :columns] (+)= the spilled tile, element by element."""
-        width = _I64(self.config.tile_columns)
-        with _counted_loop(builder, _I64(0), rows, name="r") as r:
-            with _counted_loop(builder, _I64(0), columns, name="j") as j:
+        width = I64(self.config.tile_columns)
+        with counted_range(builder, I64(0), rows, name="r") as r:
+            with counted_range(builder, I64(0), columns, name="j") as j:
                 spilled = self._at(builder, scratch, builder.add(builder.mul(r, width), j))
                 value = builder.load(spilled, typ=self.element)
                 target = self._at(builder, c_tile, builder.add(builder.mul(r, ldc), j))
@@ -489,7 +469,7 @@ class _GemmEmitter:
         for r, row in enumerate(accumulators):
             a_value = builder.load(self._at(builder, a_at, a_rows[r]), typ=self.element)
             a_broadcast = builder.shuffle_vector(
-                builder.insert_element(undefined, a_value, _I32(0)), undefined, _mask([0] * lanes)
+                builder.insert_element(undefined, a_value, I32(0)), undefined, _mask([0] * lanes)
             )
             updated.append([fma(builder, a_broadcast, b, acc) for b, acc in zip(b_vectors, row)])
         return updated
@@ -515,7 +495,7 @@ class _GemmEmitter:
         exit_block = builder.append_basic_block(f"{name}.exit")
         builder.branch(header)
         builder.position_at_end(header)
-        k = builder.phi(_I64, name=f"{name}.k")
+        k = builder.phi(I64, name=f"{name}.k")
         k.add_incoming(start, preheader)
         phis = [[builder.phi(self.vector) for _ in row] for row in accumulators]
         for phi_row, row in zip(phis, accumulators, strict=True):
@@ -525,11 +505,11 @@ class _GemmEmitter:
         builder.position_at_end(body)
         updated = phis
         for step in range(steps_per_iteration):
-            k_here = builder.add(k, _I64(step))
+            k_here = builder.add(k, I64(step))
             a_at = self._at(builder, a_panel, builder.mul(k_here, a_step))
-            b_at = self._at(builder, b_panel, builder.mul(k_here, _I64(config.tile_columns)))
+            b_at = self._at(builder, b_panel, builder.mul(k_here, I64(config.tile_columns)))
             updated = self._rank_one_update(builder, updated, a_at, b_at, a_rows)
-        k.add_incoming(builder.add(k, _I64(steps_per_iteration)), builder.block)
+        k.add_incoming(builder.add(k, I64(steps_per_iteration)), builder.block)
         for phi_row, row in zip(phis, updated, strict=True):
             for phi, value in zip(phi_row, row, strict=True):
                 phi.add_incoming(value, builder.block)
@@ -546,21 +526,22 @@ class _GemmEmitter:
         config = self.config
         per_line = _PANEL_ALIGNMENT // config.element_bytes
         k_blocks = ceil_div_ir(builder, k, config.depth_block)
-        k_blocks = builder.select(builder.icmp_signed("<", k_blocks, _I64(1)), _I64(1), k_blocks)
+        k_blocks = builder.select(builder.icmp_signed("<", k_blocks, I64(1)), I64(1), k_blocks)
         depth = ceil_div_ir(builder, k, k_blocks)
         a_rows = _minimum(
-            builder, _I64(config.row_block), _round_up_ir(builder, m, config.tile_rows)
+            builder, I64(config.row_block), _round_up_ir(builder, m, config.tile_rows)
         )
         b_columns = _minimum(
-            builder, _I64(config.column_block), _round_up_ir(builder, n, config.tile_columns)
+            builder, I64(config.column_block), _round_up_ir(builder, n, config.tile_columns)
         )
         a_area = _round_up_ir(builder, builder.mul(a_rows, depth), per_line)
-        total = builder.add(builder.add(_I64(per_line), a_area), builder.mul(depth, b_columns))
+        total = builder.add(builder.add(I64(per_line), a_area), builder.mul(depth, b_columns))
         return depth, a_area, total
 
     def emit_workspace(self) -> ir.Function:
         function, builder = self._function(
-            "_workspace", _I64, [_I64, _I64, _I64], ["M", "N", "K"], internal=False
+            "_workspace", WORKSPACE_TYPE.return_type, list(WORKSPACE_TYPE.args), ["M", "N", "K"],
+            internal=False,
         )
         builder.ret(self._emit_layout(builder, *function.args)[2])
         return function
@@ -578,41 +559,9 @@ class _GemmEmitter:
         config = self.config
         function, builder = self._function(
             "_part",
-            ir.VoidType(),
-            [
-                _I64,
-                _I64,
-                _I64,
-                _I64,
-                _I64,
-                _PTR,
-                _I64,
-                _I64,
-                _PTR,
-                _I64,
-                _I64,
-                _PTR,
-                _I64,
-                _I32,
-                _PTR,
-            ],
-            [
-                "m_begin",
-                "m_end",
-                "n_begin",
-                "n_end",
-                "K",
-                "A",
-                "a_rs",
-                "a_cs",
-                "B",
-                "b_rs",
-                "b_cs",
-                "C",
-                "ldc",
-                "accumulate",
-                "workspace",
-            ],
+            VOID,
+            [kind for _, kind in PART_ARGUMENTS],
+            [name for name, _ in PART_ARGUMENTS],
             internal=False,
         )
         (
@@ -637,40 +586,40 @@ class _GemmEmitter:
         rows = builder.sub(m_end, m_begin)
         columns = builder.sub(n_end, n_begin)
         empty = builder.or_(
-            builder.icmp_signed("<=", rows, _I64(0)), builder.icmp_signed("<=", columns, _I64(0))
+            builder.icmp_signed("<=", rows, I64(0)), builder.icmp_signed("<=", columns, I64(0))
         )
         with builder.if_then(empty):
             builder.ret_void()
-        with builder.if_then(builder.icmp_signed("<=", depth_total, _I64(0))):
-            with builder.if_then(builder.icmp_signed("==", accumulate, _I32(0))):
-                with _counted_loop(builder, m_begin, m_end, name="zi") as i:
-                    with _counted_loop(builder, n_begin, n_end, name="zj") as j:
+        with builder.if_then(builder.icmp_signed("<=", depth_total, I64(0))):
+            with builder.if_then(builder.icmp_signed("==", accumulate, I32(0))):
+                with counted_range(builder, m_begin, m_end, name="zi") as i:
+                    with counted_range(builder, n_begin, n_end, name="zj") as j:
                         target = self._at(builder, c, builder.add(builder.mul(i, ldc), j))
                         builder.store(ir.Constant(self.element, 0.0), target)
             builder.ret_void()
 
         depth_block, a_area, _ = self._emit_layout(builder, rows, columns, depth_total)
-        address = builder.ptrtoint(workspace, _I64)
+        address = builder.ptrtoint(workspace, I64)
         aligned = builder.and_(
-            builder.add(address, _I64(_PANEL_ALIGNMENT - 1)), _I64(-_PANEL_ALIGNMENT)
+            builder.add(address, I64(_PANEL_ALIGNMENT - 1)), I64(-_PANEL_ALIGNMENT)
         )
-        a_packed = builder.inttoptr(aligned, _PTR)
+        a_packed = builder.inttoptr(aligned, PTR)
         b_packed = self._at(builder, a_packed, a_area)
         mr, nr = config.tile_rows, config.tile_columns
-        direct_a = builder.or_(builder.icmp_signed("==", a_rs, _I64(1)),
-                               builder.icmp_signed("==", a_cs, _I64(1)))
+        direct_a = builder.or_(builder.icmp_signed("==", a_rs, I64(1)),
+                               builder.icmp_signed("==", a_cs, I64(1)))
 
-        with _counted_loop(builder, n_begin, n_end, config.column_block, name="jc") as jc:
-            nc = _minimum(builder, _I64(config.column_block), builder.sub(n_end, jc))
-            with _counted_loop(builder, _I64(0), depth_total, depth_block, name="pc") as pc:
+        with counted_range(builder, n_begin, n_end, config.column_block, name="jc") as jc:
+            nc = _minimum(builder, I64(config.column_block), builder.sub(n_end, jc))
+            with counted_range(builder, I64(0), depth_total, depth_block, name="pc") as pc:
                 kc = _minimum(builder, depth_block, builder.sub(depth_total, pc))
-                later_block = builder.icmp_signed(">", pc, _I64(0))
-                adding = builder.or_(builder.icmp_signed("!=", accumulate, _I32(0)), later_block)
-                tile_accumulate = builder.zext(adding, _I32)
-                with _counted_loop(builder, m_begin, m_end, config.row_block, name="ic") as ic:
-                    mc = _minimum(builder, _I64(config.row_block), builder.sub(m_end, ic))
+                later_block = builder.icmp_signed(">", pc, I64(0))
+                adding = builder.or_(builder.icmp_signed("!=", accumulate, I32(0)), later_block)
+                tile_accumulate = builder.zext(adding, I32)
+                with counted_range(builder, m_begin, m_end, config.row_block, name="ic") as ic:
+                    mc = _minimum(builder, I64(config.row_block), builder.sub(m_end, ic))
                     with builder.if_then(builder.not_(direct_a)):
-                        with _counted_loop(builder, _I64(0), mc, mr, name="ir_pack") as ir_:
+                        with counted_range(builder, I64(0), mc, mr, name="ir_pack") as ir_:
                             source = builder.add(
                                 builder.mul(builder.add(ic, ir_), a_rs), builder.mul(pc, a_cs)
                             )
@@ -678,16 +627,16 @@ class _GemmEmitter:
                                 pack_a,
                                 [
                                     kc,
-                                    _minimum(builder, _I64(mr), builder.sub(mc, ir_)),
+                                    _minimum(builder, I64(mr), builder.sub(mc, ir_)),
                                     self._at(builder, a, source),
                                     a_cs,
                                     a_rs,
                                     self._at(builder, a_packed, builder.mul(ir_, kc)),
                                 ],
                             )
-                    with _counted_loop(builder, _I64(0), nc, nr, name="jr") as jr:
+                    with counted_range(builder, I64(0), nc, nr, name="jr") as jr:
                         b_panel = self._at(builder, b_packed, builder.mul(jr, kc))
-                        panel_columns = _minimum(builder, _I64(nr), builder.sub(nc, jr))
+                        panel_columns = _minimum(builder, I64(nr), builder.sub(nc, jr))
                         # B micro-panels are packed during the first row block, just before use
                         with builder.if_then(builder.icmp_signed("==", ic, m_begin)):
                             source = builder.add(
@@ -704,10 +653,10 @@ class _GemmEmitter:
                                     b_panel,
                                 ],
                             )
-                        with _counted_loop(builder, _I64(0), mc, mr, name="ir") as ir_:
+                        with counted_range(builder, I64(0), mc, mr, name="ir") as ir_:
                             row = builder.add(ic, ir_)
                             c_offset = builder.add(builder.mul(row, ldc), builder.add(jc, jr))
-                            tile_rows = _minimum(builder, _I64(mr), builder.sub(mc, ir_))
+                            tile_rows = _minimum(builder, I64(mr), builder.sub(mc, ir_))
                             c_at = self._at(builder, c, c_offset)
                             with builder.if_else(direct_a) as (unpacked, packed):
                                 with unpacked:
@@ -727,27 +676,13 @@ class _GemmEmitter:
     def emit_product(self, part: ir.Function) -> ir.Function:
         function, builder = self._function(
             "",
-            ir.VoidType(),
-            [_I64, _I64, _I64, _PTR, _I64, _I64, _PTR, _I64, _I64, _PTR, _I64, _I32, _PTR],
-            [
-                "M",
-                "N",
-                "K",
-                "A",
-                "a_rs",
-                "a_cs",
-                "B",
-                "b_rs",
-                "b_cs",
-                "C",
-                "ldc",
-                "accumulate",
-                "workspace",
-            ],
+            VOID,
+            [kind for _, kind in GEMM_ARGUMENTS],
+            [name for name, _ in GEMM_ARGUMENTS],
             internal=False,
         )
         m, n, *rest = function.args
-        builder.call(part, [_I64(0), m, _I64(0), n, *rest])
+        builder.call(part, [I64(0), m, I64(0), n, *rest])
         builder.ret_void()
         return function
 
@@ -770,174 +705,3 @@ def emit_gemm(module: ir.Module, config: GemmConfig | None = None) -> ir.Functio
                              emitter.emit_tile(strided_a=True))
     emitter.emit_workspace()
     return emitter.emit_product(part)
-
-
-# ---------------------------------------------------------------------------------------------
-# calling it from Python (tests, benchmarks)
-
-_c_int64, _c_ptr = ctypes.c_int64, ctypes.c_void_p
-_PRODUCT_SIGNATURE = ctypes.CFUNCTYPE(
-    None,
-    _c_int64,
-    _c_int64,
-    _c_int64,
-    _c_ptr,
-    _c_int64,
-    _c_int64,
-    _c_ptr,
-    _c_int64,
-    _c_int64,
-    _c_ptr,
-    _c_int64,
-    ctypes.c_int32,
-    _c_ptr,
-)
-_PART_SIGNATURE = ctypes.CFUNCTYPE(
-    None,
-    _c_int64,
-    _c_int64,
-    _c_int64,
-    _c_int64,
-    _c_int64,
-    _c_ptr,
-    _c_int64,
-    _c_int64,
-    _c_ptr,
-    _c_int64,
-    _c_int64,
-    _c_ptr,
-    _c_int64,
-    ctypes.c_int32,
-    _c_ptr,
-)
-_WORKSPACE_SIGNATURE = ctypes.CFUNCTYPE(_c_int64, _c_int64, _c_int64, _c_int64)
-
-
-def _address(array: np.ndarray) -> int:
-    return array.__array_interface__["data"][0]
-
-
-def _element_strides(array: np.ndarray, role: str) -> tuple[int, int]:
-    itemsize = array.itemsize
-    if any(stride % itemsize for stride in array.strides):
-        raise ValueError(
-            f"gemm: {role} has strides {array.strides} that are not a whole number "
-            f"of {itemsize}-byte elements; pass a copy"
-        )
-    return array.strides[0] // itemsize, array.strides[1] // itemsize
-
-
-class BoundGemm:
-    """One product with every argument (pointers, strides, workspace) computed in advance."""
-
-    __slots__ = ("_function", "_arguments", "_arrays")
-
-    def __init__(self, function: Callable[..., None], arguments: tuple, arrays: tuple) -> None:
-        self._function = function
-        self._arguments = arguments
-        self._arrays = arrays  # keeps the buffers behind the pointers alive
-
-    def __call__(self) -> None:
-        self._function(*self._arguments)
-
-
-class CompiledGemm:
-    """The GEMM for one dtype, JIT-compiled for the host, callable on numpy arrays."""
-
-    def __init__(self, config: GemmConfig, library: JitLibrary) -> None:
-        self.config = config
-        self.library = library
-        self.dtype = np.dtype(config.dtype)
-        self.product = _PRODUCT_SIGNATURE(library[config.symbol()])
-        self.part = _PART_SIGNATURE(library[config.symbol("_part")])
-        self._workspace = _WORKSPACE_SIGNATURE(library[config.symbol("_workspace")])
-
-    def workspace_elements(self, m: int, n: int, k: int) -> int:
-        """Workspace the native kernel needs for an m x n result of depth k, in elements."""
-        return int(self._workspace(m, n, k))
-
-    def bind(
-        self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
-    ) -> tuple[BoundGemm, np.ndarray]:
-        """Check the operands once and return (a callable computing out (+)= a @ b, out)."""
-        for role, operand in (("a", a), ("b", b)):
-            if not isinstance(operand, np.ndarray) or operand.ndim != 2:
-                raise ValueError(
-                    f"gemm: {role} must be a 2-d numpy array, got "
-                    f"{getattr(operand, 'shape', type(operand).__name__)}"
-                )
-            if operand.dtype != self.dtype:
-                raise TypeError(f"gemm: {role} is {operand.dtype}, this kernel is {self.dtype}")
-        (m, k), (k_b, n) = a.shape, b.shape
-        if k != k_b:
-            raise ValueError(f"gemm: cannot multiply {a.shape} by {b.shape}: inner sizes differ")
-        if out is None:
-            if accumulate:
-                raise ValueError("gemm: accumulate=True needs `out` to add to")
-            out = np.empty((m, n), self.dtype)
-        elif out.shape != (m, n) or out.dtype != self.dtype:
-            raise ValueError(
-                f"gemm: out must be {self.dtype} of shape {(m, n)}, got {out.dtype} "
-                f"of shape {out.shape}"
-            )
-        if m > 0 and n > 1 and out.strides[1] != out.itemsize:
-            raise ValueError("gemm: out's rows must be contiguous (out.strides[1] == itemsize)")
-        if not out.flags.writeable:
-            raise ValueError("gemm: out is read-only")
-        if np.may_share_memory(out, a) or np.may_share_memory(out, b):
-            raise ValueError("gemm: out overlaps an operand; pass a separate output array")
-        a_rs, a_cs = _element_strides(a, "a")
-        b_rs, b_cs = _element_strides(b, "b")
-        ldc = _element_strides(out, "out")[0]
-        workspace = np.empty(self.workspace_elements(m, n, k), self.dtype)
-        arguments = (
-            m,
-            n,
-            k,
-            _address(a),
-            a_rs,
-            a_cs,
-            _address(b),
-            b_rs,
-            b_cs,
-            _address(out),
-            ldc,
-            int(accumulate),
-            _address(workspace),
-        )
-        return BoundGemm(self.product, arguments, (a, b, out, workspace)), out
-
-    def __call__(
-        self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
-    ) -> np.ndarray:
-        run, out = self.bind(a, b, out, accumulate)
-        run()
-        return out
-
-
-_compile_lock = threading.Lock()
-
-
-@functools.cache
-def _compiled(config: GemmConfig) -> CompiledGemm:
-    module = ir.Module(name=config.symbol())
-    emit_gemm(module, config)
-    symbols = [config.symbol(), config.symbol("_part"), config.symbol("_workspace")]
-    return CompiledGemm(config, jit_compile(module, symbols))
-
-
-def compiled_gemm(
-    dtype: str | np.dtype | type = "float32", config: GemmConfig | None = None
-) -> CompiledGemm:
-    """The GEMM for `dtype` (or exactly `config`), compiled once per process and loaded from
-    the object cache when an earlier process compiled it."""
-    with _compile_lock:
-        return _compiled(config or gemm_config(dtype))
-
-
-def gemm(
-    a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False
-) -> np.ndarray:
-    """out = a @ b (or out += a @ b) by the native kernel, for 2-d float32/float64 arrays with
-    any strides; `out` must have contiguous rows."""
-    return compiled_gemm(a.dtype)(a, b, out, accumulate)

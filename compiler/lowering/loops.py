@@ -1,41 +1,57 @@
 """Loop nests in LLVM IR: counted loops, and strided nests over a shape for many operands.
 
-A strided nest walks an output shape in row-major order; each operand has one stride per
-dimension (0 where it is broadcast or reduced), so copies, broadcasts, transposes, elementwise
-kernels and reductions are all the same nest with a different body. Adjacent dimensions that
+`counted_range` is the one loop every emitter builds on (`with counted_range(...) as i:`), and
+`counted_loop` its form with a body function. A strided nest walks an output shape in row-major
+order; each operand has one stride per dimension (0 where it is broadcast or reduced), so copies,
+broadcasts, transposes, elementwise kernels and reductions are all the same nest with a
+different body. Adjacent dimensions that
 every operand walks contiguously are merged first, so the innermost loop is as long as possible
 and LLVM's vectoriser sees unit or zero strides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import sympy
 from llvmlite import ir
 
-I64 = ir.IntType(64)
+from compiler.lowering.llvm_types import I64
+
+
+@contextmanager
+def counted_range(
+    builder: ir.IRBuilder,
+    start: ir.Value,
+    stop: ir.Value,
+    step: int | ir.Value = 1,
+    name: str = "i",
+) -> Iterator[ir.Value]:
+    """`for index in range(start, stop, step)` (step > 0); yields the index inside the body."""
+    step_value = I64(step) if isinstance(step, int) else step
+    preheader = builder.block
+    header = builder.append_basic_block(f"{name}.header")
+    body = builder.append_basic_block(f"{name}.body")
+    exit_block = builder.append_basic_block(f"{name}.exit")
+    builder.branch(header)
+    builder.position_at_end(header)
+    index = builder.phi(I64, name=name)
+    index.add_incoming(start, preheader)
+    builder.cbranch(builder.icmp_signed("<", index, stop), body, exit_block)
+    builder.position_at_end(body)
+    yield index
+    index.add_incoming(builder.add(index, step_value), builder.block)
+    builder.branch(header)
+    builder.position_at_end(exit_block)
 
 
 def counted_loop(builder: ir.IRBuilder, count: ir.Value, body: Callable[[ir.Value], None],
                  name: str = "i") -> None:
     """for (i = 0; i < count; ++i) body(i)."""
-    entry = builder.block
-    header = builder.append_basic_block(f"{name}.header")
-    loop = builder.append_basic_block(f"{name}.body")
-    done = builder.append_basic_block(f"{name}.done")
-    builder.branch(header)
-    builder.position_at_end(header)
-    index = builder.phi(I64, name=name)
-    index.add_incoming(ir.Constant(I64, 0), entry)
-    builder.cbranch(builder.icmp_signed("<", index, count), loop, done)
-    builder.position_at_end(loop)
-    body(index)
-    following = builder.add(index, ir.Constant(I64, 1), name=f"{name}.next")
-    index.add_incoming(following, builder.block)
-    builder.branch(header)
-    builder.position_at_end(done)
+    with counted_range(builder, ir.Constant(I64, 0), count, name=name) as index:
+        body(index)
 
 
 def _same(a: Any, b: Any) -> bool:

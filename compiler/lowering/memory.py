@@ -5,22 +5,18 @@ defines it to the last node that reads it, and first-fit places it at the lowest
 that whole interval. Sizes depend on the batch size N, so the arena has two regions: one for
 values of fixed size, one for values whose size is a multiple of N (offsets there are multiples
 of N too); anything else gets a slot of its own. A reshape (or stop_gradient) of a value is the
-same memory under another shape: it aliases its input and extends its lifetime.
+same memory under another shape (`Op.aliases_input`): it aliases its input and extends its
+lifetime.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import sympy
 
 from compiler.errors import CompileError
-from compiler.ir import Graph, Value
-from compiler.tracing import BATCH
+from compiler.ir import Graph, Value, value_bytes
 
 ALIGN = 64
-ALIAS_OPS = frozenset({"reshape", "stop_gradient"})
 
 
 def _round(n: int) -> int:
@@ -46,18 +42,6 @@ class ArenaPlan:
 
     def storage_of(self, value: Value) -> Value:
         return self.aliases.get(value, value)
-
-
-def value_bytes(value: Value) -> tuple[int, int]:
-    """(per_example, fixed) bytes of a value: numel * itemsize as c * N + d."""
-    numel: Any = 1
-    for s in value.shape:
-        numel = numel * s
-    total = sympy.Poly(sympy.sympify(numel) * value.dtype.itemsize, BATCH)
-    if total.degree() > 1:
-        raise ValueError(f"%{value.name} has size {numel}, not linear in the batch size")
-    coeffs = dict(zip(total.monoms(), total.coeffs()))
-    return int(coeffs.get((1,), 0)), int(coeffs.get((0,), 0))
 
 
 def _first_fit(intervals: list[tuple[int, int, int, Value]]) -> tuple[dict[Value, int], int]:
@@ -95,7 +79,7 @@ def plan_arena(graph: Graph, external: set[Value]) -> ArenaPlan:
     _check_linear_sizes(graph)
     aliases: dict[Value, Value] = {}
     for node in graph.nodes:
-        if node.op_name in ALIAS_OPS and node.output not in external:
+        if node.op.aliases_input and node.output not in external:
             source = node.inputs[0]
             aliases[node.output] = aliases.get(source, source)
     storage = lambda v: aliases.get(v, v)  # noqa: E731

@@ -14,12 +14,11 @@ from __future__ import annotations
 from llvmlite import ir
 
 from compiler.lowering.gemm import GemmConfig, ceil_div_ir
+from compiler.lowering.llvm_types import I32, I64, element_type
 from compiler.lowering.loops import counted_loop
 from compiler.lowering.small_products import gemm_shaped_function
 from compiler.lowering.vector_math import fma
 
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
 COLUMNS = 5  # columns of C per block (N = 10 in two blocks)
 ROWS_WITH_32_REGISTERS = 4  # rows per block with AVX-512: 20 accumulators + 5 + 1 loaded vectors
 ROWS_WITH_16_REGISTERS = 2  # with AVX2: 10 + 5 + 1
@@ -33,7 +32,7 @@ def emit_narrow_product(module: ir.Module, config: GemmConfig) -> ir.Function:
     existing = module.globals.get(name)
     if existing is not None:
         return existing
-    element = ir.FloatType() if config.dtype == "float32" else ir.DoubleType()
+    element = element_type(config.dtype)
     lanes = config.lanes
     vector = ir.VectorType(element, lanes)
     rows_per_block = ROWS_WITH_32_REGISTERS if lanes * config.element_bytes == 64 else \

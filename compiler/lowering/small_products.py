@@ -13,21 +13,17 @@ from __future__ import annotations
 from llvmlite import ir
 
 from compiler.lowering.expressions import FLOAT_FLAGS
-from compiler.lowering.gemm import GemmConfig
+from compiler.lowering.gemm import GEMM_TYPE, GemmConfig
+from compiler.lowering.llvm_types import I32, I64, element_type
 from compiler.lowering.loops import counted_loop
 
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
-PTR = ir.PointerType()
 SMALL_ROWS = 8  # products with at most this many rows of C take this path
 
 
 def gemm_shaped_function(module: ir.Module, name: str) -> ir.Function:
     """An internal function of the GEMM's signature (M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C,
     ldc, accumulate, workspace), with A, B and C marked noalias."""
-    function_type = ir.FunctionType(ir.VoidType(), [I64, I64, I64, PTR, I64, I64, PTR, I64, I64,
-                                                    PTR, I64, I32, PTR])
-    function = ir.Function(module, function_type, name=name)
+    function = ir.Function(module, GEMM_TYPE, name=name)
     function.linkage = "internal"
     for index in (3, 6, 9):
         function.args[index].add_attribute("noalias")
@@ -40,7 +36,7 @@ def emit_small_m_product(module: ir.Module, config: GemmConfig) -> ir.Function:
     existing = module.globals.get(name)
     if existing is not None:
         return existing
-    element = ir.FloatType() if config.dtype == "float32" else ir.DoubleType()
+    element = element_type(config.dtype)
     function = gemm_shaped_function(module, name)
     m, n, k, a, a_rs, a_cs, b_ptr, b_rs, b_cs, c, ldc, accumulate, _ = function.args
     b = ir.IRBuilder(function.append_basic_block("entry"))

@@ -14,12 +14,12 @@ so a fused body, and every later pass over it, is bounded too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import sympy
 
 from compiler.ir import Node, Value
+from compiler.ops import FusedElementwise
 from compiler.passes.driver import RewriteContext, rewrite
 from runtime.ops.elementwise import Elementwise
 
@@ -27,27 +27,6 @@ from runtime.ops.elementwise import Elementwise
 # mentions its input k times copies the producer's body k times, so sizes can multiply; and
 # sympy walks (prints, substitutes) a body recursively, so a chain of 300 tanh would be too deep.
 _MAX_BODY_SIZE = 100
-
-
-class FusedElementwise(Elementwise):
-    """An elementwise op made by fusion: `expr` over symbols a0, a1, ..., and a fixed dtype."""
-
-    def __init__(self, expr: Any, symbols: Sequence[Any], out_dtype: Any) -> None:
-        names = [s.name for s in symbols]
-        super().__init__("fused", "FusedBackward0", lambda *a, **k: None, symbols=names,
-                         expr=expr, result="promote")
-        self.__dict__["symbols"] = tuple(symbols)
-        self.out_dtype = out_dtype
-        self.fused_expr = expr
-
-    def infer(self, inputs: Sequence[Any], **attrs: Any) -> Any:
-        shape, _ = super().infer(inputs, **attrs)
-        return shape, self.out_dtype
-
-    def describe(self) -> str:
-        return str(self.expr)
-
-    simplify_derivatives = False  # sympy.simplify of a fused body has no time bound
 
 
 def _expression_of(node: Node) -> tuple[Any, list[Any]]:

@@ -7,40 +7,14 @@ transposed copy is never made.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import sympy
 
 from compiler.ir import Node, Value
+from compiler.ops import FusedElementwise, gemm, gemm_accumulate
 from compiler.passes.driver import RewriteContext, rewrite
-from compiler.passes.fuse import FusedElementwise
-from runtime.ops._op import Op
 from runtime.ops.elementwise import Elementwise
-from runtime.ops.matmul import matmul_shape
-
-
-class Gemm(Op):
-    """C = op(A) @ op(B) for 2-D A and B, op = transpose where the flag says so."""
-
-    name = "gemm"
-    backward_name = "MmBackward0"
-    differentiable = False  # only made after differentiation
-
-    def infer(self, inputs: Sequence[Any], *, transpose_a: bool, transpose_b: bool) -> Any:
-        a, b = inputs
-        a_shape = tuple(a.shape)[::-1] if transpose_a else tuple(a.shape)
-        b_shape = tuple(b.shape)[::-1] if transpose_b else tuple(b.shape)
-        return matmul_shape(a_shape, b_shape), a.dtype
-
-    def compute(self, arrays: Sequence[np.ndarray], *, transpose_a: bool,
-                transpose_b: bool) -> np.ndarray:
-        a, b = arrays
-        return np.matmul(a.T if transpose_a else a, b.T if transpose_b else b)
-
-
-gemm = Gemm()
 
 
 def _transposed_source(ctx: RewriteContext, value: Value) -> Value | None:
@@ -81,29 +55,6 @@ def transpose_of_gemm(node: Node, ctx: RewriteContext) -> Value | None:
     return ctx.emit(gemm, [b, a], attrs, name=node.output.name, origin=node.origin)
 
 
-class GemmAccumulate(Op):
-    """out = c + op(A) @ op(B) for 2-D operands: a matrix product added onto a matrix."""
-
-    name = "gemm_accumulate"
-    backward_name = ""
-    differentiable = False
-
-    def infer(self, inputs: Sequence[Any], *, transpose_a: bool, transpose_b: bool) -> Any:
-        c, a, b = inputs
-        shape, dtype = gemm.infer([a, b], transpose_a=transpose_a, transpose_b=transpose_b)
-        if tuple(shape) != tuple(c.shape):
-            raise ValueError(f"gemm_accumulate: product {shape} does not match {tuple(c.shape)}")
-        return tuple(c.shape), c.dtype
-
-    def compute(self, arrays: Sequence[np.ndarray], *, transpose_a: bool,
-                transpose_b: bool) -> np.ndarray:
-        c, a, b = arrays
-        return c + gemm.compute([a, b], transpose_a=transpose_a, transpose_b=transpose_b)
-
-
-gemm_accumulate = GemmAccumulate()
-
-
 @rewrite("layout")
 def fold_update_into_gemm(node: Node, ctx: RewriteContext) -> Value | None:
     """p + s * (A @ B) with s a scalar expression -> gemm_accumulate(p, (s * A), B).
@@ -121,8 +72,12 @@ def fold_update_into_gemm(node: Node, ctx: RewriteContext) -> Value | None:
                 ctx.uses.get(value) != 1 or value.shape != node.output.shape or \
                 any(v.ndim != 2 for v in producer.inputs):
             continue
+        if not _is_linear_in(expr, symbol):
+            continue  # checked before any sympy call: diff and expand of a big body cost seconds
+        rest = expr.subs(symbol, 0)
+        if not rest.is_Symbol:
+            continue
         scale = sympy.diff(expr, symbol)
-        rest = sympy.expand(expr - scale * symbol)
         by_symbol = dict(zip(symbols, node.inputs))
         if symbol in scale.free_symbols or any(by_symbol[s].ndim != 0 for s in scale.free_symbols):
             continue
@@ -143,3 +98,16 @@ def fold_update_into_gemm(node: Node, ctx: RewriteContext) -> Value | None:
         return ctx.emit(gemm_accumulate, [by_symbol[rest], scaled, b], attrs,
                         name=node.output.name, origin=node.origin)
     return None
+
+
+def _is_linear_in(expr: Any, symbol: Any) -> bool:
+    """Whether `expr` is c * symbol + d with c and d free of `symbol`, read off the tree in one
+    walk: `symbol` occurs only under sums and products, in one factor of each product."""
+    if expr == symbol or not expr.has(symbol):
+        return True
+    if expr.is_Add:
+        return all(_is_linear_in(term, symbol) for term in expr.args)
+    if expr.is_Mul:
+        holding = [factor for factor in expr.args if factor.has(symbol)]
+        return len(holding) == 1 and _is_linear_in(holding[0], symbol)
+    return False

@@ -10,7 +10,13 @@ An op is defined once, in one module of `runtime/ops/`, as an `Op` with:
 - `edge_inputs(inputs, **attrs)`: which inputs get an edge in the recorded graph (PyTorch gives
   none to index tensors, conditions, and operands its signature takes as a Python Scalar);
 - for a view op (`is_view`), `write_back(base, view_value, **attrs)`: the base after its view
-  changes in place.
+  changes in place;
+- `flops(input_shapes, output_shape, **attrs)`: the floating point operations of one application
+  (0 for an op that only moves data); an op without this rule raises, so a missing count is seen;
+- what the compiler needs to know of it: `aliases_input` (in a compiled graph, where every value
+  is contiguous, the result is input 0's memory under another shape) and `preserves_elements`
+  (the result holds every element of input 0 and nothing else, moved or converted, so a class
+  index reaches it unchanged).
 
 `apply(op, inputs, **attrs)` runs an op: on symbolic tensors it hands over to the tracer that the
 compiler installed with `set_symbolic_handler` (the runtime never imports the compiler); on data it
@@ -43,6 +49,8 @@ class Op:
     backward_name: str = ""
     differentiable: bool = True
     is_view: bool = False  # the result shares memory with input 0 (reshape, transpose, slicing)
+    aliases_input: bool = False  # compiled, the result is input 0's memory (a reshape)
+    preserves_elements: bool = False  # the result is input 0's elements, moved or converted
 
     def infer(self, inputs: Sequence[Any], **attrs: Any) -> tuple[Shape, dtype]:
         raise NotImplementedError
@@ -64,6 +72,13 @@ class Op:
         """Positions of the inputs that get an edge (an entry of `grad_fn.next_functions`)."""
         return range(len(inputs))
 
+    def flops(self, input_shapes: Sequence[Shape], output_shape: Shape, **attrs: Any) -> Any:
+        """Floating point operations of one application: an int, or a polynomial in the
+        batch size when a shape holds it."""
+        raise NotImplementedError(
+            f"op {self.name!r} has no FLOP count: define {type(self).__name__}.flops "
+            "(return 0 for an op that only moves data)")
+
     def write_back(self, base: Tensor, view_value: Tensor, **attrs: Any) -> Tensor:
         """For a view op: the value of `base` once its view is changed to `view_value`, built
         with ops (what an in-place change of a view does to its base's history)."""
@@ -71,6 +86,25 @@ class Op:
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
+
+
+def numel(shape: Shape) -> Any:
+    """The number of elements of a shape (an int, or an expression of symbolic sizes)."""
+    count: Any = 1
+    for size in shape:
+        count = count * size
+    return count
+
+
+def moves_data(op: Op, input_shapes: Sequence[Shape], output_shape: Shape, **attrs: Any) -> int:
+    """The FLOP rule of an op that only moves or converts elements: none."""
+    return 0
+
+
+def one_per_input_element(op: Op, input_shapes: Sequence[Shape], output_shape: Shape,
+                          **attrs: Any) -> Any:
+    """The FLOP rule of a reduction: one operation per element of input 0."""
+    return numel(input_shapes[0])
 
 
 OPS: dict[str, Op] = {}

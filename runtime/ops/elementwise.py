@@ -23,7 +23,7 @@ import numpy as np
 from runtime import _dtype
 from runtime.ops import _op
 from runtime.ops._broadcast import broadcast_shapes
-from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops._op import Op, Shape, VJPContext, apply, numel, register
 
 _sympy_module = None
 
@@ -139,6 +139,10 @@ class Elementwise(Op):
         if out.shape != shape:  # a constant body (a derivative like 2) does not broadcast itself
             out = np.broadcast_to(out, shape).copy()
         return out
+
+    def flops(self, input_shapes: Sequence[Shape], output_shape: Shape, **attrs: Any) -> Any:
+        """The operations of the formula (at least one) per output element."""
+        return numel(output_shape) * max(1, sympy().count_ops(self.expr))
 
     # ----- derivatives -------------------------------------------------------------------------
 

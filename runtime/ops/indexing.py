@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from runtime import _dtype
-from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops._op import Op, VJPContext, apply, moves_data, register
 from runtime.ops.shape import sum_to
 
 
@@ -190,6 +190,7 @@ def _check_symbolic_dims(shape: tuple[Any, ...], key: tuple[Any, ...]) -> None:
 class Index(Op):
     name = "index"
     backward_name = "IndexBackward0"
+    flops = moves_data
     is_view = True
 
     def infer(self, inputs: Sequence[Any], *, key: tuple[Any, ...]) -> Any:
@@ -228,6 +229,7 @@ class IndexAddIntoZeros(Op):
 
     name = "index_add_into_zeros"
     backward_name = "IndexBackwardBackward0"
+    flops = moves_data
 
     def infer(self, inputs: Sequence[Any], *, key: tuple[Any, ...], shape: tuple[Any, ...]) -> Any:
         return tuple(shape), inputs[0].dtype
@@ -255,6 +257,7 @@ class IndexPut(Op):
 
     name = "index_put"
     backward_name = "IndexPutBackward0"
+    flops = moves_data
 
     def infer(self, inputs: Sequence[Any], *, key: tuple[Any, ...]) -> Any:
         return tuple(inputs[0].shape), inputs[0].dtype

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from runtime.ops._broadcast import broadcast_shapes
-from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops._op import Op, Shape, VJPContext, apply, numel, register
 from runtime.ops.shape import reshape, sum_to, transpose
 
 
@@ -72,6 +72,10 @@ class MatMul(Op):
 
     def compute(self, arrays: Sequence[np.ndarray], **attrs: Any) -> np.ndarray:
         return np.matmul(arrays[0], arrays[1])
+
+    def flops(self, input_shapes: Sequence[Shape], output_shape: Shape, **attrs: Any) -> Any:
+        """A multiply and an add per output element and step of the inner dimension."""
+        return 2 * numel(output_shape) * input_shapes[0][-1]
 
     def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
         # d/da needs b and d/db needs a.

@@ -15,7 +15,14 @@ import numpy as np
 
 from runtime import _dtype
 from runtime.ops import elementwise as ew
-from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops._op import (
+    Op,
+    VJPContext,
+    apply,
+    moves_data,
+    one_per_input_element,
+    register,
+)
 from runtime.ops.shape import expand, reshape, to_dtype, wrap_dim
 
 
@@ -57,6 +64,8 @@ def _count(shape: Sequence[Any], dims: tuple[int, ...]) -> Any:
 
 class Reduction(Op):
     """Shared shape and dtype rule of the reductions."""
+
+    flops = one_per_input_element
 
     def infer(self, inputs: Sequence[Any], *, dims: tuple[int, ...], keepdim: bool) -> Any:
         return reduced_shape(inputs[0].shape, dims, keepdim), inputs[0].dtype
@@ -157,6 +166,7 @@ class ArgExtremum(Op):
     """argmax / argmin: the index of the first extremum along one dimension (or of all)."""
 
     differentiable = False
+    flops = one_per_input_element
 
     def __init__(self, name: str, numpy_arg: Any) -> None:
         self.name = name
@@ -184,6 +194,7 @@ class Gather(Op):
 
     name = "gather"
     backward_name = "GatherBackward0"
+    flops = moves_data
 
     def infer(self, inputs: Sequence[Any], *, dim: int) -> Any:
         x, index = inputs
@@ -217,6 +228,7 @@ class ScatterAddIntoZeros(Op):
 
     name = "scatter_add_into_zeros"
     backward_name = "ScatterAddBackward0"
+    flops = moves_data
 
     def infer(self, inputs: Sequence[Any], *, dim: int, shape: tuple[Any, ...]) -> Any:
         return tuple(shape), inputs[0].dtype

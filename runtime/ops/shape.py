@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from runtime import _dtype
-from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops._op import (
+    Op,
+    VJPContext,
+    apply,
+    moves_data,
+    one_per_input_element,
+    register,
+)
 
 
 def _is_one(size: Any) -> bool:
@@ -26,6 +33,8 @@ class Expand(Op):
     name = "expand"
     backward_name = "ExpandBackward0"
     is_view = True
+    preserves_elements = True
+    flops = moves_data
 
     def infer(self, inputs: Sequence[Any], *, shape: tuple[Any, ...]) -> Any:
         x = inputs[0]
@@ -58,6 +67,7 @@ class SumTo(Op):
 
     name = "sum_to"
     backward_name = "SumToBackward0"
+    flops = one_per_input_element
 
     def infer(self, inputs: Sequence[Any], *, shape: tuple[Any, ...]) -> Any:
         return tuple(shape), inputs[0].dtype
@@ -86,6 +96,9 @@ class Reshape(Op):
     name = "reshape"
     backward_name = "ViewBackward0"
     is_view = True
+    aliases_input = True
+    preserves_elements = True
+    flops = moves_data
 
     def infer(self, inputs: Sequence[Any], *, shape: tuple[Any, ...]) -> Any:
         return tuple(shape), inputs[0].dtype
@@ -109,6 +122,8 @@ class Permute(Op):
     name = "permute"
     backward_name = "PermuteBackward0"
     is_view = True
+    preserves_elements = True
+    flops = moves_data
 
     def infer(self, inputs: Sequence[Any], *, dims: tuple[int, ...]) -> Any:
         shape = inputs[0].shape
@@ -147,6 +162,8 @@ class ToDtype(Op):
 
     name = "to_dtype"
     backward_name = "ToCopyBackward0"
+    preserves_elements = True
+    flops = moves_data
 
     def infer(self, inputs: Sequence[Any], *, dtype: _dtype.dtype) -> Any:
         return tuple(inputs[0].shape), dtype
@@ -166,6 +183,8 @@ class Clone(Op):
 
     name = "clone"
     backward_name = "CloneBackward0"
+    preserves_elements = True
+    flops = moves_data
 
     def infer(self, inputs: Sequence[Any], **attrs: Any) -> Any:
         return tuple(inputs[0].shape), inputs[0].dtype
@@ -185,6 +204,7 @@ class Concat(Op):
 
     name = "cat"
     backward_name = "CatBackward0"
+    flops = moves_data
 
     def infer(self, inputs: Sequence[Any], *, dim: int) -> Any:
         first = tuple(inputs[0].shape)

@@ -12,7 +12,7 @@ import numpy as np
 
 from runtime import _dtype
 from runtime.ops import elementwise as ew
-from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops._op import Op, Shape, VJPContext, apply, numel, register
 from runtime.ops.reduction import sum
 from runtime.ops.shape import to_dtype, wrap_dim
 
@@ -26,6 +26,10 @@ class _SoftmaxFamily(Op):
 
     def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
         return (), True
+
+    def flops(self, input_shapes: Sequence[Shape], output_shape: Shape, **attrs: Any) -> Any:
+        """max, subtract, exp, sum and divide (or log) per element."""
+        return 5 * numel(input_shapes[0])
 
 
 class Softmax(_SoftmaxFamily):

@@ -10,19 +10,17 @@ import mmap
 
 import numpy as np
 import pytest
+from gemm_harness import GEMM_PROTOTYPE
 
 from compiler.lowering.gemm import gemm_config, workspace_elements
 from compiler.lowering.narrow_products import NARROW_COLUMNS
 from compiler.native_build import gemm_address
 
-_ARGS = [ctypes.c_int64] * 3 + [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64] * 2 + [
-    ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p]
-
 
 def _x_at_w_t(x: np.ndarray, w: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
     """out (+)= x @ w.T through symgrad_gemm_<tag>_threaded, in nn.Linear's layout."""
     config = gemm_config(x.dtype)
-    function = ctypes.CFUNCTYPE(None, *_ARGS)(gemm_address(config.symbol("_threaded")))
+    function = GEMM_PROTOTYPE(gemm_address(config.symbol("_threaded")))
     (m, k), n = x.shape, w.shape[0]
     workspace = np.empty(2 * workspace_elements(m, n, k, config) + 64, x.dtype)
     function(m, n, k, x.ctypes.data, k, 1, w.ctypes.data, 1, k, out.ctypes.data, n,

@@ -15,7 +15,7 @@ from compiler_testing import FunctionModel, assert_close, graph_arguments, inter
 
 import runtime
 from compiler import CompileError
-from compiler.lowering import kernels
+from compiler.lowering import rules
 from compiler.native_build import build_native
 from compiler.passes import simplify
 from compiler.tracing import trace
@@ -328,7 +328,7 @@ def test_structured_op_matches_eager_float64(name: str) -> None:
 
 
 def test_every_lowering_rule_and_every_elementwise_op_has_a_case() -> None:
-    """The cases above cover each op of kernels.RULES and each elementwise primitive."""
+    """The cases above cover each op of rules.RULES and each elementwise primitive."""
     covered: set[str] = set()
     for case in CASES.values():
         model = _model(case, np.float32)
@@ -336,7 +336,7 @@ def test_every_lowering_rule_and_every_elementwise_op_has_a_case() -> None:
         covered.update(node.op_name for node in graph.nodes)
         covered.update(node.op_name for node in simplify(graph).nodes)
     elementwise_ops = {name for name, op in OPS.items() if isinstance(op, Elementwise)}
-    assert set(kernels.RULES) - covered == set()
+    assert set(rules.RULES) - covered == set()
     assert elementwise_ops - covered == set()
 
 

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import ctypes
 import threading
 
 import numpy as np
 import pytest
+from gemm_harness import GEMM_PROTOTYPE
 
 from compiler.lowering.gemm import gemm_config
 from compiler.native_build import gemm_address
 
-_ARGS = [ctypes.c_int64] * 3 + [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64] * 2 + [
-    ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p]
-
 
 def _threaded(dtype: str):
     config = gemm_config(dtype)
-    function = ctypes.CFUNCTYPE(None, *_ARGS)(gemm_address(config.symbol("_threaded")))
+    function = GEMM_PROTOTYPE(gemm_address(config.symbol("_threaded")))
     workspace = np.empty(2 * (16 + 256 * (config.row_block + config.column_block)) + 64, dtype)
 
     def product(a: np.ndarray, b: np.ndarray, transpose_b: bool = False) -> np.ndarray:
@@ -52,7 +49,7 @@ def test_concurrent_callers_get_their_own_results():
     """Callers that find the team busy run serially on their own thread: no waiting, no mixing."""
     rng = np.random.default_rng(1)
     config = gemm_config("float32")
-    function = ctypes.CFUNCTYPE(None, *_ARGS)(gemm_address(config.symbol("_threaded")))
+    function = GEMM_PROTOTYPE(gemm_address(config.symbol("_threaded")))
     failures = []
 
     def worker(seed: int) -> None:

@@ -13,8 +13,8 @@ import runtime
 from compiler import grad
 from compiler.interpret import run
 from compiler.lowering.expressions import lowerable
+from compiler.ops import FusedElementwise
 from compiler.passes import fuse
-from compiler.passes.fuse import FusedElementwise
 
 
 def test_a_chain_of_elementwise_ops_becomes_one_fused_node() -> None:

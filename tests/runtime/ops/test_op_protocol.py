@@ -97,3 +97,31 @@ def test_view_ops_without_write_back_refuse_in_place_changes():
 
     with pytest.raises(NotImplementedError, match="strange_view"):
         Strange().write_back(runtime.ones(1), runtime.ones(1))
+
+
+def test_every_op_counts_its_flops():
+    """Each op says what one application costs; one that does not is an error naming it."""
+    for name, op in OPS.items():
+        assert type(op).flops is not Op.flops, f"op {name!r} has no FLOP rule"
+    assert OPS["matmul"].flops([(8, 3), (3, 5)], (8, 5)) == 2 * 8 * 5 * 3
+    assert OPS["sum"].flops([(8, 3)], (), dims=(0, 1), keepdim=False) == 24
+    assert OPS["permute"].flops([(8, 3)], (3, 8), dims=(1, 0)) == 0
+    assert elementwise.add.flops([(8, 3), (3,)], (8, 3)) == 24  # one add per element
+    assert elementwise.sigmoid.flops([(2,)], (2,)) > 2  # several operations per element
+
+    class Uncounted(Op):
+        name = "uncounted"
+
+    with pytest.raises(NotImplementedError, match="'uncounted' has no FLOP count"):
+        Uncounted().flops([(2,)], (2,))
+
+
+def test_what_the_compiler_reads_off_an_op():
+    """aliases_input: the compiled result is input 0's memory (a reshape of contiguous data);
+    preserves_elements: a class index passes through unchanged. Both declared on the op."""
+    aliasing = {name for name, op in OPS.items() if op.aliases_input}
+    assert aliasing == {"reshape"}
+    assert all(OPS[name].is_view for name in aliasing)
+    preserving = {name for name, op in OPS.items() if op.preserves_elements}
+    assert preserving == {"reshape", "expand", "permute", "clone", "to_dtype"}
+    assert not OPS["index"].preserves_elements  # slicing drops elements
