@@ -88,7 +88,8 @@ def untrusted_reason(path: Path) -> str | None:
     return None
 
 
-def _fix(path: Path, reason: str) -> str:
+def fix_for(path: Path, reason: str) -> str:
+    """What the user should do about a folder that is untrusted for `reason`."""
     if "writable by other users" in reason:
         return f"run `chmod 700 {path}`, or set SYMGRAD_CACHE_DIR to a folder only you can write"
     return f"set SYMGRAD_CACHE_DIR to a folder only you can write, or remove {path}"
@@ -129,7 +130,7 @@ def folder(kind: str | None = None) -> Path | None:
         reason = untrusted_reason(path)
         if reason is not None:
             _warn_once(str(path), f"symgrad's cache folder {path} {reason}, so it is not used "
-                       f"and nothing is cached; {_fix(path, reason)}")
+                       f"and nothing is cached; {fix_for(path, reason)}")
             return None
     return paths[-1]
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from compiler import demo, explain_command, export_command
+from compiler import cache_command, demo, explain_command, export_command
 from runtime import __version__
 
 PROG = "symgrad"
@@ -36,6 +36,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("explain", "show what reverse mode does to a model: its graphs, rewrites, kernel "
             "derivatives, saved bytes and FLOPs (text, or an HTML page)",
             explain_command.add_arguments, explain_command.run),
+    Command("cache", "show (info) or empty (clear) symgrad's cache of compiled code",
+            cache_command.add_arguments, cache_command.run),
 )
 
 
