@@ -1,9 +1,9 @@
 """The `symgrad` command: argument parsing and dispatch to subcommands.
 
 Each subcommand is one `Command` in `COMMANDS`: its name, a line of help, a function that adds its
-arguments to its own parser, and a function that runs it and returns the exit status. Later issues
-add `symgrad demo`, `symgrad export` and `symgrad explain` there. A command imports what it needs
-when it runs, so `symgrad --version` and `symgrad --help` stay instant.
+arguments to its own parser, and a function that runs it and returns the exit status: `symgrad
+demo`, `export`, `explain` and `cache`. A command imports what it needs when it runs, so
+`symgrad --version` and `symgrad --help` stay instant.
 """
 
 from __future__ import annotations
