@@ -42,7 +42,8 @@ TRIM_TO = 0.8  # trimming stops once the folder is under this fraction of the ca
 
 _lock = threading.Lock()
 _warned: set[str] = set()
-_keys: dict[str, bytes] = {}  # folder -> its key, read (and checked) once per process
+_estimated_bytes: dict[str, int] = {}  # folder -> its entries' bytes when last counted, plus
+# what this process stored since: the folder is listed again only when this passes the cap
 
 
 def enabled() -> bool:
@@ -138,9 +139,6 @@ def folder(kind: str | None = None) -> Path | None:
 def _key(root: Path) -> bytes | None:
     """The folder's HMAC key: read and checked (a regular 0600 file of the user's, not a link),
     or created atomically with random bytes; None if there is no usable key."""
-    cached = _keys.get(str(root))
-    if cached is not None:
-        return cached
     path = root / KEY_FILE
     for _ in range(2):
         try:
@@ -162,7 +160,6 @@ def _key(root: Path) -> bytes | None:
                        "that only you can read, so the cache is not used; remove it (a new key "
                        "is made, and the entries made with the old one are rebuilt)")
             return None
-        _keys[str(root)] = key
         return key
     return None
 
@@ -251,18 +248,25 @@ def store(kind: str, name: str, body: bytes) -> None:
     if key is None:
         return
     temporary = None
+    sealed = seal(key, kind, name, body)
     try:
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(seal(key, kind, name, body))
+            handle.write(sealed)
         os.replace(temporary, path)
         temporary = None
     except OSError:
-        pass
+        return
     finally:
         if temporary is not None:
             Path(temporary).unlink(missing_ok=True)
-    trim(max_bytes())
+    root = str(path.parents[1])
+    with _lock:
+        estimate = _estimated_bytes.get(root)
+        if estimate is not None:
+            _estimated_bytes[root] = estimate + len(sealed)
+    if estimate is None or estimate + len(sealed) > max_bytes():
+        trim(max_bytes())
 
 
 # ----- size --------------------------------------------------------------------------------------
@@ -304,16 +308,17 @@ def trim(limit: int) -> None:
         return
     entries = _entries(root)
     total = sum(size for _, size, _ in entries)
-    if total <= limit:
-        return
-    for _, size, path in sorted(entries, key=lambda e: e[0]):
-        if total <= limit * TRIM_TO:
-            break
-        try:
-            path.unlink()
-            total -= size
-        except OSError:
-            pass
+    if total > limit:
+        for _, size, path in sorted(entries, key=lambda e: e[0]):
+            if total <= limit * TRIM_TO:
+                break
+            try:
+                path.unlink()
+                total -= size
+            except OSError:
+                pass
+    with _lock:
+        _estimated_bytes[str(root)] = total
 
 
 def usage() -> Usage:
@@ -331,6 +336,7 @@ def clear() -> int:
     if not os.path.isdir(root) or untrusted_reason(root) is not None:
         return 0
     removed = 0
+    _estimated_bytes.pop(str(root), None)
     for _, _, path in _entries(root):
         try:
             path.unlink()

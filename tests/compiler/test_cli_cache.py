@@ -16,7 +16,7 @@ def cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("SYMGRAD_CACHE_MAX_BYTES", "5M")
     monkeypatch.delenv("SYMGRAD_ARTIFACT_CACHE", raising=False)
     monkeypatch.setattr(cache_folder, "_warned", set())
-    monkeypatch.setattr(cache_folder, "_keys", {})
+    monkeypatch.setattr(cache_folder, "_estimated_bytes", {})
     return path
 
 

@@ -431,7 +431,7 @@ def _cache_at(folder: Path, **environment: str) -> Iterator[None]:
         for name, value in environment.items():
             patch.setenv(name, value)
         patch.setattr(cache_folder, "_warned", set())
-        patch.setattr(cache_folder, "_keys", {})
+        patch.setattr(cache_folder, "_estimated_bytes", {})
         yield
 
 
