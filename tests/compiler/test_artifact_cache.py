@@ -287,3 +287,23 @@ print(float(np.max(np.abs(got - expected))))
     assert float(done.stdout) < 1e-4, "the planted kernel ran: its outputs are wrong"
     assert path.read_bytes() != planted, "the planted entry should have been rebuilt"
     assert artifact_cache.load(key) is not None, "the rebuilt entry should be the user's own"
+
+
+def test_distinct_compilations_keep_the_cache_under_its_cap(cache_dir, monkeypatch):
+    """Each compile adds entries; past the cap the least recently used go, so the folder stops
+    growing (it used to grow by ~60 KiB per distinct compile, for ever)."""
+    from compiler import cache_folder
+
+    monkeypatch.setenv("SYMGRAD_CACHE_MAX_BYTES", "96K")
+    monkeypatch.setattr(cache_folder, "_estimated_bytes", {})
+    sizes = []
+    for hidden in (5, 6, 7, 8):
+        runtime.manual_seed(hidden)
+        model = runtime.nn.Sequential(runtime.nn.Linear(4, hidden), runtime.nn.Tanh(),
+                                      runtime.nn.Linear(hidden, 2))
+        x = runtime.randn(3, 4)
+        fast = compiler.compile(model, (x,))
+        fast(x).sum().backward()
+        sizes.append(cache_folder.usage().bytes)
+    assert max(sizes) <= 96 * 1024, f"cache sizes after each compile: {sizes}"
+    assert cache_folder.usage().entries > 0, "trimming should keep the most recent entries"
