@@ -199,16 +199,23 @@ _REPLY = struct.Struct("<BQ")  # status (0: object, 1: error message), payload l
 _SERVE = "from compiler.lowering.target import serve_optimizer; serve_optimizer()"
 
 
+_CHILD_NEEDS = ("llvmlite", "numpy", "sympy")  # what the optimiser process may import
+
+
 def optimizer_command() -> list[str]:
     """The optimiser process's command line: Python isolated (-I: neither the working directory
-    nor the user's site-packages on its path, no PYTHON* variables), given this process's search
-    path -- symgrad's root first, without the working directory -- so it imports symgrad and
-    its libraries from where this process does, and nothing planted where it happens to run."""
-    root = str(Path(__file__).resolve().parents[2])  # where `compiler` is imported from
+    nor the user's site-packages on its path, no PYTHON* variables), told where symgrad is and
+    where this process imported llvmlite (and numpy, sympy) from -- never the working directory
+    -- so it runs the same code as this process, and nothing planted where it happens to run."""
     here = os.path.realpath(os.getcwd())
-    search = [root] + [p for p in sys.path
-                       if p and os.path.isabs(p) and os.path.realpath(p) != here]
-    bootstrap = f"import sys; sys.path[:0] = {list(dict.fromkeys(search))!r}; {_SERVE}"
+    root = str(Path(__file__).resolve().parents[2])  # where `compiler` is imported from (trusted)
+    search = [root]
+    for name in _CHILD_NEEDS:
+        origin = getattr(sys.modules.get(name), "__file__", None)
+        folder = str(Path(origin).resolve().parents[1]) if origin else None  # package's parent
+        if folder and folder not in search and os.path.realpath(folder) != here:
+            search.append(folder)
+    bootstrap = f"import sys; sys.path[:0] = {search!r}; {_SERVE}"
     return [sys.executable, "-I", "-c", bootstrap]
 
 
