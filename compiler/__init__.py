@@ -12,7 +12,6 @@ on first use, so `import compiler` stays light.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
@@ -43,7 +42,9 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'compiler' has no attribute {name!r}")
     attribute = "run" if name == "run_graph" else name
-    value = getattr(importlib.import_module(module), attribute)
+    from runtime._imports import import_whole  # an interrupted import can be retried
+
+    value = getattr(import_whole(module), attribute)
     globals()[name] = value
     return value
 

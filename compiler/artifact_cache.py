@@ -6,9 +6,11 @@ object files. Its key is a hash of everything that decides the code: what was co
 traced graph, rendered exactly by `graph_key`, and the caller's options), symgrad's own source
 (every .py file of compiler/ and runtime/), the versions of Python, numpy, sympy and llvmlite,
 and the host CPU with its features. So an edit to symgrad, an upgrade or another machine can only
-miss, never load stale code. Files are written atomically and carry a SHA-256 of their contents;
-a file that is damaged, truncated or of another format is ignored (and replaced by the next
-store), never trusted. Set SYMGRAD_ARTIFACT_CACHE=0 to bypass the cache.
+miss, never load stale code. Entries are sealed entries of the user's cache folder
+(`compiler.cache_folder`): written atomically, authenticated with the user's key before a byte
+of them is used, so an entry that is damaged, truncated, of another format or written by anyone
+else is ignored (and replaced by the next store), never trusted. Set SYMGRAD_ARTIFACT_CACHE=0 to
+bypass the cache.
 
 This module never compiles anything itself, and knows nothing of what the metadata means.
 """
@@ -19,10 +21,8 @@ import functools
 import hashlib
 import importlib.metadata
 import json
-import os
 import struct
 import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from compiler import cache_folder
 from compiler.ir import Graph, Value
-from compiler.lowering.target import cache_directory, host_cpu_features, host_cpu_name
+from compiler.lowering.target import host_cpu_features, host_cpu_name
 from runtime._dtype import dtype as DType
 
-FORMAT = b"symgrad-artifact 1\n"
+FORMAT = b"symgrad-artifact 2\n"
 _LENGTH = struct.Struct("<Q")
 _PACKAGES = ("compiler", "runtime")
 
@@ -48,7 +49,8 @@ class Artifact:
 
 
 def enabled() -> bool:
-    return os.environ.get("SYMGRAD_ARTIFACT_CACHE", "1") != "0"
+    """Whether the on-disk caches are on (SYMGRAD_ARTIFACT_CACHE=0 turns them off)."""
+    return cache_folder.enabled()
 
 
 # ----- keys --------------------------------------------------------------------------------------
@@ -164,28 +166,20 @@ def graph_key(graph: Graph) -> str | None:
 
 # ----- files -------------------------------------------------------------------------------------
 
-def _path(key: str) -> Path:
-    return cache_directory() / "artifacts" / f"{key}.artifact"
+KIND = "artifacts"  # the cache folder's entries of this kind are artifacts
 
 
 def load(key: str) -> Artifact | None:
-    """The artifact stored under `key`, or None if there is none or it is damaged."""
-    if not enabled():
-        return None
-    try:
-        data = _path(key).read_bytes()
-    except OSError:
-        return None
-    return _decode(data)
+    """The artifact stored under `key`, or None if there is none, or it is damaged or not
+    authenticated (then it is removed, to be rebuilt)."""
+    body = cache_folder.load(KIND, key)
+    return None if body is None else _decode(body)
 
 
 def _decode(data: bytes) -> Artifact | None:
-    header = len(FORMAT) + 32
-    if len(data) < header + _LENGTH.size or not data.startswith(FORMAT):
+    if not data.startswith(FORMAT):
         return None
-    body = data[header:]
-    if hashlib.sha256(body).digest() != data[len(FORMAT):header]:
-        return None
+    body = data[len(FORMAT):]
     try:
         (meta_length,) = _LENGTH.unpack_from(body)
         record = json.loads(body[_LENGTH.size:_LENGTH.size + meta_length].decode())
@@ -197,33 +191,31 @@ def _decode(data: bytes) -> Artifact | None:
         if offset != len(body):
             return None
         return Artifact(record["meta"], objects)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, struct.error):
         return None
 
 
-def store(key: str, artifact: Artifact) -> None:
-    """Keep `artifact` under `key` (written to a temporary file, then renamed, so a concurrent
-    reader sees all of it or nothing). An unwritable cache only costs a compilation later."""
-    if not enabled():
-        return
+def encode(artifact: Artifact) -> bytes:
+    """The bytes an artifact is kept as (before the cache folder seals them)."""
     names = list(artifact.objects)
     record = json.dumps({"meta": artifact.meta,
                          "objects": [[n, len(artifact.objects[n])] for n in names]}).encode()
-    body = b"".join([_LENGTH.pack(len(record)), record, *(artifact.objects[n] for n in names)])
-    path = _path(key)
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-            temporary = handle.name
-            handle.write(FORMAT + hashlib.sha256(body).digest() + body)
-        os.replace(temporary, path)
-    except OSError:
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
+    return b"".join([FORMAT, _LENGTH.pack(len(record)), record,
+                     *(artifact.objects[n] for n in names)])
+
+
+def store(key: str, artifact: Artifact) -> None:
+    """Keep `artifact` under `key`, sealed and written atomically (a concurrent reader sees all
+    of it or nothing). An unwritable or untrusted cache only costs a compilation later."""
+    cache_folder.store(KIND, key, encode(artifact))
+
+
+def path_of(key: str) -> Path:
+    """Where the artifact of `key` is kept (for tests and cache tools)."""
+    return cache_folder.location() / KIND / f"{key}{cache_folder.KINDS[KIND]}"
 
 
 def stored_keys() -> Iterable[str]:
     """Keys of the artifacts on disk (for tests and cache tools)."""
-    directory = cache_directory() / "artifacts"
+    directory = cache_folder.location() / KIND
     return sorted(p.stem for p in directory.glob("*.artifact")) if directory.is_dir() else []

@@ -1,8 +1,9 @@
 """The `symgrad` command: argument parsing and dispatch to subcommands.
 
 Each subcommand is one `Command` in `COMMANDS`: its name, a line of help, a function that adds its
-arguments to its own parser, and a function that runs it and returns the exit status. A command
-imports what it needs when it runs, so `symgrad --version` and `symgrad --help` stay instant.
+arguments to its own parser, and a function that runs it and returns the exit status: `symgrad
+demo`, `export`, `explain` and `cache`. A command imports what it needs when it runs, so
+`symgrad --version` and `symgrad --help` stay instant.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from compiler import demo, explain_command, export_command
+from compiler import cache_command, demo, explain_command, export_command
 from runtime import __version__
 
 PROG = "symgrad"
@@ -35,6 +36,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("explain", "show what reverse mode does to a model: its graphs, rewrites, kernel "
             "derivatives, saved bytes and FLOPs (text, or an HTML page)",
             explain_command.add_arguments, explain_command.run),
+    Command("cache", "show (info) or empty (clear) symgrad's cache of compiled code",
+            cache_command.add_arguments, cache_command.run),
 )
 
 

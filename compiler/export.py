@@ -17,7 +17,9 @@ they show. The same model and weights give byte-identical files.
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shutil
 import subprocess
 import warnings
@@ -314,7 +316,7 @@ def _write_files(out_dir: Path, name: str, ir_text: str, object_bytes: bytes,
         contents[f"{name}.weights"] = weights.file_bytes()
     try:
         for file_name, data in contents.items():
-            (out_dir / file_name).write_bytes(data)
+            _write_file(out_dir, file_name, data)
     except OSError as error:
         raise _cannot_write(out_dir, error) from None
     library, notes = _link_shared_library(out_dir, name, native, context["triple"])
@@ -324,6 +326,26 @@ def _write_files(out_dir: Path, name: str, ir_text: str, object_bytes: bytes,
                         out_dir / f"{name}.ll", out_dir / "example.c", out_dir / "Makefile",
                         out_dir / f"{name}.weights" if weights is not None else None,
                         tuple(notes))
+
+
+def _temporary_name(out_dir: Path, file_name: str) -> Path:
+    return out_dir / f".{file_name}.{secrets.token_hex(8)}.tmp"
+
+
+def _write_file(out_dir: Path, file_name: str, data: bytes) -> None:
+    """Write `data` to a fresh temporary file of out_dir (created here, so never a link someone
+    left there) and rename it to `file_name`: whatever was at that name -- an older export, or
+    a symbolic link pointing elsewhere -- is replaced, never written through."""
+    temporary = _temporary_name(out_dir, file_name)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    descriptor = os.open(temporary, flags, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, out_dir / file_name)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _create_folder(out_dir: Path) -> Path:
@@ -351,10 +373,15 @@ def _link_shared_library(out_dir: Path, name: str, native: bool, triple: str
         return None, [f"lib{name}.so was not linked: no C compiler ('cc') on PATH; {name}.o is "
                       "complete, link it with `cc -shared` where one is installed"]
     library = f"lib{name}.so"
-    result = subprocess.run([compiler, "-shared", "-pthread", f"-Wl,-soname,{library}", "-o",
-                             library, f"{name}.o", "-lm"], cwd=out_dir, capture_output=True,
-                            text=True)
-    if result.returncode != 0:
-        raise ExportError(f"cc could not link {library} from {name}.o:\n{result.stderr}")
+    temporary = _temporary_name(out_dir, library)  # linked aside, then renamed into place
+    try:
+        result = subprocess.run([compiler, "-shared", "-pthread", f"-Wl,-soname,{library}",
+                                 "-o", temporary.name, f"{name}.o", "-lm"], cwd=out_dir,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ExportError(f"cc could not link {library} from {name}.o:\n{result.stderr}")
+        os.replace(temporary, out_dir / library)
+    finally:
+        temporary.unlink(missing_ok=True)
     return out_dir / library, []
 

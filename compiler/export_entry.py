@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from compiler import export_weights as file_format
+from compiler.export_digest import emit_digest_differs
 from compiler.export_weights import Weights
 from compiler.lowering.codegen import NativeSignature
 from compiler.lowering.context import BLOCK_HEADER
 from compiler.lowering.llvm_types import I1, I8, I32, I64, PTR, VOID
-from compiler.lowering.loops import counted_loop
 
 ALIGN = 64  # the arena, the workspace and the loaded weights start on a cache line
 STATE_KINDS = ("param", "buffer")
@@ -51,7 +51,7 @@ ERRORS = (
     ErrorCode("ERROR_WEIGHTS_MISMATCH", 7, "the weights belong to another model (tensor count, "
               "names, dtypes, shapes or size differ)", True),
     ErrorCode("ERROR_WEIGHTS_CORRUPT", 8, "the weights file is truncated, too long, or fails "
-              "its checksum", True),
+              "its SHA-256", True),
 )
 CODE = {error.suffix: error.value for error in ERRORS}
 
@@ -201,7 +201,6 @@ def _emit_init(module: ir.Module, plan: EntryPlan, libc: _Libc,
     b = ir.IRBuilder(function.append_basic_block("entry"))
     header = b.alloca(ir.ArrayType(I8, file_format.HEADER.size), name="header")
     header.align = 8
-    total = b.alloca(I64, name="checksum")
     mode = _internal_global(module, f"{plan.name}.read_mode", ir.ArrayType(I8, 3),
                             ir.Constant(ir.ArrayType(I8, 3), bytearray(b"rb\0")), constant=True)
     _return_if(b, _is_null(b, path), "ERROR_NULL_POINTER")
@@ -236,10 +235,9 @@ def _emit_init(module: ir.Module, plan: EntryPlan, libc: _Libc,
                free_and_close)
     _return_if(b, short_read(header, 1, 0), "ERROR_WEIGHTS_CORRUPT", free_and_close)  # too long
     close()
-    checksum = _emit_checksum(b, data, payload_bytes // 8, total)
-    stored = _field(b, header, file_format.CHECKSUM_AT, I64)
-    _return_if(b, b.icmp_unsigned("!=", checksum, stored), "ERROR_WEIGHTS_CORRUPT",
-               lambda: b.call(libc.free, [fresh]))
+    stored = b.gep(header, [ir.Constant(I64, file_format.DIGEST_AT)], source_etype=I8)
+    _return_if(b, emit_digest_differs(b, module, plan.name, data, payload_bytes, stored),
+               "ERROR_WEIGHTS_CORRUPT", lambda: b.call(libc.free, [fresh]))
     previous = b.load(allocation, typ=PTR)
     b.store(fresh, allocation)
     b.store(data, weights)
@@ -256,17 +254,3 @@ def _header_differs(b: ir.IRBuilder, header: ir.Value,
         value = _i64(expected) if type_ == I64 else ir.Constant(type_, expected)
         differs = b.or_(differs, b.icmp_unsigned("!=", _field(b, header, offset, type_), value))
     return differs
-
-
-def _emit_checksum(b: ir.IRBuilder, data: ir.Value, words: int, total: ir.Value) -> ir.Value:
-    """sum over i < words of (2i + 1) * data[i] (64-bit words), modulo 2**64, summed in the
-    stack slot `total` (allocated in the entry block, so LLVM keeps it in a register)."""
-    b.store(ir.Constant(I64, 0), total)
-
-    def add_word(i: ir.Value) -> None:
-        word = b.load(b.gep(data, [i], source_etype=I64), typ=I64)
-        odd = b.or_(b.shl(i, ir.Constant(I64, 1)), ir.Constant(I64, 1))
-        b.store(b.add(b.load(total, typ=I64), b.mul(word, odd)), total)
-
-    counted_loop(b, ir.Constant(I64, words), add_word, name="word")
-    return b.load(total, typ=I64)

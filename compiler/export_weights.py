@@ -6,18 +6,18 @@ in little-endian byte order:
 
     offset  bytes  field
     0       8      magic, b"SYMGRADW"
-    8       4      format version (1)
+    8       4      format version (2)
     12      4      number of tensors
     16      8      layout hash: the first 8 bytes of sha256 of the tensors' names, dtypes, shapes
     24      8      payload bytes
-    32      8      checksum of the payload
-    40      ...    payload: each tensor's elements in C order, zero-padded to a multiple of 64 bytes
+    32      32     SHA-256 of the payload
+    64      ...    payload: each tensor's elements in C order, zero-padded to a multiple of 64 bytes
 
-The loader (emitted as IR in `export_entry.py`) checks every field before it uses a byte: the
-magic and version say it is such a file, count, layout and size that it belongs to this model,
-the checksum that it is undamaged. The checksum is the sum over the payload's 64-bit words w_i
-of (2i + 1) * w_i modulo 2**64: one loop in the loader, and a change to any one word changes it.
-This module never touches a model; it is given names and arrays.
+The loader (emitted as IR in `export_entry.py`, the hash in `export_digest.py`) checks every
+field before it uses a byte: the magic and version say it is such a file, count, layout and size
+that it belongs to this model, the SHA-256 that it is undamaged (any change to the payload, of
+one bit or many, is caught). It authenticates nothing: whoever may replace the file may also
+recompute its hash. This module never touches a model; it is given names and arrays.
 """
 
 from __future__ import annotations
@@ -30,23 +30,21 @@ from dataclasses import dataclass
 import numpy as np
 
 MAGIC = b"SYMGRADW"
-VERSION = 1
-HEADER = struct.Struct("<8sIIQQQ")
+VERSION = 2
+HEADER = struct.Struct("<8sIIQQ32s")
 ALIGN = 64  # every tensor starts on a cache line of the loaded payload
 
 # byte offsets of the header's fields, for the loader
-MAGIC_AT, VERSION_AT, COUNT_AT, LAYOUT_AT, PAYLOAD_AT, CHECKSUM_AT = 0, 8, 12, 16, 24, 32
+MAGIC_AT, VERSION_AT, COUNT_AT, LAYOUT_AT, PAYLOAD_AT, DIGEST_AT = 0, 8, 12, 16, 24, 32
 
 
 def _padded(nbytes: int) -> int:
     return -(-nbytes // ALIGN) * ALIGN
 
 
-def payload_checksum(payload: bytes) -> int:
-    """The checksum the loader recomputes: sum of (2i + 1) * word_i modulo 2**64."""
-    words = np.frombuffer(payload, dtype="<u8")
-    odd = np.arange(words.size, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    return int(np.sum(words * odd, dtype=np.uint64))
+def payload_digest(payload: bytes) -> bytes:
+    """The SHA-256 the loader recomputes over the payload."""
+    return hashlib.sha256(payload).digest()
 
 
 @dataclass(frozen=True)
@@ -106,5 +104,5 @@ class Weights:
         """The whole weights file: header, then payload."""
         payload = self.payload()
         header = HEADER.pack(MAGIC, VERSION, len(self.arrays), self.layout_hash(), len(payload),
-                             payload_checksum(payload))
+                             payload_digest(payload))
         return header + payload

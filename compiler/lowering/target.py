@@ -2,9 +2,10 @@
 
 Owns llvmlite's initialisation, the host target machine (CPU name and features read from llvmlite),
 target machines for object files and cross export, and the path from IR to callable addresses:
-IR text -> O3 -> object file -> ORC. Objects are cached on disk ($SYMGRAD_CACHE_DIR, else
-~/.cache/symgrad), keyed by a hash of the IR text, CPU and features, so a module compiled once is
-reloaded from its object in a millisecond or two; compilations can also start in the background
+IR text -> O3 -> object file -> ORC. Objects are cached on disk (sealed entries of the user's
+cache folder, `compiler.cache_folder`; never read back unless their seal verifies), keyed by a
+hash of the IR text, CPU and features, so a module compiled once is reloaded from its object in
+a millisecond or two; compilations can also start in the background
 (`compile_object_soon`) and run in another process while this one goes on. Loaded libraries are
 shared while anything holds them (a NativeFunction keeps its library alive) and the most recently
 used ones are kept loaded; any other is unloaded by ORC when its last reference goes, so a
@@ -39,6 +40,8 @@ from typing import Any
 import llvmlite
 import llvmlite.binding as llvm
 from llvmlite import ir
+
+from compiler import cache_folder
 
 _init_lock = threading.Lock()
 _native_initialized = False
@@ -196,6 +199,32 @@ _REPLY = struct.Struct("<BQ")  # status (0: object, 1: error message), payload l
 _SERVE = "from compiler.lowering.target import serve_optimizer; serve_optimizer()"
 
 
+_CHILD_NEEDS = ("llvmlite", "numpy", "sympy")  # what the optimiser process may import
+
+
+def optimizer_command() -> list[str]:
+    """The optimiser process's command line: Python isolated (-I: neither the working directory
+    nor the user's site-packages on its path, no PYTHON* variables), told where symgrad is and
+    where this process imported llvmlite (and numpy, sympy) from -- never the working directory
+    -- so it runs the same code as this process, and nothing planted where it happens to run."""
+    here = os.path.realpath(os.getcwd())
+    root = str(Path(__file__).resolve().parents[2])  # where `compiler` is imported from (trusted)
+    search = [root]
+    for name in _CHILD_NEEDS:
+        origin = getattr(sys.modules.get(name), "__file__", None)
+        folder = str(Path(origin).resolve().parents[1]) if origin else None  # package's parent
+        if folder and folder not in search and os.path.realpath(folder) != here:
+            search.append(folder)
+    bootstrap = f"import sys; sys.path[:0] = {search!r}; {_SERVE}"
+    return [sys.executable, "-I", "-c", bootstrap]
+
+
+def optimizer_environment() -> dict[str, str]:
+    """The environment of the optimiser process: this one's, without PYTHONPATH (its search
+    path is in its command line)."""
+    return {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+
+
 class OptimizerError(RuntimeError):
     """The optimiser process died (LLVM crashed on a module)."""
 
@@ -250,13 +279,11 @@ class _Optimizer:
 
     def _restart(self) -> None:
         self.close()
-        root = str(Path(__file__).resolve().parents[2])  # where `compiler` can be imported from
-        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
         self._stderr = tempfile.TemporaryFile()
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", _SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=self._stderr, env={**os.environ, "PYTHONPATH": path})
+                optimizer_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self._stderr, env=optimizer_environment())
         except OSError as error:
             raise OptimizerError(f"cannot start {sys.executable!r}: {error}") from None
         self._runs = 0
@@ -367,9 +394,9 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def cache_directory() -> Path:
-    """Where compiled objects are kept: $SYMGRAD_CACHE_DIR, else ~/.cache/symgrad."""
-    configured = os.environ.get("SYMGRAD_CACHE_DIR")
-    return Path(configured) if configured else Path.home() / ".cache" / "symgrad"
+    """Where compiled objects are kept: $SYMGRAD_CACHE_DIR, else ~/.cache/symgrad (used only
+    while it is the user's own folder: see `compiler.cache_folder`)."""
+    return cache_folder.location()
 
 
 def object_cache_key(ir_text: str, cpu: str, features: str) -> str:
@@ -382,25 +409,13 @@ def object_cache_key(ir_text: str, cpu: str, features: str) -> str:
 
 
 def _read_cached_object(key: str) -> bytes | None:
-    try:
-        return (cache_directory() / f"{key}.o").read_bytes()
-    except OSError:
-        return None
+    """The object stored under `key`, if its seal verifies (see `compiler.cache_folder`)."""
+    return cache_folder.load("objects", key)
 
 
 def _write_cached_object(key: str, object_bytes: bytes) -> None:
-    """Store atomically (write then rename) so concurrent processes never read half a file."""
-    directory = cache_directory()
-    temporary = None
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as handle:
-            temporary = handle.name
-            handle.write(object_bytes)
-        os.replace(temporary, directory / f"{key}.o")
-    except OSError:  # an unwritable cache only costs a recompile next time
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
+    """Store sealed and atomically; an unwritable cache only costs a recompile next time."""
+    cache_folder.store("objects", key, object_bytes)
 
 
 @dataclass(frozen=True)

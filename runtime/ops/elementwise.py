@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from runtime import _dtype
+from runtime._imports import import_whole
 from runtime.ops import _op
 from runtime.ops._broadcast import broadcast_shapes
 from runtime.ops._op import Op, Shape, VJPContext, apply, numel, register
@@ -32,9 +33,7 @@ def sympy() -> Any:
     """The sympy module, imported on first need."""
     global _sympy_module
     if _sympy_module is None:
-        import sympy as sp
-
-        _sympy_module = sp
+        _sympy_module = import_whole("sympy")  # a Ctrl-C here must not break the next call
     return _sympy_module
 
 

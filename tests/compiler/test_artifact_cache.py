@@ -243,3 +243,67 @@ def test_the_graph_of_a_cached_step_is_built_when_read(cache_dir):
     assert second.from_cache
     assert second._graph is None, "a hit builds no graph until someone reads it"
     assert str(second.graph) == str(first.graph)
+
+
+def _planted_gemm_artifact(cache_key: str) -> bytes:
+    """What someone without the user's key could plant: a kernel entry whose threaded GEMM
+    returns at once (so a model using it would compute garbage), sealed with a key of their own
+    and otherwise exactly as symgrad writes entries."""
+    from llvmlite import ir
+
+    from compiler import cache_folder, native_build
+    from compiler.lowering.target import compile_object
+
+    _, exports = native_build._kernel_parts_ir("float32")["gemm_float32"]
+    real = native_build._kernel_parts_ir("float32")["gemm_float32"][0]
+    module = ir.Module(name="planted")
+    function = ir.Function(module, real.globals[exports[0]].function_type, name=exports[0])
+    ir.IRBuilder(function.append_basic_block()).ret_void()
+    planted = artifact_cache.Artifact({"exports": exports}, {"object": compile_object(module)})
+    return cache_folder.seal(b"another writer's key".ljust(32, b"\0"), artifact_cache.KIND,
+                             cache_key, artifact_cache.encode(planted))
+
+
+def test_a_kernel_entry_planted_by_another_writer_is_refused_and_rebuilt(cache_dir):
+    from compiler import native_build
+
+    key = native_build._kernel_key("gemm_float32")  # kernel keys can be computed in advance
+    path = artifact_cache.path_of(key)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    planted = _planted_gemm_artifact(key)
+    path.write_bytes(planted)
+    script = """
+import numpy as np, runtime, compiler
+runtime.manual_seed(0)
+model = runtime.nn.Linear(32, 48)
+x = runtime.randn(64, 32)
+with runtime.no_grad():
+    got = compiler.compile(model, (x,))(x).numpy()
+expected = x.numpy() @ model.weight.detach().numpy().T + model.bias.detach().numpy()
+print(float(np.max(np.abs(got - expected))))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    assert float(done.stdout) < 1e-4, "the planted kernel ran: its outputs are wrong"
+    assert path.read_bytes() != planted, "the planted entry should have been rebuilt"
+    assert artifact_cache.load(key) is not None, "the rebuilt entry should be the user's own"
+
+
+def test_distinct_compilations_keep_the_cache_under_its_cap(cache_dir, monkeypatch):
+    """Each compile adds entries; past the cap the least recently used go, so the folder stops
+    growing (it used to grow by ~60 KiB per distinct compile, for ever)."""
+    from compiler import cache_folder
+
+    monkeypatch.setenv("SYMGRAD_CACHE_MAX_BYTES", "96K")
+    monkeypatch.setattr(cache_folder, "_estimated_bytes", {})
+    sizes = []
+    for hidden in (5, 6, 7, 8):
+        runtime.manual_seed(hidden)
+        model = runtime.nn.Sequential(runtime.nn.Linear(4, hidden), runtime.nn.Tanh(),
+                                      runtime.nn.Linear(hidden, 2))
+        x = runtime.randn(3, 4)
+        fast = compiler.compile(model, (x,))
+        fast(x).sum().backward()
+        sizes.append(cache_folder.usage().bytes)
+    assert max(sizes) <= 96 * 1024, f"cache sizes after each compile: {sizes}"
+    assert cache_folder.usage().entries > 0, "trimming should keep the most recent entries"

@@ -22,7 +22,7 @@ from compiler.compile import compile as compile_to_native  # `compiler.compile` 
 from compiler.export import ExportError, export
 from compiler.export_command import load_model
 from compiler.export_entry import ERRORS
-from compiler.export_weights import HEADER, Weights, payload_checksum
+from compiler.export_weights import HEADER, Weights, payload_digest
 from runtime import nn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -302,27 +302,18 @@ def exported_with_weights_file(tutorial_model, tmp_path_factory):
 
 def test_weights_file_has_the_documented_header(tutorial_model, exported_with_weights_file):
     data = exported_with_weights_file.weights.read_bytes()
-    magic, version, count, layout, payload_bytes, checksum = HEADER.unpack_from(data)
+    magic, version, count, layout, payload_bytes, digest = HEADER.unpack_from(data)
     parameters = dict(tutorial_model.named_parameters())
     weights = Weights.of(list(parameters), [p.detach().numpy() for p in parameters.values()])
-    assert (magic, version, count) == (b"SYMGRADW", 1, 6)
+    assert (magic, version, count) == (b"SYMGRADW", 2, 6)
+    assert HEADER.size == 64
     assert layout == weights.layout_hash()
     assert payload_bytes == len(data) - HEADER.size
-    assert checksum == payload_checksum(data[HEADER.size:])
+    assert digest == hashlib.sha256(data[HEADER.size:]).digest() == payload_digest(
+        data[HEADER.size:])
     first = parameters["linear_relu_stack.0.weight"].detach().numpy()
     np.testing.assert_array_equal(np.frombuffer(data, "<f4", first.size, HEADER.size),
                                   first.reshape(-1))
-
-
-def test_checksum_changes_when_any_word_changes():
-    payload = np.arange(64, dtype="<u8").tobytes()
-    for word in (0, 17, 63):
-        changed = bytearray(payload)
-        changed[8 * word] ^= 0x10
-        assert payload_checksum(bytes(changed)) != payload_checksum(payload)
-    swapped = bytearray(payload)
-    swapped[0:8], swapped[8:16] = payload[8:16], payload[0:8]
-    assert payload_checksum(bytes(swapped)) != payload_checksum(payload)
 
 
 def run_with_weights(export_result, weights_path: Path, tmp_path: Path):
@@ -583,3 +574,97 @@ def test_symgrad_export_command_errors_name_the_mistake(tmp_path, capsys, spec, 
     status = cli.main(["export", spec, "--input", "1,1,28,28", "-o", str(tmp_path / "m")])
     assert status == 1
     assert message in capsys.readouterr().err
+
+
+# ----- files written safely, weights checked by their SHA-256 -----------------------------------
+
+def test_links_planted_in_the_folder_are_replaced_never_written_through(tmp_path):
+    model = nn.Linear(3, 2)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out_dir = tmp_path / "export"
+    out_dir.mkdir()
+    for file_name in ("mlp.h", "mlp.o", "mlp.weights", "libmlp.so", "Makefile"):
+        (outside / file_name).write_text("precious\n")
+        (out_dir / file_name).symlink_to(outside / file_name)
+    result = export(model, (runtime.zeros(1, 3),), out_dir, "mlp", embed_weights=False)
+    for path in result.files:
+        assert path.is_file() and not path.is_symlink(), f"{path.name} should be a fresh file"
+    for file_name in ("mlp.h", "mlp.o", "mlp.weights", "libmlp.so", "Makefile"):
+        assert (outside / file_name).read_text() == "precious\n", f"{file_name} written through"
+    assert "int32_t mlp_init" in (out_dir / "mlp.h").read_text()
+    assert not list(out_dir.glob(".*.tmp")), "no temporary file may be left behind"
+
+
+FLIP_DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tiny.h"
+
+static unsigned char original[4096], mutated[4096];
+static long size;
+
+/* init on `mutated` written over the file (same size: rewritten in place, which is fast
+   where truncating is not): 1 if it was accepted */
+static int accepted(const char *path) {
+    FILE *f = fopen(path, "r+b");
+    fwrite(mutated, 1, (size_t)size, f);
+    fclose(f);
+    return tiny_init(path) == TINY_OK;
+}
+
+static void flip(long bit) { mutated[bit / 8] ^= (unsigned char)(1u << (bit % 8)); }
+
+int main(int argc, char **argv) {
+    FILE *f = fopen(argv[1], "rb");
+    size = (long)fread(original, 1, sizeof original, f);
+    fclose(f);
+    const char *scratch = argv[2];
+    long bits = 8 * size, tried = 0, missed = 0;
+    memcpy(mutated, original, (size_t)size);
+    f = fopen(scratch, "wb");
+    fclose(f);
+    printf("original %d\n", accepted(scratch));
+    for (long i = 0; i < bits; i++) {                     /* every single bit */
+        memcpy(mutated, original, (size_t)size); flip(i);
+        tried++; missed += accepted(scratch);
+    }
+    for (long i = 0; i < bits; i += 64)                   /* one bit in two words, each bit */
+        for (long j = i + 64; j < bits; j += 64)
+            for (long b = 0; b < 64; b += 7) {
+                memcpy(mutated, original, (size_t)size); flip(i + b); flip(j + b);
+                tried++; missed += accepted(scratch);
+            }
+    unsigned long long state = 12345;                     /* and random pairs */
+    for (int n = 0; n < 20000; n++) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        long i = (long)((state >> 20) % (unsigned long long)bits);
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        long j = (long)((state >> 20) % (unsigned long long)bits);
+        if (i == j) continue;
+        memcpy(mutated, original, (size_t)size); flip(i); flip(j);
+        tried++; missed += accepted(scratch);
+    }
+    printf("tried %ld\nmissed %ld\n", tried, missed);
+    return 0;
+}
+"""
+
+
+@needs_cc
+def test_every_one_and_two_bit_flip_of_a_weights_file_is_refused(tmp_path):
+    """Every single bit, the same bits of every two words (the sum checksum of an earlier format
+    missed these), and 20,000 random pairs: each mutated file is refused by init."""
+    runtime.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    result = export(model, (runtime.zeros(1, 3),), tmp_path / "tiny", "tiny", embed_weights=False)
+    assert result.weights.stat().st_size <= 1024
+    (result.out_dir / "flip.c").write_text(FLIP_DRIVER)
+    program = build_c(tmp_path / "flip", ["flip.c", "tiny.o"], cwd=result.out_dir)
+    run = run_program(program, result.weights, tmp_path / "scratch.weights", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    counts = dict(line.split() for line in run.stdout.splitlines())
+    assert counts["original"] == "1", "the unmutated file must load"
+    assert int(counts["tried"]) > 8 * result.weights.stat().st_size
+    assert counts["missed"] == "0", f"{counts['missed']} mutated files were accepted"

@@ -8,10 +8,14 @@ from the exported library; a row marked "pending" is a known gap, a strict xfail
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+import os
 import re
-from collections.abc import Callable
+import shutil
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +24,9 @@ import pytest
 
 import compiler
 import runtime as torch
+from compiler import cache_folder
 from compiler.export_entry import ERRORS
-from compiler.export_weights import Weights
+from compiler.export_weights import HEADER, Weights
 from runtime import nn
 
 TABLE = Path(__file__).resolve().parents[2] / "docs" / "bad_inputs.md"
@@ -413,6 +418,113 @@ def export_batch_0(tmp_path: Path) -> int:
     output = np.zeros((1, 2), np.float32)
     return library.mlp_forward(inputs.ctypes.data_as(ctypes.c_void_p), ctypes.c_int64(0),
                                output.ctypes.data_as(ctypes.c_void_p))
+
+
+# ----- a hostile environment ------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _cache_at(folder: Path, **environment: str) -> Iterator[None]:
+    """symgrad's cache folder at `folder` (and other variables) while the block runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SYMGRAD_CACHE_DIR", str(folder))
+        patch.delenv("SYMGRAD_ARTIFACT_CACHE", raising=False)
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        patch.setattr(cache_folder, "_warned", set())
+        patch.setattr(cache_folder, "_estimated_bytes", {})
+        yield
+
+
+def _compiles_uncached_with_one_warning(folder: Path) -> None:
+    """A fresh model compiled with the cache at `folder`: right outputs, nothing written there,
+    and one warning that names the folder."""
+    before = sorted(folder.rglob("*")) if folder.is_dir() else []
+    with _cache_at(folder), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            _same_as_eager_after_compiling(_mlp())
+    messages = [str(w.message) for w in caught if str(folder) in str(w.message)]
+    assert len(messages) == 1 and "not used" in messages[0], messages
+    assert (sorted(folder.rglob("*")) if folder.is_dir() else []) == before
+
+
+def _same_as_eager_after_compiling(model: MLP) -> None:
+    x = torch.randn(5, 4)
+    fast = compiler.compile(model, (x,))
+    with torch.no_grad():
+        np.testing.assert_allclose(fast(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def cache_folder_writable_by_others(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o777)
+    _compiles_uncached_with_one_warning(folder)
+
+
+def cache_folder_of_another_user(tmp_path: Path) -> None:
+    folder = tmp_path / "theirs"
+    folder.mkdir(mode=0o700)
+    if os.getuid() != 0:
+        pytest.skip("only root can make a folder another user's")
+    os.chown(folder, 4242, 4242)
+    _compiles_uncached_with_one_warning(folder)
+
+
+def cache_folder_a_symlink(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    _compiles_uncached_with_one_warning(tmp_path / "link")
+
+
+def cache_entry_planted(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    with _cache_at(folder):
+        _same_as_eager_after_compiling(_mlp())
+        entries = sorted(folder.rglob("*.artifact")) + sorted(folder.rglob("*.o"))
+        assert entries
+        for path in entries:  # every entry re-sealed under a key that is not the user's
+            kind, name = path.parent.name, path.name.partition(".")[0]
+            body = cache_folder.load(kind, name)
+            path.write_bytes(cache_folder.seal(bytes(32), kind, name, body))
+        _same_as_eager_after_compiling(_mlp())
+        for path in entries:
+            assert cache_folder.load(path.parent.name, path.name.partition(".")[0]) is not None
+
+
+def cache_object_truncated(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    with _cache_at(folder):
+        _same_as_eager_after_compiling(_mlp())
+        for path in folder.rglob("*.o"):
+            path.write_bytes(path.read_bytes()[:200])
+        shutil.rmtree(folder / "artifacts")  # so the raw objects are read again
+        _same_as_eager_after_compiling(_mlp())
+
+
+def cache_off(tmp_path: Path) -> None:
+    with _cache_at(tmp_path / "cache", SYMGRAD_ARTIFACT_CACHE="0"):
+        _same_as_eager_after_compiling(_mlp())
+    assert not (tmp_path / "cache").exists()
+
+
+def export_over_a_symlink(tmp_path: Path) -> None:
+    (tmp_path / "outside.h").write_text("someone's file\n")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mlp.h").symlink_to(tmp_path / "outside.h")
+    result = compiler.export(_mlp(), (torch.randn(1, 4),), tmp_path / "out", "mlp")
+    assert not result.header.is_symlink() and "mlp_forward" in result.header.read_text()
+    assert (tmp_path / "outside.h").read_text() == "someone's file\n"
+
+
+def weights_file_two_bit_flip(tmp_path: Path) -> int:
+    def flip_bit_62_of_two_words(data: bytes) -> bytes:
+        payload = bytearray(data[HEADER.size:])
+        for word in (2, 3):
+            payload[8 * word + 7] ^= 0x40
+        return data[:HEADER.size] + bytes(payload)
+
+    return _init_with(tmp_path, flip_bit_62_of_two_words)
 
 
 CASES: dict[str, Callable[..., Any]] = {

@@ -236,7 +236,7 @@ def test_a_second_process_loads_the_kernel_from_the_object_cache(tmp_path):
         ).stdout.strip()
 
     assert run() == "False"
-    assert len(list(tmp_path.glob("*.o"))) == 1
+    assert len(list(tmp_path.glob("objects/*.o"))) == 1
     assert run() == "True"
 
 
