@@ -24,15 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from compiler import artifact_cache
-from compiler.autodiff import grad
-from compiler.compile import PRE_GRAD_STAGES
+from compiler import artifact_cache, pipeline
 from compiler.index_checks import class_index_checks
 from compiler.ir import Graph, Value
 from compiler.native_build import build_native_to_keep, native_from_artifact, prepare_kernels
-from compiler.partition import relu_mask_from_output
-from compiler.passes import simplify
-from compiler.tracing import GraphBuilder, SymbolicTensor, named_state, trace
+from compiler.tracing import GraphBuilder, SymbolicTensor, named_state
 from runtime import _functions as F
 from runtime._tensor import Tensor
 from runtime.optim import SGD, Adam
@@ -96,8 +92,8 @@ class CompiledTrainStep:
             raise ValueError("the optimizer must hold exactly the model's parameters that "
                              "require grad")
         prepare_kernels({p.dtype for p in self.params})  # on another core, while we trace
-        graph = simplify(trace(_LossOfModel(model, loss_fn), example_inputs),
-                         stages=PRE_GRAD_STAGES)
+        graph = pipeline.simplify_forward(pipeline.trace_model(_LossOfModel(model, loss_fn),
+                                                              example_inputs))
         if graph.outputs[0].shape != ():
             raise ValueError("loss_fn must return a scalar (use reduction='mean' or 'sum')")
         self.index_checks = class_index_checks(graph, self.n_inputs)
@@ -190,8 +186,12 @@ class CompiledTrainStep:
 
     def _build_graph(self, forward: Graph) -> Graph:
         """The whole step: loss, gradients (to the parameters) and the update."""
-        joint = relu_mask_from_output(simplify(grad(forward, wrt=self.param_values),
-                                               stages=PRE_GRAD_STAGES))
+        return pipeline.train_step_graph(forward, self.param_values, self._append_update,
+                                         f"{type(self.model).__name__}_train_step")
+
+    def _append_update(self, joint: Graph) -> list[Value]:
+        """Add the optimizer's update of every parameter to `joint` (the loss and its
+        gradients); return the step's outputs: the loss, then each new parameter and state."""
         gradients = joint.outputs[1:]
         builder = GraphBuilder(joint)
         hyper = {v.name: SymbolicTensor.of(v) for v in self.hyper_values}
@@ -205,9 +205,7 @@ class CompiledTrainStep:
                     [SymbolicTensor.of(s) for s in states], hyper)
                 outputs.append(new_p._value)
                 outputs.extend(s._value for s in new_states)
-        joint.outputs = outputs
-        joint.name = f"{type(self.model).__name__}_train_step"
-        return simplify(joint)
+        return outputs
 
     def _hyperparameter_names(self) -> list[str]:
         if self.kind is Adam:
