@@ -125,8 +125,7 @@ class CompiledModule:
         self._inference: NativeFunction | None = None
         self._training: dict[tuple[bool, ...], TrainingFunctions] = {}
         self._n_inputs = len(self.example_inputs)
-        self._state_values = self.graph.inputs[self._n_inputs:]
-        self._state_paths = [_path_of(name, kind) for name, _, kind in named_state(model)]
+        self._live_state = LiveState(model, self.graph.inputs[self._n_inputs:])
         self._check_lowerable()
 
     def _check_lowerable(self) -> None:
@@ -234,26 +233,8 @@ class CompiledModule:
         return class_index_checks(self.graph, self._n_inputs)
 
     def _state(self) -> list[Tensor]:
-        """The model's parameters and buffers now, found by their dotted names (a few dict
-        lookups, so a replaced Parameter or submodule is seen), checked against the compiled
-        shapes and dtypes."""
-        tensors = []
-        for value, (path, registry, attribute) in zip(self._state_values, self._state_paths):
-            owner = self.model
-            for name in path:
-                modules = getattr(owner, "_modules", None)
-                owner = modules.get(name) if modules is not None else None
-            table = getattr(owner, registry, None)
-            t = table.get(attribute) if table is not None else None
-            if not isinstance(t, Tensor):
-                raise RuntimeError(f"{self.name} no longer has '{value.name}', which it had when "
-                                   "it was compiled; compile it again")
-            if t._data.shape != value.shape or t._data.dtype != value.dtype.numpy:
-                raise RuntimeError(f"parameter '{value.name}' is now {t.dtype} "
-                                   f"{list(t.shape)}; it was compiled as {value.dtype} "
-                                   f"{list(value.shape)}. Compile the model again.")
-            tensors.append(t)
-        return tensors
+        """The model's parameters and buffers now (a replaced Parameter or submodule is seen)."""
+        return self._live_state.tensors()
 
     def __call__(self, *inputs: Any) -> Any:
         if len(inputs) != self._n_inputs:
@@ -303,6 +284,37 @@ class CompiledModule:
 
     def __repr__(self) -> str:
         return f"CompiledModule({self.name}, {len(self.graph.nodes)} ops)"
+
+
+class LiveState:
+    """A model's parameters and buffers as they are at each call, found by their dotted names
+    (a few dict lookups, so a replaced Parameter or submodule is seen), checked against the
+    graph inputs they were traced as."""
+
+    def __init__(self, model: Any, values: Sequence[Value]) -> None:
+        self.model = model
+        self.values = list(values)  # the graph's state inputs, named as named_state names them
+        self.paths = [_path_of(v.name, v.kind) for v in self.values]
+
+    def tensors(self) -> list[Tensor]:
+        name = type(self.model).__name__
+        tensors = []
+        for value, (path, registry, attribute) in zip(self.values, self.paths):
+            owner = self.model
+            for step in path:
+                modules = getattr(owner, "_modules", None)
+                owner = modules.get(step) if modules is not None else None
+            table = getattr(owner, registry, None)
+            t = table.get(attribute) if table is not None else None
+            if not isinstance(t, Tensor):
+                raise RuntimeError(f"{name} no longer has '{value.name}', which it had when it "
+                                   "was compiled; compile it again")
+            if t._data.shape != value.shape or t._data.dtype != value.dtype.numpy:
+                raise RuntimeError(f"parameter '{value.name}' is now {t.dtype} "
+                                   f"{list(t.shape)}; it was compiled as {value.dtype} "
+                                   f"{list(value.shape)}. Compile the model again.")
+            tensors.append(t)
+        return tensors
 
 
 def _path_of(dotted: str, kind: str) -> tuple[list[str], str, str]:
