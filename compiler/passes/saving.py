@@ -7,7 +7,7 @@ graph computing the same values.
 
 from __future__ import annotations
 
-from compiler.ir import Graph, Node
+from compiler.ir import Graph, Node, Value
 from compiler.passes.driver import RewriteLog, graph_pass
 
 
@@ -19,7 +19,7 @@ def relu_mask_from_output(graph: Graph, log: RewriteLog) -> Graph:
     usually kept anyway (the next layer's weight gradient reads it), so backward no longer reads
     the pre-activation x, and the bias add and the ReLU before it fuse into one pass.
     """
-    relu_of = {}
+    relu_of: dict[Value, Value] = {}
     for node in graph.nodes:
         if node.op_name == "relu":
             relu_of.setdefault(node.inputs[0], node.output)

@@ -11,7 +11,9 @@ rounding). For each parameter p with gradient g, at step t (counted from 1):
     p = p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
 State per parameter, named as PyTorch names it: `step` (a 0-d float tensor, as PyTorch stores it),
-`exp_avg` (m), `exp_avg_sq` (v) and, with amsgrad, `max_exp_avg_sq` (v_max).
+`exp_avg` (m), `exp_avg_sq` (v) and, with amsgrad, `max_exp_avg_sq` (v_max). `adam_update` is
+this step as a function of tensors: eager `step()` runs it, `compiler.compile_train_step` traces
+it; the step count and the numbers computed from it are Python's (`Adam.step_scalars`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ rounding). For each parameter p with gradient g, per step:
     g = g + momentum * b if nesterov else b                                   [if momentum != 0]
     p = p - lr * g
 
-The buffer b is `state[p]["momentum_buffer"]`.
+The buffer b is `state[p]["momentum_buffer"]`. `sgd_update` is this step as a function of
+tensors: eager `step()` runs it, `compiler.compile_train_step` traces it.
 """
 
 from __future__ import annotations
