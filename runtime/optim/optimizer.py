@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable
 from copy import deepcopy
 from typing import Any
 
+import numpy as np
+
 from runtime import _dtype
 from runtime._creation import tensor
 from runtime._grad_mode import enable_grad, no_grad
@@ -141,9 +143,9 @@ class Optimizer:
         scalars = {name: scalar_tensor(value, param)
                    for name, value in self.step_scalars(param, group).items()}
         new_param, new_state = self.update(param, grad, state, scalars, group)
-        param.copy_(new_param)
+        _write(param, new_param)
         for name, buffer in state.items():
-            buffer.copy_(new_state[name])
+            _write(buffer, new_state[name])
         self.finish_step(param, group, state)
 
     # ----- the update, written once ---------------------------------------------------------------
@@ -246,6 +248,13 @@ def _cast_buffer(value: Any, param: Tensor, name: str) -> Any:
     if isinstance(value, Tensor) and name != "step" and param.is_floating_point():
         return value.to(param.dtype)
     return value
+
+
+def _write(target: Tensor, value: Tensor) -> None:
+    """target's memory takes value's (same shape and dtype), in place; its version is bumped
+    (what backward checks saved tensors against)."""
+    np.copyto(target._data, value._data)
+    target._version.bump()
 
 
 def scalar_tensor(value: float | bool, param: Tensor) -> Tensor:

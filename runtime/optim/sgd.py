@@ -57,9 +57,14 @@ class SGD(Optimizer):
         return {"momentum_buffer": zeros_like(param) if buffer is None else buffer}
 
     def step_scalars(self, param: Tensor, group: ParamGroup) -> dict[str, float | bool]:
+        """lr and, with momentum, the buffer's factors: b = b * buffer_decay + g * gradient_weight,
+        which are (momentum, 1 - dampening), or (0, 1) on the first step, when b does not exist
+        yet (its zero placeholder then drops out and b starts as g, exactly)."""
         scalars: dict[str, float | bool] = {"lr": float(group["lr"])}
         if group["momentum"] != 0:
-            scalars["first_step"] = "momentum_buffer" not in self.state.get(param, {})
+            first_step = "momentum_buffer" not in self.state.get(param, {})
+            scalars["buffer_decay"] = 0.0 if first_step else float(group["momentum"])
+            scalars["gradient_weight"] = 1.0 if first_step else 1 - float(group["dampening"])
         return scalars
 
     def update(self, param: Tensor, grad: Tensor, state: dict[str, Tensor],
@@ -69,8 +74,7 @@ class SGD(Optimizer):
 
 def sgd_update(p: Tensor, g: Tensor, state: dict[str, Tensor], scalars: dict[str, Tensor],
                group: ParamGroup) -> tuple[Tensor, dict[str, Tensor]]:
-    """SGD's step (the module docstring's formulas); `scalars` are `lr` and, with momentum,
-    `first_step` (true when there is no buffer yet: the buffer then starts as g)."""
+    """SGD's step (the module docstring's formulas) with `SGD.step_scalars`' scalars."""
     if group["maximize"]:
         g = F.neg(g)
     if group["weight_decay"] != 0:
@@ -78,9 +82,8 @@ def sgd_update(p: Tensor, g: Tensor, state: dict[str, Tensor], scalars: dict[str
     new_state = {}
     momentum = float(group["momentum"])
     if momentum != 0:
-        later = F.add(F.mul(state["momentum_buffer"], momentum),
-                      F.mul(g, 1 - float(group["dampening"])))
-        buffer = F.where(scalars["first_step"], g, later)
+        buffer = F.add(F.mul(state["momentum_buffer"], scalars["buffer_decay"]),
+                       F.mul(g, scalars["gradient_weight"]))
         new_state["momentum_buffer"] = buffer
         g = F.add(g, F.mul(buffer, momentum)) if group["nesterov"] else buffer
     return F.sub(p, F.mul(scalars["lr"], g)), new_state
