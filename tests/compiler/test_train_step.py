@@ -328,3 +328,28 @@ def test_dropout_in_training_mode_is_a_compile_error_naming_the_layer():
     with pytest.raises(compiler.CompileError, match="dropout layer '1'"):
         compiler.compile_train_step(model, nn.CrossEntropyLoss(), opt,
                                     (torch.randn(2, 4), torch.tensor([0, 2])))
+
+
+class NormalizedSGD(torch.optim.Optimizer):
+    """A user's optimizer, written only as an update function of tensors."""
+
+    def __init__(self, params, lr=0.05, eps=1e-3):
+        super().__init__(params, {"lr": lr, "eps": eps})
+
+    def step_scalars(self, param, group):
+        return {"lr": group["lr"]}
+
+    def update(self, param, grad, state, scalars, group):
+        return param - scalars["lr"] * grad / (grad.abs() + group["eps"]), {}
+
+
+def test_the_compiled_step_traces_the_optimizers_own_update_function():
+    compiled_model, eager_model, x, y = _small_twins()
+    loss_fn = nn.CrossEntropyLoss()
+    compiled_opt = NormalizedSGD(compiled_model.parameters())
+    eager_opt = NormalizedSGD(eager_model.parameters())
+    step = compiler.compile_train_step(compiled_model, loss_fn, compiled_opt, (x, y))
+    _steps_agree(step, x, y, _eager_step(eager_model, loss_fn, eager_opt, x, y), steps=3)
+    _parameters_agree(compiled_model, eager_model, rtol=1e-12, atol=1e-14)
+    assert any(n.op_name == "abs" or "Abs" in str(getattr(n.op, "expr", ""))
+               for n in step.graph.nodes)
