@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler import artifact_cache
-from compiler.autodiff import grad
+from compiler import artifact_cache, pipeline
 from compiler.index_checks import ClassIndexCheck, class_index_checks
 from compiler.ir import Graph, Value
 from compiler.native_build import (
@@ -31,16 +30,13 @@ from compiler.native_build import (
     prepare_kernels,
     value_meta,
 )
-from compiler.partition import Partition, partition, relu_mask_from_output
-from compiler.passes import simplify
-from compiler.tracing import BATCH, named_state, trace
+from compiler.partition import Partition
+from compiler.tracing import BATCH, named_state
 from runtime._dtype import from_numpy_dtype
 from runtime._grad_mode import is_grad_enabled
 from runtime._tensor import Tensor
 from runtime.autograd._node import FREED_MESSAGE, Node
 from runtime.native import NativeFunction
-
-PRE_GRAD_STAGES = ("canonicalize", "stabilize", "cse")
 
 
 @dataclass
@@ -122,15 +118,14 @@ class CompiledModule:
         self.dynamic_batch = dynamic_batch
         self.example_inputs = tuple(example_inputs)
         prepare_kernels({t.dtype for _, t, _ in named_state(model)})  # meanwhile, on another core
-        self.graph = simplify(trace(model, self.example_inputs, dynamic_batch=dynamic_batch),
-                              stages=PRE_GRAD_STAGES)
+        self.graph = pipeline.simplify_forward(pipeline.trace_model(
+            model, self.example_inputs, dynamic_batch=dynamic_batch))
         self._graph_key = artifact_cache.graph_key(self.graph)
         self.compilations = 0  # native functions built (a test counts them)
         self._inference: NativeFunction | None = None
         self._training: dict[tuple[bool, ...], TrainingFunctions] = {}
         self._n_inputs = len(self.example_inputs)
-        self._state_values = self.graph.inputs[self._n_inputs:]
-        self._state_paths = [_path_of(name, kind) for name, _, kind in named_state(model)]
+        self._live_state = LiveState(model, self.graph.inputs[self._n_inputs:])
         self._check_lowerable()
 
     def _check_lowerable(self) -> None:
@@ -145,7 +140,7 @@ class CompiledModule:
         used = self._used_values()
         wrt = [v for v in self.graph.inputs[self._n_inputs:] if v.kind == "param" and v in used]
         if wrt and len(self.graph.outputs) == 1:
-            check_lowerable(grad(self.graph, wrt=wrt, seed_input=True))
+            check_lowerable(pipeline.differentiate(self.graph, wrt, seed_input=True))
         if key is not None:
             artifact_cache.store(key, artifact_cache.Artifact({}))
 
@@ -168,8 +163,7 @@ class CompiledModule:
             artifact = artifact_cache.load(key) if key is not None else None
             self._inference = native_from_artifact(artifact, "native")
             if self._inference is None:
-                graph = simplify(self.graph)
-                graph.name = f"{self.name}_inference"
+                graph = pipeline.inference_graph(self.graph, f"{self.name}_inference")
                 self._inference, meta, object_bytes = build_native_to_keep(graph)
                 if key is not None:
                     artifact_cache.store(key, artifact_cache.Artifact(
@@ -199,13 +193,7 @@ class CompiledModule:
         return functions
 
     def _build_training(self, wrt: list[Value]) -> TrainingFunctions:
-        joint = grad(self.graph, wrt=wrt, seed_input=True)
-        seed = joint.inputs[-1]
-        # before fusion, so that the forward's bias add and ReLU fuse once backward no longer
-        # reads the pre-activation
-        joint = simplify(relu_mask_from_output(joint, seed))
-        joint.name = f"{self.name}_train"
-        parts = partition(joint, n_outputs=1, seed=seed)
+        parts = pipeline.training_graphs(self.graph, wrt, f"{self.name}_train").partition
         (forward, forward_meta, forward_object), (backward, backward_meta, backward_object) = \
             build_natives_to_keep([parts.forward, parts.backward])
         functions = TrainingFunctions(parts, forward, backward, wrt)
@@ -245,26 +233,8 @@ class CompiledModule:
         return class_index_checks(self.graph, self._n_inputs)
 
     def _state(self) -> list[Tensor]:
-        """The model's parameters and buffers now, found by their dotted names (a few dict
-        lookups, so a replaced Parameter or submodule is seen), checked against the compiled
-        shapes and dtypes."""
-        tensors = []
-        for value, (path, registry, attribute) in zip(self._state_values, self._state_paths):
-            owner = self.model
-            for name in path:
-                modules = getattr(owner, "_modules", None)
-                owner = modules.get(name) if modules is not None else None
-            table = getattr(owner, registry, None)
-            t = table.get(attribute) if table is not None else None
-            if not isinstance(t, Tensor):
-                raise RuntimeError(f"{self.name} no longer has '{value.name}', which it had when "
-                                   "it was compiled; compile it again")
-            if t._data.shape != value.shape or t._data.dtype != value.dtype.numpy:
-                raise RuntimeError(f"parameter '{value.name}' is now {t.dtype} "
-                                   f"{list(t.shape)}; it was compiled as {value.dtype} "
-                                   f"{list(value.shape)}. Compile the model again.")
-            tensors.append(t)
-        return tensors
+        """The model's parameters and buffers now (a replaced Parameter or submodule is seen)."""
+        return self._live_state.tensors()
 
     def __call__(self, *inputs: Any) -> Any:
         if len(inputs) != self._n_inputs:
@@ -314,6 +284,37 @@ class CompiledModule:
 
     def __repr__(self) -> str:
         return f"CompiledModule({self.name}, {len(self.graph.nodes)} ops)"
+
+
+class LiveState:
+    """A model's parameters and buffers as they are at each call, found by their dotted names
+    (a few dict lookups, so a replaced Parameter or submodule is seen), checked against the
+    graph inputs they were traced as."""
+
+    def __init__(self, model: Any, values: Sequence[Value]) -> None:
+        self.model = model
+        self.values = list(values)  # the graph's state inputs, named as named_state names them
+        self.paths = [_path_of(v.name, v.kind) for v in self.values]
+
+    def tensors(self) -> list[Tensor]:
+        name = type(self.model).__name__
+        tensors = []
+        for value, (path, registry, attribute) in zip(self.values, self.paths):
+            owner = self.model
+            for step in path:
+                modules = getattr(owner, "_modules", None)
+                owner = modules.get(step) if modules is not None else None
+            table = getattr(owner, registry, None)
+            t = table.get(attribute) if table is not None else None
+            if not isinstance(t, Tensor):
+                raise RuntimeError(f"{name} no longer has '{value.name}', which it had when it "
+                                   "was compiled; compile it again")
+            if t._data.shape != value.shape or t._data.dtype != value.dtype.numpy:
+                raise RuntimeError(f"parameter '{value.name}' is now {t.dtype} "
+                                   f"{list(t.shape)}; it was compiled as {value.dtype} "
+                                   f"{list(value.shape)}. Compile the model again.")
+            tensors.append(t)
+        return tensors
 
 
 def _path_of(dotted: str, kind: str) -> tuple[list[str], str, str]:

@@ -1,9 +1,10 @@
 """`compiler.explain(model, example_inputs)`: what reverse mode does to a model, shown.
 
 The report follows the compiler through every stage and keeps each result: the traced forward
-graph; the reverse-mode graph exactly as `compiler.grad` builds it; the simplified joint graph
-that `compiler.compile` lowers (simplified before and after differentiation) with the rewrites
-that fired; its split into a forward that saves values and a backward that reads them, with the
+graph; the reverse-mode graph exactly as `compiler.grad` builds it from the traced graph; then
+what the compiler's pipeline (`compiler.pipeline`, the same functions `compiler.compile` calls)
+did: the simplified joint graph with every rewrite that fired, and its split into the forward
+that saves values and the backward that reads them -- the very graphs compile lowers -- with the
 saved bytes per example; every elementwise kernel with its formula and the derivatives sympy
 gives for it; and the FLOPs of forward and backward. `print(report)` shows it in the terminal,
 `report.save_html(path)` writes one self-contained page with the graphs drawn side by side.
@@ -26,13 +27,14 @@ from typing import Any
 
 import sympy
 
+from compiler import pipeline
 from compiler.autodiff import grad
-from compiler.compile import PRE_GRAD_STAGES
 from compiler.ir import Graph, Node, Value
 from compiler.lowering.memory import value_bytes
-from compiler.partition import Partition, partition
-from compiler.passes import RewriteLog, simplify
-from compiler.tracing import BATCH, GraphBuilder, SymbolicTensor, named_state, symbolic_shape, trace
+from compiler.partition import Partition
+from compiler.passes import RewriteLog
+from compiler.pipeline import PipelineRecord
+from compiler.tracing import BATCH, GraphBuilder, SymbolicTensor, named_state, symbolic_shape
 from runtime._tensor import Tensor
 from runtime.ops.elementwise import Elementwise
 
@@ -156,11 +158,12 @@ class Report:
     name: str
     forward: Graph  # as traced
     reverse: Graph  # compiler.grad(forward): forward and reverse mode, as built
-    simplified: Graph  # the joint graph compile() lowers
+    simplified: Graph  # the pipeline's simplified joint graph, which `partition` splits
     inference: Graph  # the forward alone, simplified as compiled for no_grad
     rewrites: RewriteLog  # what fired on the way to `simplified`
-    partition: Partition  # `simplified` split into forward (saving) and backward (reading)
+    partition: Partition  # the forward (saving) and backward (reading) functions compile lowers
     kernels: list[Kernel]
+    pipeline: PipelineRecord  # every stage's graph on the way to `partition`
 
     # ----- derived numbers ------------------------------------------------------------------------
 
@@ -197,6 +200,7 @@ class Report:
             ("forward graph, as traced", str(self.forward)),
             ("reverse mode, as built by compiler.grad", str(self.reverse)),
             ("gradients", self._gradients_text()),
+            ("compiler pipeline stages", str(self.pipeline)),
             ("simplified (what compiler.compile lowers)", str(self.simplified)),
             (f"rewrites that fired ({len(self.rewrites.events)})",
              str(self.rewrites) or "(none)"),
@@ -298,8 +302,8 @@ def backward_part(joint: Graph, nodes: list[Node], n_outputs: int, name: str) ->
 def explain(model: Any, example_inputs: Sequence[Tensor] | Tensor,
             loss_fn: Callable[..., Tensor] | None = None, *,
             dynamic_batch: bool = True) -> Report:
-    """Trace `model`, differentiate it, simplify and partition it as `compiler.compile` does,
-    and return a Report of every stage.
+    """Trace `model`, differentiate it, simplify and partition it with the pipeline that
+    `compiler.compile` runs, and return a Report of every stage.
 
     Without `loss_fn`, reverse mode starts from the gradient of the model's output (the vector
     of a vector-Jacobian product, an input `grad_<output>`). With `loss_fn`, the last example
@@ -313,20 +317,20 @@ def explain(model: Any, example_inputs: Sequence[Tensor] | Tensor,
         example_inputs = (example_inputs,)
     example_inputs = tuple(example_inputs)
     name = _graph_name(model)
-    forward = _trace_with_loss(model, example_inputs, loss_fn, dynamic_batch, name)
+    record = PipelineRecord()
+    forward = _trace_with_loss(model, example_inputs, loss_fn, dynamic_batch, name, record)
     wrt = _gradient_targets(model, forward, example_inputs)
     reverse = grad(forward, wrt=wrt, seed_input=True)
 
-    log = RewriteLog()
-    joint = grad(simplify(forward, stages=PRE_GRAD_STAGES, log=log), wrt=wrt, seed_input=True)
-    seed = joint.inputs[-1]
-    simplified = simplify(joint, log=log)
-    parts = partition(simplified, n_outputs=len(forward.outputs), seed=seed)
+    prepared = pipeline.simplify_forward(forward, record)
+    training = pipeline.training_graphs(prepared, wrt, name, n_outputs=len(forward.outputs),
+                                        record=record)
+    parts = training.partition
     parts.forward.name, parts.backward.name = f"forward_{name}", f"backward_{name}"
-    inference = simplify(forward)
-    inference.name = f"inference_{name}"
-    kernels = collect_kernels([("training", simplified), ("inference", inference)])
-    return Report(name, forward, reverse, simplified, inference, log, parts, kernels)
+    inference = pipeline.inference_graph(prepared, f"inference_{name}")
+    kernels = collect_kernels([("training", training.joint), ("inference", inference)])
+    return Report(name, forward, reverse, training.joint, inference, record.log, parts, kernels,
+                  record)
 
 
 def _graph_name(model: Any) -> str:
@@ -336,14 +340,16 @@ def _graph_name(model: Any) -> str:
 
 def _trace_with_loss(model: Any, example_inputs: tuple[Tensor, ...],
                      loss_fn: Callable[..., Tensor] | None, dynamic_batch: bool,
-                     name: str) -> Graph:
+                     name: str, record: PipelineRecord) -> Graph:
     if loss_fn is None:
-        return trace(model, example_inputs, dynamic_batch=dynamic_batch, name=name)
+        return pipeline.trace_model(model, example_inputs, dynamic_batch=dynamic_batch,
+                                    name=name, record=record)
     if len(example_inputs) < 2:
         raise ValueError("with loss_fn, example_inputs are the model's inputs followed by the "
                          "target; got only one tensor")
     *model_inputs, target = example_inputs
-    graph = trace(model, model_inputs, dynamic_batch=dynamic_batch, name=name)
+    graph = pipeline.trace_model(model, model_inputs, dynamic_batch=dynamic_batch, name=name,
+                                 record=record)
     if len(graph.outputs) != 1:
         raise ValueError("with loss_fn, the model must return one tensor")
     target_value = graph.add_input(_target_name(loss_fn), symbolic_shape(

@@ -34,7 +34,7 @@ import numpy as np
 from llvmlite import ir
 
 import runtime
-from compiler.compile import PRE_GRAD_STAGES
+from compiler import pipeline
 from compiler.export_entry import ERRORS, STATE_KINDS, EntryPlan, emit_entry_points
 from compiler.export_weights import Weights
 from compiler.ir import Graph, Node, Value
@@ -47,8 +47,7 @@ from compiler.lowering.target import (
     target_machine,
     with_no_builtins,
 )
-from compiler.passes import simplify
-from compiler.tracing import named_state, trace
+from compiler.tracing import named_state
 from runtime._tensor import Tensor
 
 SIZE_LIMIT = 2**62  # no buffer of an exported function may be larger (bytes); sets MAX_BATCH
@@ -132,7 +131,8 @@ def c_name(name: str | None, out_dir: Path) -> str:
 def inference_graph(model: Any, example_inputs: tuple[Tensor, ...]) -> Graph:
     """The no-grad forward as `compiler.compile` builds it, checked to fit the C API: one
     floating-point input with the batch in dimension 0, and one output."""
-    graph = simplify(simplify(trace(model, example_inputs), stages=PRE_GRAD_STAGES))
+    traced = pipeline.trace_model(model, example_inputs)
+    graph = pipeline.inference_graph(pipeline.simplify_forward(traced), "forward")
     inputs = [v for v in graph.inputs if v.kind not in STATE_KINDS]
     if len(inputs) != 1 or len(graph.outputs) != 1:
         raise ValueError(f"export makes `int <name>_forward(input, batch, output)`, so the model "

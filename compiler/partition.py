@@ -2,14 +2,11 @@
 
 The forward function returns the model's outputs plus the values backward needs ("saved");
 the backward function takes the output's gradient, the saved values and the graph inputs it
-reads, and returns the gradients. What is saved versus recomputed is decided here, by two named
-rules, and reported as bytes per example:
-
-- `recompute_views`: a reshape of something backward already has costs nothing to redo, so it
-  is not saved;
-- `relu_mask_from_output`: ReLU's derivative only needs to know where the input was positive,
-  which the ReLU's output tells as well; since the output is usually saved anyway (the next
-  layer's weight gradient reads it), the pre-activation no longer needs saving.
+reads, and returns the gradients. What is saved versus recomputed is decided here and reported
+as bytes per example: `recompute_views`, a reshape of something backward already has costs
+nothing to redo, so it is not saved. Which forward values backward reads at all is decided
+before, by the rewrites of the `saving` stage (`compiler/passes/saving.py`), which the pipeline
+runs right after differentiation.
 """
 
 from __future__ import annotations
@@ -44,25 +41,8 @@ def _depending_on(graph: Graph, source: Value) -> set[Value]:
     return reached
 
 
-def relu_mask_from_output(joint: Graph, seed: Value | None = None) -> Graph:
-    """relu_vjp0(g, x) -> relu_vjp0(g, relu(x)) where relu(x) is computed in the forward (the
-    part not depending on `seed`; with no seed, as in a whole train step, everywhere). Then
-    nothing but relu reads x, so the bias add and the ReLU fuse into one pass."""
-    relu_of = {n.inputs[0]: n.output for n in joint.nodes if n.op_name == "relu"}
-    depends = _depending_on(joint, seed) if seed is not None else set()
-    nodes = []
-    for node in joint.nodes:
-        if node.op_name == "relu_vjp0" and node.inputs[1] in relu_of and \
-                node.inputs[1] not in depends:
-            node = Node(node.op, [node.inputs[0], relu_of[node.inputs[1]]], node.attrs,
-                        node.output, node.origin)
-        nodes.append(node)
-    return joint.rebuild(nodes, joint.outputs)
-
-
 def partition(joint: Graph, n_outputs: int, seed: Value) -> Partition:
     """Split `joint` (from grad(..., seed_input=True)) at the seed."""
-    joint = relu_mask_from_output(joint, seed)
     depends = _depending_on(joint, seed)
     forward_outputs = joint.outputs[:n_outputs]
     gradients = joint.outputs[n_outputs:]

@@ -1,17 +1,20 @@
 """`compiler.compile_train_step(model, loss_fn, optimizer, example_inputs)`: one native call per
 training step -- forward, loss, backward and the optimizer's update.
 
-The loss of the model is traced and differentiated as in `compiler.compile`; then the optimizer's
-update (SGD with momentum, dampening, Nesterov and weight decay; Adam/AdamW with amsgrad) is
-appended to the same graph with the ops of `runtime`, so fusion merges it with the last gradient
-computations. Parameters and optimizer state are updated in place in their own memory (the
-native function's outputs are those very arrays), so `model`, `optimizer.state` and eager code
-keep seeing one set of tensors. Learning rate and Adam's bias corrections are inputs of the
-graph, read from the optimizer at every call (so schedulers work); the other hyperparameters are
-compiled in, and the step refuses to run if they change.
+The loss of the model is traced and differentiated by the compiler's pipeline, as in
+`compiler.compile`; then the optimizer's own update function (`optimizer.update`, the one its
+eager `step()` runs: SGD with momentum, dampening, Nesterov and weight decay; Adam/AdamW with
+amsgrad) is traced onto the same graph, so fusion merges it with the last gradient computations.
+Parameters and optimizer state are updated in place in their own memory (the native function's
+outputs are those very arrays), so `model`, `optimizer.state` and eager code keep seeing one set
+of tensors.
 
-The update formulas follow PyTorch's documented algorithms, as `runtime/optim` does; a test holds
-the two to the same results. `param.grad` is not written by the compiled step.
+Everything is read as it is at each call: the model's parameters and buffers by their names, the
+optimizer's state tensors (so `optimizer.load_state_dict()` after compiling resumes from the
+loaded state) and the scalars of the step (learning rate, Adam's bias corrections, whether SGD's
+momentum buffer exists yet), which are inputs of the graph. The optimizer's other options are
+compiled in, and the step refuses to run if they change, or if the model's trainable parameters
+are no longer the ones the optimizer holds. `param.grad` is not written by the compiled step.
 
 Native code cannot raise, so values that would make eager mode raise are checked in Python before
 the call: a class label out of range (native gather would read it as NaN) is PyTorch's IndexError.
@@ -24,23 +27,18 @@ from typing import Any
 
 import numpy as np
 
-from compiler import artifact_cache
-from compiler.autodiff import grad
-from compiler.compile import PRE_GRAD_STAGES
+from compiler import artifact_cache, pipeline
+from compiler.compile import LiveState
 from compiler.index_checks import class_index_checks
 from compiler.ir import Graph, Value
 from compiler.native_build import build_native_to_keep, native_from_artifact, prepare_kernels
-from compiler.partition import relu_mask_from_output
-from compiler.passes import simplify
-from compiler.tracing import GraphBuilder, SymbolicTensor, named_state, trace
-from runtime import _functions as F
+from compiler.tracing import GraphBuilder, SymbolicTensor, named_state
+from runtime import _dtype
 from runtime._tensor import Tensor
-from runtime.optim import SGD, Adam
-from runtime.optim.adam import _init_state as init_adam_state
+from runtime.optim import Optimizer
 
-_BAKED = {SGD: ("momentum", "dampening", "weight_decay", "nesterov", "maximize"),
-          Adam: ("betas", "eps", "weight_decay", "amsgrad", "maximize",
-                 "decoupled_weight_decay")}
+# options of a parameter group that are not compiled in: read at each call, or not options
+_LIVE_OPTIONS = frozenset({"params", "param_names", "lr", "initial_lr"})
 
 
 class _LossOfModel:
@@ -67,12 +65,13 @@ class _LossOfModel:
         return self(x, target)
 
 
-def _kind(optimizer: Any) -> type:
-    for kind in (Adam, SGD):
-        if isinstance(optimizer, kind):
-            return kind
-    raise NotImplementedError(f"compile_train_step supports SGD, Adam and AdamW, not "
-                              f"{type(optimizer).__name__}")
+def _check_optimizer(optimizer: Any) -> None:
+    if not isinstance(optimizer, Optimizer) or type(optimizer).update is Optimizer.update:
+        raise NotImplementedError(
+            f"compile_train_step needs an optimizer whose update is written as a function of "
+            f"tensors (runtime.optim's SGD, Adam, AdamW), not {type(optimizer).__name__}")
+    if len(optimizer.param_groups) != 1:
+        raise NotImplementedError("compile_train_step supports one parameter group")
 
 
 class CompiledTrainStep:
@@ -82,27 +81,22 @@ class CompiledTrainStep:
                  example_inputs: Sequence[Tensor]) -> None:
         self.model = model
         self.optimizer = optimizer
-        self.kind = _kind(optimizer)
-        if len(optimizer.param_groups) != 1:
-            raise NotImplementedError("compile_train_step supports one parameter group")
-        self.group = optimizer.param_groups[0]
-        self.baked = {k: self.group[k] for k in _BAKED[self.kind] if k in self.group}
+        _check_optimizer(optimizer)
+        group = optimizer.param_groups[0]
+        self.baked = {k: v for k, v in group.items() if k not in _LIVE_OPTIONS}
         self.n_inputs = len(example_inputs)
-        state = named_state(model)
-        self.model_state = [t for _, t, _ in state]
-        self.params = [t for _, t, kind in state if kind == "param" and t.requires_grad]
-        group_ids = {id(p) for p in self.group["params"]}
-        if {id(p) for p in self.params if p.requires_grad} != group_ids:
+        params = [t for _, t, kind in named_state(model) if kind == "param" and t.requires_grad]
+        if {id(p) for p in params} != {id(p) for p in group["params"]}:
             raise ValueError("the optimizer must hold exactly the model's parameters that "
                              "require grad")
-        prepare_kernels({p.dtype for p in self.params})  # on another core, while we trace
-        graph = simplify(trace(_LossOfModel(model, loss_fn), example_inputs),
-                         stages=PRE_GRAD_STAGES)
+        prepare_kernels({p.dtype for p in params})  # on another core, while we trace
+        graph = pipeline.simplify_forward(pipeline.trace_model(_LossOfModel(model, loss_fn),
+                                                              example_inputs))
         if graph.outputs[0].shape != ():
             raise ValueError("loss_fn must return a scalar (use reduction='mean' or 'sum')")
         self.index_checks = class_index_checks(graph, self.n_inputs)
-        self.state_tensors = self._ensure_state()
-        self._add_update_inputs(graph)
+        self.live_state = LiveState(model, graph.inputs[self.n_inputs:])
+        self._add_update_inputs(graph, params, group)
         self._forward = graph
         self._graph: Graph | None = None
         self.inputs = list(graph.inputs)  # the native step's inputs, in order
@@ -131,7 +125,7 @@ class CompiledTrainStep:
     def _cache_key(self, forward: Graph) -> str | None:
         """The key of this step's compilation: the traced loss graph and everything about the
         optimizer that `_build_graph` reads (None if something has no exact text)."""
-        parts = [artifact_cache.graph_key(forward), self.kind.__name__,
+        parts = [artifact_cache.graph_key(forward), type(self.optimizer).__name__,
                  artifact_cache.exact_text(sorted(self.baked.items())),
                  artifact_cache.exact_text([v.name for v in self.param_values]),
                  artifact_cache.exact_text([v.name for v in forward.inputs]),
@@ -154,111 +148,47 @@ class CompiledTrainStep:
 
     # ----- the graph ----------------------------------------------------------------------------
 
-    def _ensure_state(self) -> list[list[Tensor]]:
-        """The optimizer state tensors of each parameter, created as the eager optimizer would."""
-        per_param = []
-        for p in self.params:
-            state = self.optimizer.state[p]
-            if self.kind is Adam:
-                if not state:
-                    init_adam_state(state, p, self.group["amsgrad"])
-                names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self.group["amsgrad"]
-                                                     else [])
-                per_param.append([state[n] for n in names])
-            elif self.group["momentum"] != 0:
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = Tensor._from_array(np.zeros_like(p._data))
-                    state["_symgrad_first_step"] = True
-                per_param.append([state["momentum_buffer"]])
-            else:
-                per_param.append([])
-        return per_param
-
-    def _add_update_inputs(self, forward: Graph) -> None:
-        """Give the traced graph the inputs of the update: hyperparameters read at each call,
-        then each parameter's optimizer state."""
-        self.state_inputs = forward.inputs[self.n_inputs:]
-        by_tensor = {id(t): v for t, v in zip(self.model_state, self.state_inputs)}
-        self.param_values = [by_tensor[id(p)] for p in self.params]
-        dtype = self.param_values[0].dtype
-        self.hyper_values = [forward.add_input(name, (), dtype)
-                             for name in self._hyperparameter_names()]
-        self.state_values: list[list[Value]] = [
-            [forward.add_input(f"{p_value.name}.state{k}", p_value.shape, dtype)
-             for k in range(len(states))]
-            for p_value, states in zip(self.param_values, self.state_tensors)]
+    def _add_update_inputs(self, forward: Graph, params: list[Tensor],
+                           group: dict[str, Any]) -> None:
+        """Give the traced graph the inputs of the update of each parameter: its optimizer
+        state tensors, then the scalars of the step, named `<parameter>.<name>`."""
+        by_tensor = {id(t): v for t, v in zip(self.live_state.tensors(),
+                                               self.live_state.values)}
+        self.param_values = [by_tensor[id(p)] for p in params]
+        self.state_values: list[dict[str, Value]] = []
+        self.scalar_values: list[dict[str, Value]] = []
+        for p, p_value in zip(params, self.param_values):
+            self.state_values.append({
+                name: forward.add_input(f"{p_value.name}.{name}", p_value.shape, p_value.dtype)
+                for name in self.optimizer.state_tensors(p, group)})
+            self.scalar_values.append({
+                name: forward.add_input(f"{p_value.name}.{name}", (), _dtype.bool_
+                                        if isinstance(value, bool) else p_value.dtype)
+                for name, value in self.optimizer.step_scalars(p, group).items()})
 
     def _build_graph(self, forward: Graph) -> Graph:
         """The whole step: loss, gradients (to the parameters) and the update."""
-        joint = relu_mask_from_output(simplify(grad(forward, wrt=self.param_values),
-                                               stages=PRE_GRAD_STAGES))
+        return pipeline.train_step_graph(forward, self.param_values, self._append_update,
+                                         f"{type(self.model).__name__}_train_step")
+
+    def _append_update(self, joint: Graph) -> list[Value]:
+        """Trace the optimizer's update of every parameter onto `joint` (the loss and its
+        gradients); return the step's outputs: the loss, then each new parameter and state."""
         gradients = joint.outputs[1:]
         builder = GraphBuilder(joint)
-        hyper = {v.name: SymbolicTensor.of(v) for v in self.hyper_values}
+        group = self.optimizer.param_groups[0]
         outputs: list[Value] = [joint.outputs[0]]
         with builder.active():
-            for p_value, g_value, states in zip(self.param_values, gradients,
-                                                self.state_values):
+            for p_value, g_value, states, scalars in zip(self.param_values, gradients,
+                                                         self.state_values, self.scalar_values):
                 builder.scope = [f"update.{p_value.name}"]
-                new_p, new_states = self._update(
+                new_p, new_state = self.optimizer.update(
                     SymbolicTensor.of(p_value), SymbolicTensor.of(g_value),
-                    [SymbolicTensor.of(s) for s in states], hyper)
+                    {name: SymbolicTensor.of(v) for name, v in states.items()},
+                    {name: SymbolicTensor.of(v) for name, v in scalars.items()}, group)
                 outputs.append(new_p._value)
-                outputs.extend(s._value for s in new_states)
-        joint.outputs = outputs
-        joint.name = f"{type(self.model).__name__}_train_step"
-        return simplify(joint)
-
-    def _hyperparameter_names(self) -> list[str]:
-        if self.kind is Adam:
-            return ["lr", "step_size", "bias_correction2_sqrt"]
-        return ["lr", "first_step"] if self.group["momentum"] != 0 else ["lr"]
-
-    def _update(self, p: Tensor, g: Tensor, states: list[Tensor],
-                hyper: dict[str, Tensor]) -> tuple[Tensor, list[Tensor]]:
-        group = self.group
-        if group["maximize"]:
-            g = F.neg(g)
-        if self.kind is SGD:
-            return self._sgd(p, g, states, hyper, group)
-        return self._adam(p, g, states, hyper, group)
-
-    @staticmethod
-    def _sgd(p: Tensor, g: Tensor, states: list[Tensor], hyper: dict[str, Tensor],
-             group: dict[str, Any]) -> tuple[Tensor, list[Tensor]]:
-        if group["weight_decay"] != 0:
-            g = F.add(g, F.mul(p, float(group["weight_decay"])))
-        new_states = []
-        if group["momentum"] != 0:
-            (buffer,) = states
-            momentum, dampening = float(group["momentum"]), float(group["dampening"])
-            first = hyper["first_step"]
-            later = F.add(F.mul(buffer, momentum), F.mul(g, 1 - dampening))
-            buffer = F.add(F.mul(first, g), F.mul(F.sub(1.0, first), later))
-            new_states = [buffer]
-            g = F.add(g, F.mul(buffer, momentum)) if group["nesterov"] else buffer
-        return F.sub(p, F.mul(hyper["lr"], g)), new_states
-
-    @staticmethod
-    def _adam(p: Tensor, g: Tensor, states: list[Tensor], hyper: dict[str, Tensor],
-              group: dict[str, Any]) -> tuple[Tensor, list[Tensor]]:
-        beta1, beta2 = (float(b) for b in group["betas"])
-        weight_decay = float(group["weight_decay"])
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p = F.mul(p, F.sub(1.0, F.mul(hyper["lr"], weight_decay)))
-            else:
-                g = F.add(g, F.mul(p, weight_decay))
-        m, v, *rest = states
-        m = F.add(m, F.mul(F.sub(g, m), 1 - beta1))
-        v = F.add(F.mul(v, beta2), F.mul(F.mul(g, g), 1 - beta2))
-        new_states = [m, v]
-        if group["amsgrad"]:
-            v_max = F.maximum(rest[0], v)
-            new_states.append(v_max)
-            v = v_max
-        denominator = F.add(F.div(F.sqrt(v), hyper["bias_correction2_sqrt"]), float(group["eps"]))
-        return F.sub(p, F.div(F.mul(hyper["step_size"], m), denominator)), new_states
+                outputs.extend(new_state[name]._value for name in states)
+        return outputs
 
     def _inplace_map(self) -> dict[int, int]:
         """Native output index -> input index whose memory it overwrites (params and states)."""
@@ -266,32 +196,42 @@ class CompiledTrainStep:
         mapping = {}
         out = 1
         for p_value, states in zip(self.param_values, self.state_values):
-            for value in [p_value, *states]:
+            for value in [p_value, *states.values()]:
                 mapping[out] = inputs.index(value)
                 out += 1
         return mapping
 
     # ----- calling -------------------------------------------------------------------------------
 
-    def _hyperparameters(self) -> list[np.ndarray]:
-        group = self.group
+    def _group(self) -> dict[str, Any]:
+        """The optimizer's parameter group now (load_state_dict replaces it), its compiled-in
+        options unchanged."""
+        if len(self.optimizer.param_groups) != 1:
+            raise RuntimeError("the optimizer has several parameter groups now; "
+                               "compile_train_step supports one")
+        group = self.optimizer.param_groups[0]
         for key, value in self.baked.items():
-            if group[key] != value:
+            if group.get(key) != value:
                 raise RuntimeError(f"optimizer option {key} changed from {value} to "
-                                   f"{group[key]} after compile_train_step; compile again")
-        dtype = self.params[0]._data.dtype
-        lr = float(group["lr"])
-        if self.kind is Adam:
-            state = self.optimizer.state[self.params[0]]
-            t = float(state["step"]._data) + 1
-            beta1, beta2 = (float(b) for b in group["betas"])
-            values = [lr, lr / (1 - beta1 ** t), (1 - beta2 ** t) ** 0.5]
-        elif group["momentum"] != 0:
-            first = self.optimizer.state[self.params[0]].get("_symgrad_first_step", False)
-            values = [lr, 1.0 if first else 0.0]
-        else:
-            values = [lr]
-        return [np.array(v, dtype=dtype) for v in values]
+                                   f"{group.get(key)} after compile_train_step; compile again")
+        return group
+
+    def _params(self, state: list[Tensor], group: dict[str, Any]) -> list[Tensor]:
+        """The model's trainable parameters now, checked to be the optimizer's."""
+        by_value = dict(zip(self.live_state.values, state))
+        params = [by_value[v] for v in self.param_values]
+        held = {id(p) for p in group["params"]}
+        for value, p in zip(self.param_values, params):
+            if id(p) not in held:
+                raise RuntimeError(
+                    f"the model's parameter '{value.name}' is not one the optimizer holds (was "
+                    "it replaced after compile_train_step?); eager training would not update "
+                    "it either. Give the optimizer the model's parameters (a new optimizer, or "
+                    "the new tensor in optimizer.param_groups) before the next step")
+        if len(held) != len(params):
+            raise RuntimeError("the optimizer holds parameters the model no longer has; give "
+                               "it exactly the model's parameters that require grad")
+        return params
 
     def __call__(self, *inputs: Tensor) -> Tensor:
         if len(inputs) != self.n_inputs:
@@ -299,25 +239,31 @@ class CompiledTrainStep:
                             f"got {len(inputs)}")
         for check in self.index_checks:
             check(inputs[check.position]._data)
+        group = self._group()
+        model_state = self.live_state.tensors()
+        params = self._params(model_state, group)
         by_value: dict[Value, np.ndarray] = dict(zip(self.inputs, (x._data for x in inputs)))
-        by_value.update((v, t._data) for v, t in zip(self.state_inputs, self.model_state))
-        by_value.update(zip(self.hyper_values, self._hyperparameters()))
-        for values, tensors in zip(self.state_values, self.state_tensors):
-            by_value.update((v, t._data) for v, t in zip(values, tensors))
+        by_value.update((v, t._data) for v, t in zip(self.live_state.values, model_state))
+        states = []
+        for p, state_values, scalar_values in zip(params, self.state_values, self.scalar_values):
+            state = self.optimizer.state_tensors(p, group)
+            if state.keys() != state_values.keys():
+                raise RuntimeError(f"the optimizer's state of a parameter is now "
+                                   f"{sorted(state)}, compiled as {sorted(state_values)}; "
+                                   "compile the step again")
+            by_value.update((state_values[name], t._data) for name, t in state.items())
+            for name, value in self.optimizer.step_scalars(p, group).items():
+                v = scalar_values[name]
+                by_value[v] = np.array(value, dtype=v.dtype.numpy)
+            states.append(state)
         arrays = [by_value[v] for v in self.inputs]
         results = self.native.call(arrays, self.native_inplace)
-        self._after_step()
-        return Tensor._from_array(results[0])
-
-    def _after_step(self) -> None:
-        for p, states in zip(self.params, self.state_tensors):
+        for p, state in zip(params, states):
             p._version.bump()
-            for s in states:
-                s._version.bump()
-            state = self.optimizer.state[p]
-            state.pop("_symgrad_first_step", None)
-            if self.kind is Adam:
-                state["step"]._data += 1
+            for t in state.values():
+                t._version.bump()
+            self.optimizer.finish_step(p, group, state)
+        return Tensor._from_array(results[0])
 
 
 def compile_train_step(model: Any, loss_fn: Callable[..., Tensor], optimizer: Any,

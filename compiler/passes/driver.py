@@ -18,7 +18,7 @@ Rewrite = Callable[[Node, "RewriteContext"], "Value | None"]
 GraphPass = Callable[[Graph, "RewriteLog"], Graph]
 
 STAGES: dict[str, list[Rewrite | GraphPass]] = {
-    "canonicalize": [], "stabilize": [], "cse": [], "fuse": [], "layout": []}
+    "canonicalize": [], "stabilize": [], "cse": [], "fuse": [], "layout": [], "saving": []}
 DEFAULT_ORDER = ("canonicalize", "stabilize", "cse", "fuse", "layout", "cse")
 
 

@@ -11,7 +11,9 @@ rounding). For each parameter p with gradient g, at step t (counted from 1):
     p = p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
 State per parameter, named as PyTorch names it: `step` (a 0-d float tensor, as PyTorch stores it),
-`exp_avg` (m), `exp_avg_sq` (v) and, with amsgrad, `max_exp_avg_sq` (v_max).
+`exp_avg` (m), `exp_avg_sq` (v) and, with amsgrad, `max_exp_avg_sq` (v_max). `adam_update` is
+this step as a function of tensors: eager `step()` runs it, `compiler.compile_train_step` traces
+it; the step count and the numbers computed from it are Python's (`Adam.step_scalars`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-
 from runtime import _dtype
+from runtime import _functions as F
 from runtime._creation import tensor, zeros_like
 from runtime._tensor import Tensor
-from runtime.optim.optimizer import Optimizer, ParamGroup, StateDict, mark_modified
+from runtime.optim.optimizer import Optimizer, ParamGroup, StateDict
 
 
 class Adam(Optimizer):
@@ -50,34 +51,54 @@ class Adam(Optimizer):
                     "decoupled_weight_decay": decoupled_weight_decay}
         super().__init__(params, defaults)
 
-    def _update(self, param: Tensor, grad: np.ndarray, group: ParamGroup) -> None:
-        state = self.state[param]
-        if not state:
-            _init_state(state, param, group["amsgrad"])
-        lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
+    def state_tensors(self, param: Tensor, group: ParamGroup) -> dict[str, Tensor]:
+        state = self.state.get(param, {})
+        names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
+        return {name: state[name] if name in state else zeros_like(param) for name in names}
+
+    def step_scalars(self, param: Tensor, group: ParamGroup) -> dict[str, float | bool]:
+        """lr, the step size lr / (1 - beta1^t), sqrt(1 - beta2^t) and the decoupled decay
+        factor 1 - lr * weight_decay, for step t (counted from 1), in Python's double
+        precision as PyTorch computes them."""
+        step = self.state.get(param, {}).get("step")
+        t = (float(step) if step is not None else 0.0) + 1
+        lr = float(group["lr"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        p = param._data
-        step = state["step"]
-        step._data += 1
-        if group["maximize"]:
-            grad = -grad
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p *= 1 - lr * weight_decay
-            else:
-                grad = grad + weight_decay * p
-        m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
-        m += (1 - beta1) * (grad - m)
-        v *= beta2
-        v += (1 - beta2) * grad * grad
-        if group["amsgrad"]:
-            np.maximum(state["max_exp_avg_sq"]._data, v, out=state["max_exp_avg_sq"]._data)
-            v = state["max_exp_avg_sq"]._data
-        t = float(step._data)
-        step_size = lr / (1 - beta1 ** t)
-        denominator = np.sqrt(v) / (1 - beta2 ** t) ** 0.5 + group["eps"]
-        p += (-step_size * m) / denominator
-        mark_modified(param, *state.values())
+        return {"lr": lr, "step_size": lr / (1 - beta1 ** t),
+                "bias_correction2_sqrt": (1 - beta2 ** t) ** 0.5,
+                "decay": 1 - lr * float(group["weight_decay"])}
+
+    def update(self, param: Tensor, grad: Tensor, state: dict[str, Tensor],
+               scalars: dict[str, Tensor], group: ParamGroup) -> tuple[Tensor, dict[str, Tensor]]:
+        return adam_update(param, grad, state, scalars, group)
+
+    def finish_step(self, param: Tensor, group: ParamGroup, state: dict[str, Tensor]) -> None:
+        """Count the step (the first creates `step`, then the moments, in PyTorch's order)."""
+        stored = self.state[param]
+        if "step" not in stored:
+            stored["step"] = tensor(0.0, dtype=_step_dtype())
+        stored["step"].add_(1)
+        stored.update(state)
+
+
+def adam_update(p: Tensor, g: Tensor, state: dict[str, Tensor], scalars: dict[str, Tensor],
+                group: ParamGroup) -> tuple[Tensor, dict[str, Tensor]]:
+    """Adam's step (the module docstring's formulas), with `Adam.step_scalars`' scalars."""
+    beta1, beta2 = (float(b) for b in group["betas"])
+    if group["maximize"]:
+        g = F.neg(g)
+    if float(group["weight_decay"]) != 0:
+        if group["decoupled_weight_decay"]:
+            p = F.mul(p, scalars["decay"])
+        else:
+            g = F.add(g, F.mul(p, float(group["weight_decay"])))
+    m = F.add(state["exp_avg"], F.mul(F.sub(g, state["exp_avg"]), 1 - beta1))
+    v = F.add(F.mul(state["exp_avg_sq"], beta2), F.mul(F.mul(g, 1 - beta2), g))
+    new_state = {"exp_avg": m, "exp_avg_sq": v}
+    if group["amsgrad"]:
+        v = new_state["max_exp_avg_sq"] = F.maximum(state["max_exp_avg_sq"], v)
+    denominator = F.add(F.div(F.sqrt(v), scalars["bias_correction2_sqrt"]), float(group["eps"]))
+    return F.sub(p, F.div(F.mul(scalars["step_size"], m), denominator)), new_state
 
 
 class AdamW(Adam):
@@ -112,13 +133,7 @@ def _check_options(lr: float, betas: tuple[float, float], eps: float,
         raise ValueError(f"Invalid weight_decay value: {weight_decay}")
 
 
-def _init_state(state: dict[str, Any], param: Tensor, amsgrad: bool) -> None:
-    """Step 0 and zero moments; the step count is float64 when that is the default dtype,
-    float32 otherwise, as in PyTorch."""
-    step_dtype = (_dtype.float64 if _dtype.get_default_dtype() == _dtype.float64
-                  else _dtype.float32)
-    state["step"] = tensor(0.0, dtype=step_dtype)
-    state["exp_avg"] = zeros_like(param)
-    state["exp_avg_sq"] = zeros_like(param)
-    if amsgrad:
-        state["max_exp_avg_sq"] = zeros_like(param)
+def _step_dtype() -> _dtype.dtype:
+    """The step count is float64 when that is the default dtype, float32 otherwise, as in
+    PyTorch."""
+    return _dtype.float64 if _dtype.get_default_dtype() == _dtype.float64 else _dtype.float32

@@ -2,12 +2,21 @@
 
 An optimizer holds `param_groups` (a list of dicts: `"params"`, a list of leaf tensors, plus that
 group's options, filled in from `defaults`) and `state` (a dict from parameter to its per-parameter
-buffers, e.g. SGD's `momentum_buffer`). `step()` updates every parameter that has a `.grad` by
-calling the subclass's `_update(param, grad, group)`; `state_dict()` replaces parameters by their
-positions so the state can be saved and loaded into an optimizer over other parameter objects.
+buffers, e.g. SGD's `momentum_buffer`). `state_dict()` replaces parameters by their positions so
+the state can be saved and loaded into an optimizer over other parameter objects.
 
-Updates are optimizer internals, not model math: they work on the numpy arrays behind the tensors,
-in place, and bump each changed tensor's version counter. They are never traced.
+A subclass writes its algorithm once, as a function of tensors made of runtime ops (as optax and
+tinygrad do):
+
+    update(param, grad, state, scalars, group) -> (new param, {name: new state tensor})
+
+`state` holds the state tensors the update reads and rewrites (`state_tensors`), `scalars` the
+numbers of this step that are computed in Python, such as the learning rate and Adam's bias
+corrections (`step_scalars`, 0-d tensors), and `group` the options, which are constants of the
+function. `step()` runs it under no_grad and copies the results into the parameter and its state
+in place (bumping their versions); `compiler.compile_train_step` traces the very same function
+into its native step. Either way `finish_step` then records the step (stores the state tensors a
+first step creates, counts steps).
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from runtime import _dtype
+from runtime._creation import tensor
 from runtime._grad_mode import enable_grad, no_grad
 from runtime._tensor import Tensor
 
@@ -124,12 +135,42 @@ class Optimizer:
             for group in self.param_groups:
                 for param in group["params"]:
                     if param._grad is not None:
-                        self._update(param, param._grad._data, group)
+                        self._step_parameter(param, param._grad, group)
         return loss
 
-    def _update(self, param: Tensor, grad: np.ndarray, group: ParamGroup) -> None:
-        """Apply one step of the algorithm to `param` (in place) given its gradient's array."""
+    def _step_parameter(self, param: Tensor, grad: Tensor, group: ParamGroup) -> None:
+        state = self.state_tensors(param, group)
+        scalars = {name: scalar_tensor(value, param)
+                   for name, value in self.step_scalars(param, group).items()}
+        new_param, new_state = self.update(param, grad, state, scalars, group)
+        _write(param, new_param)
+        for name, buffer in state.items():
+            _write(buffer, new_state[name])
+        self.finish_step(param, group, state)
+
+    # ----- the update, written once ---------------------------------------------------------------
+
+    def update(self, param: Tensor, grad: Tensor, state: dict[str, Tensor],
+               scalars: dict[str, Tensor], group: ParamGroup) -> tuple[Tensor, dict[str, Tensor]]:
+        """One step of the algorithm as a function of tensors: the new parameter and the new
+        value of each tensor of `state`. Written with runtime ops only, never in place, so that
+        it runs eagerly and traces alike."""
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")
+
+    def state_tensors(self, param: Tensor, group: ParamGroup) -> dict[str, Tensor]:
+        """The state tensors the next update of `param` reads and rewrites, by their names in
+        `state[param]`; one the first step creates is a zero tensor not yet stored."""
+        return {}
+
+    def step_scalars(self, param: Tensor, group: ParamGroup) -> dict[str, float | bool]:
+        """The numbers of the next step of `param` computed in Python (read, not changed)."""
+        return {}
+
+    def finish_step(self, param: Tensor, group: ParamGroup, state: dict[str, Tensor]) -> None:
+        """After `state` (from `state_tensors`) was updated in place: store it in
+        `self.state[param]` (an optimizer with no state keeps none)."""
+        if state:
+            self.state[param].update(state)
 
     # ----- saving and loading -------------------------------------------------------------------
 
@@ -209,7 +250,16 @@ def _cast_buffer(value: Any, param: Tensor, name: str) -> Any:
     return value
 
 
-def mark_modified(*tensors: Tensor) -> None:
-    """Record that the arrays of `tensors` were changed in place (what backward checks against)."""
-    for t in tensors:
-        t._version.bump()
+def _write(target: Tensor, value: Tensor) -> None:
+    """target's memory takes value's (same shape and dtype), in place; its version is bumped
+    (what backward checks saved tensors against)."""
+    np.copyto(target._data, value._data)
+    target._version.bump()
+
+
+def scalar_tensor(value: float | bool, param: Tensor) -> Tensor:
+    """A step scalar as the 0-d tensor the update takes: bool, or the parameter's dtype (so a
+    float32 update computes in float32, as PyTorch's does with Python numbers)."""
+    if isinstance(value, bool):
+        return tensor(value, dtype=_dtype.bool_)
+    return tensor(float(value), dtype=param.dtype)

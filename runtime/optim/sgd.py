@@ -8,7 +8,8 @@ rounding). For each parameter p with gradient g, per step:
     g = g + momentum * b if nesterov else b                                   [if momentum != 0]
     p = p - lr * g
 
-The buffer b is `state[p]["momentum_buffer"]`.
+The buffer b is `state[p]["momentum_buffer"]`. `sgd_update` is this step as a function of
+tensors: eager `step()` runs it, `compiler.compile_train_step` traces it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-
+from runtime import _functions as F
+from runtime._creation import zeros_like
 from runtime._tensor import Tensor
-from runtime.optim.optimizer import Optimizer, ParamGroup, mark_modified
+from runtime.optim.optimizer import Optimizer, ParamGroup
 
 
 class SGD(Optimizer):
@@ -49,31 +50,40 @@ class SGD(Optimizer):
                     "foreach": foreach, "differentiable": differentiable, "fused": fused}
         super().__init__(params, defaults)
 
-    def _update(self, param: Tensor, grad: np.ndarray, group: ParamGroup) -> None:
-        p = param._data
-        if group["maximize"]:
-            grad = -grad
-        if group["weight_decay"] != 0:
-            grad = grad + float(group["weight_decay"]) * p
-        momentum = group["momentum"]
-        if momentum != 0:
-            grad = self._momentum_direction(param, grad, group)
-        p += -float(group["lr"]) * grad
-        mark_modified(param)
+    def state_tensors(self, param: Tensor, group: ParamGroup) -> dict[str, Tensor]:
+        if group["momentum"] == 0:
+            return {}
+        buffer = self.state.get(param, {}).get("momentum_buffer")
+        return {"momentum_buffer": zeros_like(param) if buffer is None else buffer}
 
-    def _momentum_direction(self, param: Tensor, grad: np.ndarray, group: ParamGroup) -> Any:
-        """Update the momentum buffer with `grad` and return the direction to step in."""
-        state = self.state[param]
-        momentum = group["momentum"]
-        buffer = state.get("momentum_buffer")
-        if buffer is None:
-            # np.array, not .copy(): on a 0-d parameter, -grad is a numpy scalar, not an array
-            buffer = state["momentum_buffer"] = Tensor._from_array(np.array(grad))
-        else:
-            b = buffer._data
-            b *= momentum
-            b += (1 - group["dampening"]) * grad
-            mark_modified(buffer)
-        if group["nesterov"]:
-            return grad + momentum * buffer._data
-        return buffer._data
+    def step_scalars(self, param: Tensor, group: ParamGroup) -> dict[str, float | bool]:
+        """lr and, with momentum, the buffer's factors: b = b * buffer_decay + g * gradient_weight,
+        which are (momentum, 1 - dampening), or (0, 1) on the first step, when b does not exist
+        yet (its zero placeholder then drops out and b starts as g, exactly)."""
+        scalars: dict[str, float | bool] = {"lr": float(group["lr"])}
+        if group["momentum"] != 0:
+            first_step = "momentum_buffer" not in self.state.get(param, {})
+            scalars["buffer_decay"] = 0.0 if first_step else float(group["momentum"])
+            scalars["gradient_weight"] = 1.0 if first_step else 1 - float(group["dampening"])
+        return scalars
+
+    def update(self, param: Tensor, grad: Tensor, state: dict[str, Tensor],
+               scalars: dict[str, Tensor], group: ParamGroup) -> tuple[Tensor, dict[str, Tensor]]:
+        return sgd_update(param, grad, state, scalars, group)
+
+
+def sgd_update(p: Tensor, g: Tensor, state: dict[str, Tensor], scalars: dict[str, Tensor],
+               group: ParamGroup) -> tuple[Tensor, dict[str, Tensor]]:
+    """SGD's step (the module docstring's formulas) with `SGD.step_scalars`' scalars."""
+    if group["maximize"]:
+        g = F.neg(g)
+    if group["weight_decay"] != 0:
+        g = F.add(g, F.mul(p, float(group["weight_decay"])))
+    new_state = {}
+    momentum = float(group["momentum"])
+    if momentum != 0:
+        buffer = F.add(F.mul(state["momentum_buffer"], scalars["buffer_decay"]),
+                       F.mul(g, scalars["gradient_weight"]))
+        new_state["momentum_buffer"] = buffer
+        g = F.add(g, F.mul(buffer, momentum)) if group["nesterov"] else buffer
+    return F.sub(p, F.mul(scalars["lr"], g)), new_state

@@ -13,7 +13,7 @@ import pytest
 
 import compiler
 import runtime
-from compiler import artifact_cache
+from compiler import artifact_cache, pipeline
 from compiler import train_step as train_step_module
 
 
@@ -63,7 +63,7 @@ def test_a_second_compilation_loads_the_first_and_trains_identically(cache_dir, 
     first, first_model = _step()
     assert not first.from_cache
     assert len(artifact_cache.stored_keys()) >= 1
-    monkeypatch.setattr(train_step_module, "grad", _refuse)
+    monkeypatch.setattr(pipeline, "grad", _refuse)
     monkeypatch.setattr(train_step_module, "build_native_to_keep", _refuse)
     second, second_model = _step()
     assert second.from_cache, "the same model, optimizer and symgrad should hit the cache"
@@ -204,7 +204,7 @@ def _compiled_run(seed: int = 0):
 def test_compile_loads_inference_and_training_functions_from_the_cache(cache_dir, monkeypatch):
     compile_module = importlib.import_module("compiler.compile")  # compiler.compile: a function
     _, inference, loss, grads = _compiled_run()
-    monkeypatch.setattr(compile_module, "grad", _refuse)
+    monkeypatch.setattr(pipeline, "grad", _refuse)
     monkeypatch.setattr(compile_module, "build_native_to_keep", _refuse)
     monkeypatch.setattr(compile_module, "build_natives_to_keep", _refuse)
     fast, cached_inference, cached_loss, cached_grads = _compiled_run()

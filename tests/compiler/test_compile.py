@@ -285,6 +285,17 @@ def test_a_model_with_an_unlowerable_op_fails_at_compile_time() -> None:
     assert error.value.op == "index"
 
 
+def test_dropout_in_training_mode_is_a_compile_error_naming_the_layer() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 2))
+    x = runtime.randn(3, 4)
+    with pytest.raises(CompileError, match=r"dropout layer '2' \(Dropout\(p=0.25.*model.eval") \
+            as error:
+        compile(model, (x,))
+    assert error.value.op == "dropout"
+    model.eval()  # dropout is the identity in eval mode, so the model compiles
+    assert_close(compile(model, (x,))(x), model(x))
+
+
 def test_training_reaches_the_accuracy_of_eager_training() -> None:
     """300 SGD steps of the tutorial's MLP, shrunk to 8x8 images and 32 hidden units, on noisy
     copies of 10 prototypes, eager and compiled from the same seed."""

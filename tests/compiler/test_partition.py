@@ -10,10 +10,11 @@ import pytest
 from compiler_testing import NeuralNetwork, graph_arguments
 
 import runtime
-from compiler import grad, simplify, trace
+from compiler import grad, pipeline, trace
 from compiler.interpret import run
 from compiler.native_build import build_native
-from compiler.partition import Partition, partition, relu_mask_from_output
+from compiler.partition import Partition
+from compiler.passes import RewriteLog, run_stage
 
 
 def mlp_partition(dtype=runtime.float32) -> tuple[NeuralNetwork, object, Partition]:
@@ -22,17 +23,17 @@ def mlp_partition(dtype=runtime.float32) -> tuple[NeuralNetwork, object, Partiti
     if dtype == runtime.float64:
         model = model.double()
     graph = trace(model, (runtime.randn(4, 1, 28, 28, dtype=dtype),))
-    joint = grad(graph, wrt=[v for v in graph.inputs if v.kind == "param"], seed_input=True)
-    seed = joint.inputs[-1]
-    simplified = simplify(joint)
-    return model, joint, partition(simplified, n_outputs=1, seed=seed)
+    wrt = [v for v in graph.inputs if v.kind == "param"]
+    record = pipeline.PipelineRecord()
+    parts = pipeline.training_graphs(graph, wrt, "mlp", record=record).partition
+    return model, record.graph("grad"), parts  # the joint graph as compiler.grad built it
 
 
 def test_the_mlp_saves_only_its_relu_outputs() -> None:
     _, _, parts = mlp_partition()
     assert [v.name for v in parts.saved] == ["linear_relu_stack.1.out", "linear_relu_stack.3.out"]
-    # the pre-activations are not saved (relu_mask_from_output) and the flattened input is
-    # recomputed from x (recompute_views)
+    # the pre-activations are not saved (the saving stage's relu_mask_from_output) and the
+    # flattened input is recomputed from x (recompute_views)
     assert [v.name for v in parts.forward_inputs_used] == [
         "x", "linear_relu_stack.2.weight", "linear_relu_stack.4.weight"]
     assert parts.backward.nodes[0].op_name == "reshape"
@@ -74,9 +75,12 @@ def test_relu_mask_from_output_rewrites_the_vjp_to_read_the_relu_output() -> Non
     joint = grad(graph, wrt=["x"], seed_input=True)
     before = next(n for n in joint.nodes if n.op_name == "relu_vjp0")
     assert before.inputs[1].name == "mul"  # the pre-activation
-    rewritten = relu_mask_from_output(joint, joint.inputs[-1])
+    log = RewriteLog()
+    rewritten = run_stage(joint, "saving", log)
     after = next(n for n in rewritten.nodes if n.op_name == "relu_vjp0")
     assert after.inputs[1].name == "relu"
+    assert [(e.stage, e.rewrite) for e in log.events] == [("saving", "relu_mask_from_output")]
+    assert "relu_vjp0(%grad_relu, %relu)" in log.events[0].after
     x = np.array([[-1.0, 0.0, 0.5, 2.0]] * 3, np.float32)
     seed = np.ones((3, 4), np.float32)
     for got, want in zip(run(rewritten.verify(), [x, seed]), run(joint, [x, seed])):

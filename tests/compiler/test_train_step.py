@@ -253,3 +253,103 @@ def test_loss_options_train_as_pytorch_does(name):
     reference_step = _eager_step(reference, reference_loss_fn, reference_opt, rx, ry)
     _steps_agree(step, x, y, reference_step, steps=3)
     _parameters_agree(compiled_model, reference, rtol=1e-12, atol=1e-14)
+
+
+# ----- what the step reads at each call ---------------------------------------------------------
+
+RESUMABLE = {
+    "sgd_momentum_dampening": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.2),
+    "adam_amsgrad": lambda ps: torch.optim.Adam(ps, lr=1e-2, amsgrad=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESUMABLE))
+def test_resuming_from_a_checkpoint_after_compiling_continues_as_eager_mode(name):
+    """optimizer.load_state_dict() after compile_train_step: the compiled step reads the loaded
+    momentum buffers / moments and step counts, as eager optimizer.step() does."""
+    import copy
+
+    make = RESUMABLE[name]
+    compiled_model, eager_model, x, y = _small_twins()
+    loss_fn = nn.CrossEntropyLoss()
+    eager_opt = make(eager_model.parameters())
+    eager_step = _eager_step(eager_model, loss_fn, eager_opt, x, y)
+    for _ in range(3):
+        eager_step()
+    checkpoint = copy.deepcopy({"model": eager_model.state_dict(),
+                                "optimizer": eager_opt.state_dict()})
+    compiled_opt = make(compiled_model.parameters())
+    step = compiler.compile_train_step(compiled_model, loss_fn, compiled_opt, (x, y))
+    step(x, y)  # state of its own, which the checkpoint must replace
+    compiled_model.load_state_dict(checkpoint["model"])
+    compiled_opt.load_state_dict(checkpoint["optimizer"])
+    _steps_agree(step, x, y, eager_step, steps=3)
+    _parameters_agree(compiled_model, eager_model, rtol=1e-12, atol=1e-14)
+    assert compiled_opt.state_dict()["state"].keys() == eager_opt.state_dict()["state"].keys()
+    for ours, theirs in zip(compiled_opt.state_dict()["state"].values(),
+                            eager_opt.state_dict()["state"].values()):
+        assert ours.keys() == theirs.keys()  # PyTorch's names only, nothing private
+        for key in ours:
+            np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), rtol=1e-12,
+                                       atol=1e-14, err_msg=key)
+
+
+def test_state_is_created_by_the_first_step_as_in_eager_mode():
+    compiled_model, _, x, y = _small_twins()
+    opt = torch.optim.SGD(compiled_model.parameters(), lr=0.1, momentum=0.9)
+    step = compiler.compile_train_step(compiled_model, nn.CrossEntropyLoss(), opt, (x, y))
+    assert opt.state_dict()["state"] == {}  # compiling adds no state
+    step(x, y)
+    assert [sorted(s) for s in opt.state_dict()["state"].values()] == [["momentum_buffer"]] * 4
+
+
+def test_a_replaced_parameter_is_followed_once_the_optimizer_holds_it():
+    compiled_model, eager_model, x, y = _small_twins()
+    loss_fn = nn.CrossEntropyLoss()
+    compiled_opt = torch.optim.SGD(compiled_model.parameters(), lr=0.1, momentum=0.9)
+    eager_opt = torch.optim.SGD(eager_model.parameters(), lr=0.1, momentum=0.9)
+    step = compiler.compile_train_step(compiled_model, loss_fn, compiled_opt, (x, y))
+    _steps_agree(step, x, y, _eager_step(eager_model, loss_fn, eager_opt, x, y), steps=1)
+    new_weight = torch.randn(5, 16, dtype=torch.float64)
+    for model in (compiled_model, eager_model):
+        model[2].weight = nn.Parameter(new_weight.clone())
+    with pytest.raises(RuntimeError, match=r"parameter '2.weight' is not one the optimizer "
+                                           r"holds \(was it replaced"):
+        step(x, y)  # the old weight would be trained while the model uses the new one
+    for model, opt in ((compiled_model, compiled_opt), (eager_model, eager_opt)):
+        opt.param_groups[0]["params"][2] = model[2].weight
+    _steps_agree(step, x, y, _eager_step(eager_model, loss_fn, eager_opt, x, y), steps=2)
+    _parameters_agree(compiled_model, eager_model, rtol=1e-12, atol=1e-14)
+
+
+def test_dropout_in_training_mode_is_a_compile_error_naming_the_layer():
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(), nn.Linear(8, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(compiler.CompileError, match="dropout layer '1'"):
+        compiler.compile_train_step(model, nn.CrossEntropyLoss(), opt,
+                                    (torch.randn(2, 4), torch.tensor([0, 2])))
+
+
+class NormalizedSGD(torch.optim.Optimizer):
+    """A user's optimizer, written only as an update function of tensors."""
+
+    def __init__(self, params, lr=0.05, eps=1e-3):
+        super().__init__(params, {"lr": lr, "eps": eps})
+
+    def step_scalars(self, param, group):
+        return {"lr": group["lr"]}
+
+    def update(self, param, grad, state, scalars, group):
+        return param - scalars["lr"] * grad / (grad.abs() + group["eps"]), {}
+
+
+def test_the_compiled_step_traces_the_optimizers_own_update_function():
+    compiled_model, eager_model, x, y = _small_twins()
+    loss_fn = nn.CrossEntropyLoss()
+    compiled_opt = NormalizedSGD(compiled_model.parameters())
+    eager_opt = NormalizedSGD(eager_model.parameters())
+    step = compiler.compile_train_step(compiled_model, loss_fn, compiled_opt, (x, y))
+    _steps_agree(step, x, y, _eager_step(eager_model, loss_fn, eager_opt, x, y), steps=3)
+    _parameters_agree(compiled_model, eager_model, rtol=1e-12, atol=1e-14)
+    assert any(n.op_name == "abs" or "Abs" in str(getattr(n.op, "expr", ""))
+               for n in step.graph.nodes)

@@ -302,3 +302,31 @@ def test_param_groups_with_different_learning_rates_equal_torch():
         their_adam.step()
     for p, q in zip(ours, theirs):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=0, atol=1e-12)
+
+
+def test_an_optimizer_written_as_one_update_function_gets_step():
+    """A subclass gives `update` (a function of tensors), `state_tensors` and `step_scalars`;
+    `step()` runs the update under no_grad and writes the results in place."""
+
+    class SignDescent(runtime.optim.Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, {"lr": lr})
+
+        def state_tensors(self, param, group):
+            previous = self.state.get(param, {}).get("previous")
+            return {"previous": runtime.zeros_like(param) if previous is None else previous}
+
+        def step_scalars(self, param, group):
+            return {"lr": group["lr"]}
+
+        def update(self, param, grad, state, scalars, group):
+            return param - scalars["lr"] * grad / grad.abs(), {"previous": param.clone()}
+
+    p = _leaf(1.0)
+    p.grad = runtime.tensor([-3.0], dtype=runtime.float64)
+    optimizer = SignDescent([p])
+    version = p._version.value
+    optimizer.step()
+    assert p.item() == pytest.approx(1.1)
+    assert p._version.value > version and p.grad_fn is None and p.requires_grad
+    assert optimizer.state_dict()["state"][0]["previous"].item() == 1.0
