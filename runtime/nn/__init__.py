@@ -18,6 +18,7 @@ from runtime.nn.activation import (
     Tanh,
 )
 from runtime.nn.containers import ModuleDict, ModuleList, Sequential
+from runtime.nn.conv import Conv1d, Conv2d
 from runtime.nn.dropout import Dropout
 from runtime.nn.flatten import Flatten, Unflatten
 from runtime.nn.linear import Identity, Linear
@@ -26,7 +27,8 @@ from runtime.nn.module import Module
 from runtime.nn.parameter import Parameter
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Flatten", "Identity",
+    "BCELoss", "BCEWithLogitsLoss", "Conv1d", "Conv2d", "CrossEntropyLoss", "Dropout", "Flatten",
+    "Identity",
     "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "Module", "ModuleDict", "ModuleList",
     "NLLLoss", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh",
     "Unflatten", "functional", "init",

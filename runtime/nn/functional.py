@@ -10,6 +10,8 @@ probability outside [0, 1]) run on concrete tensors only; traced tensors skip th
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +19,7 @@ import runtime
 from runtime import _dtype
 from runtime._tensor import Tensor
 from runtime.nn import _reduction
+from runtime.ops import conv as conv_ops
 from runtime.ops import elementwise as ew
 
 # ----- layers ------------------------------------------------------------------------------------
@@ -26,6 +29,65 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input @ weight.T + bias (weight is (out_features, in_features), as nn.Linear stores it)."""
     output = runtime.matmul(input, weight.t())
     return output if bias is None else output + bias
+
+
+def _ntuple(value: Any, n: int) -> tuple[int, ...]:
+    """An int or a sequence of n ints as a tuple of n ints (kernel_size=5 -> (5, 5))."""
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * n
+    values = tuple(int(v) for v in value)
+    if len(values) == 1 and n > 1:
+        return values * n
+    if len(values) != n:
+        raise RuntimeError(f"expected {n} values (one per spatial dimension), got {list(values)}")
+    return values
+
+
+def conv_padding(padding: Any, kernel: Sequence[int], stride: Sequence[int],
+                 dilation: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """(low, high) padding per spatial dim from an int, a tuple, 'valid' or 'same'; 'same'
+    pads the odd extra element on the high side, as PyTorch does."""
+    nd = len(kernel)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * nd
+        if padding != "same":
+            raise RuntimeError(f"Invalid padding string: '{padding}'")
+        if any(s != 1 for s in stride):
+            raise RuntimeError("padding='same' is not supported for strided convolutions")
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return tuple((t // 2, t - t // 2) for t in totals)
+    return tuple((p, p) for p in _ntuple(padding, nd))
+
+
+def _conv(nd: int, input: Tensor, weight: Tensor, bias: Tensor | None, stride: Any,
+          padding: Any, dilation: Any, groups: int) -> Tensor:
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to "
+                           f"conv{nd}d, but got input of size: {list(input.shape)}")
+    if weight.ndim != nd + 2:
+        raise RuntimeError(f"conv{nd}d expects a weight of {nd + 2} dimensions (out_channels, "
+                           f"in_channels/groups, *kernel_size), got size {list(weight.shape)}")
+    unbatched = input.ndim == nd + 1
+    if unbatched:
+        input = input.unsqueeze(0)
+    stride, dilation = _ntuple(stride, nd), _ntuple(dilation, nd)
+    pairs = conv_padding(padding, tuple(weight.shape[2:]), stride, dilation)
+    output = conv_ops.convolution(input, weight, bias, stride=stride, padding=pairs,
+                                  dilation=dilation, groups=groups)
+    return output.squeeze(0) if unbatched else output
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """1-D convolution of input (N, C, L) or (C, L) with weight (O, C/groups, K)."""
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """2-D convolution of input (N, C, H, W) or (C, H, W) with weight (O, C/groups, kH, kW)."""
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True,

@@ -6,10 +6,11 @@
 - matmul: the matrix product in all of torch.matmul's cases
 - softmax: softmax, log_softmax
 - indexing: x[key], its derivative, and x[key] = value
+- conv: convolution over 1 or 2 spatial dims and its input and weight derivatives
 """
 
-from runtime.ops import elementwise, indexing, matmul, reduction, shape, softmax
+from runtime.ops import conv, elementwise, indexing, matmul, reduction, shape, softmax
 from runtime.ops._op import OPS, Op, VJPContext, apply, register, set_symbolic_handler
 
-__all__ = ["OPS", "Op", "VJPContext", "apply", "elementwise", "indexing", "matmul", "reduction",
-           "register", "set_symbolic_handler", "shape", "softmax"]
+__all__ = ["OPS", "Op", "VJPContext", "apply", "conv", "elementwise", "indexing", "matmul",
+           "reduction", "register", "set_symbolic_handler", "shape", "softmax"]

@@ -8,7 +8,7 @@ import pytest
 
 import runtime
 from runtime.autograd import gradcheck, gradgradcheck
-from runtime.ops import OPS, elementwise, indexing, matmul, reduction, shape, softmax
+from runtime.ops import OPS, conv, elementwise, indexing, matmul, reduction, shape, softmax
 
 ew = elementwise
 
@@ -39,6 +39,8 @@ MASK = runtime.tensor([[True, False, True], [False, True, True]])
 ROWS = runtime.tensor([0, 2, 0, 0])
 GATHER_INDEX = runtime.tensor([[0, 2, 2], [1, 1, 0]])
 KEY, KEY_TENSORS = indexing.normalize_key((slice(None), [0, 2, 2]), (2, 3))
+CONV2D = {"stride": (2, 1), "padding": ((1, 0), (1, 1)), "dilation": (1, 2), "groups": 2}
+CONV1D = {"stride": (1,), "padding": ((1, 2),), "dilation": (2,), "groups": 1}
 
 # op name -> list of (function of float64 tensors, input makers, gradcheck options)
 CASES = {
@@ -115,6 +117,16 @@ CASES = {
     "softmax": [(lambda a: softmax.softmax(a, 1), [normal(2, 3)], {}),
                 (lambda a: softmax.softmax(a, 0), [normal(3)], {})],
     "log_softmax": [(lambda a: softmax.log_softmax(a, -1), [normal(2, 3)], {})],
+    "convolution": [(lambda x, w, b: conv.convolution(x, w, b, **CONV2D),
+                     [normal(2, 4, 5, 4), normal(4, 2, 3, 2), normal(4)], {}),
+                    (lambda x, w: conv.convolution(x, w, **CONV1D),
+                     [normal(2, 3, 5), normal(2, 3, 2)], {})],
+    "convolution_input_grad": [
+        (lambda g, w: conv.convolution_input_grad(g, w, (5, 4), **CONV2D),
+         [normal(2, 4, 2, 4), normal(4, 2, 3, 2)], {})],
+    "convolution_weight_grad": [
+        (lambda x, g: conv.convolution_weight_grad(x, g, (3, 2), **CONV2D),
+         [normal(2, 4, 5, 4), normal(2, 4, 2, 4)], {})],
 }
 
 CASE_LIST = [pytest.param(fn, makers, options, id=f"{name}-{k}")

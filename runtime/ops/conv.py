@@ -1,0 +1,259 @@
+"""Convolution over 1 or 2 spatial dimensions (torch's conv1d/conv2d), and its two derivatives.
+
+Three ops, each the derivative of the others, so every order of derivative stays inside them:
+- `convolution(x, w[, b])`: x (N, C, *S), w (O, C/groups, *K) -> (N, O, *S_out);
+- `convolution_input_grad(g, w)`: the transposed convolution, d(out)/dx applied to g;
+- `convolution_weight_grad(x, g)`: the product over patches, d(out)/dw applied to g.
+All three are bilinear, so each vjp is one of the three again.
+
+`padding` is a (low, high) pair per spatial dimension, so 'same' with an even kernel pads one
+more on the high side as PyTorch does. The kernels run on numpy's BLAS: the padded input is seen
+as overlapping windows (stride tricks), copied once into patch columns (im2col), and multiplied;
+the input gradient adds the columns back window by window (col2im), one strided add per kernel
+position. The batch size may be symbolic; spatial sizes are integers.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops.reduction import sum as reduce_sum
+
+Pairs = tuple[tuple[int, int], ...]
+
+
+def output_size(size: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+                padding: Pairs, dilation: Sequence[int]) -> tuple[int, ...]:
+    """Spatial size of a convolution's output (floor division, as PyTorch)."""
+    return tuple((s + lo + hi - d * (k - 1) - 1) // st + 1
+                 for s, k, st, (lo, hi), d in zip(size, kernel, stride, padding, dilation))
+
+
+def _pad(x: np.ndarray, padding: Pairs) -> np.ndarray:
+    if not any(lo or hi for lo, hi in padding):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), *padding))
+
+
+def _columns(x: np.ndarray, kernel: Sequence[int], stride: Sequence[int], padding: Pairs,
+             dilation: Sequence[int], groups: int) -> np.ndarray:
+    """im2col: the patches of x as (N, groups, C/groups * prod(K), prod(S_out)), one copy."""
+    nd = len(kernel)
+    xp = _pad(x, padding)
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    windows = sliding_window_view(xp, span, axis=tuple(range(2, 2 + nd)))
+    windows = windows[(slice(None), slice(None), *(slice(None, None, s) for s in stride),
+                       *(slice(None, None, d) for d in dilation))]
+    n, c = x.shape[:2]
+    out = windows.shape[2:2 + nd]
+    # (N, C, *S_out, *K) -> (N, C, *K, *S_out): patch entries on rows, positions on columns
+    order = (0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
+    cols = np.ascontiguousarray(windows.transpose(order))
+    return cols.reshape(n, groups, (c // groups) * int(np.prod(kernel)), int(np.prod(out)))
+
+
+def _weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
+    """w (O, C/groups, *K) as (groups, O/groups, C/groups * prod(K))."""
+    return w.reshape(groups, w.shape[0] // groups, -1)
+
+
+def _convolve(x: np.ndarray, w: np.ndarray, stride: Sequence[int], padding: Pairs,
+              dilation: Sequence[int], groups: int) -> np.ndarray:
+    kernel = w.shape[2:]
+    out = output_size(x.shape[2:], kernel, stride, padding, dilation)
+    cols = _columns(x, kernel, stride, padding, dilation, groups)
+    result = np.matmul(_weight_matrix(w, groups), cols)  # (N, groups, O/groups, prod(S_out))
+    return result.reshape(x.shape[0], w.shape[0], *out)
+
+
+def _convolve_input_grad(g: np.ndarray, w: np.ndarray, input_size: Sequence[int],
+                         stride: Sequence[int], padding: Pairs, dilation: Sequence[int],
+                         groups: int) -> np.ndarray:
+    kernel = w.shape[2:]
+    n, c = g.shape[0], w.shape[1] * groups
+    out = g.shape[2:]
+    wm = _weight_matrix(w, groups)
+    gm = g.reshape(n, groups, w.shape[0] // groups, -1)
+    cols = np.matmul(wm.transpose(0, 2, 1), gm).reshape(n, c, *kernel, *out)  # col2im's input
+    padded = [s + lo + hi for s, (lo, hi) in zip(input_size, padding)]
+    xp = np.zeros((n, c, *padded), dtype=g.dtype)
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        target = tuple(slice(o * d, o * d + s * (size - 1) + 1, s)
+                       for o, d, s, size in zip(offset, dilation, stride, out))
+        xp[(slice(None), slice(None), *target)] += cols[(slice(None), slice(None), *offset)]
+    if not any(lo or hi for lo, hi in padding):
+        return xp
+    return np.ascontiguousarray(xp[(slice(None), slice(None), *(
+        slice(lo, lo + s) for s, (lo, _) in zip(input_size, padding)))])
+
+
+def _convolve_weight_grad(x: np.ndarray, g: np.ndarray, kernel: Sequence[int],
+                          stride: Sequence[int], padding: Pairs, dilation: Sequence[int],
+                          groups: int) -> np.ndarray:
+    cols = _columns(x, kernel, stride, padding, dilation, groups)  # (N, G, CK, L)
+    n, o = g.shape[:2]
+    gm = g.reshape(n, groups, o // groups, -1)  # (N, G, O/G, L)
+    per_group = [np.tensordot(gm[:, i], cols[:, i], axes=([0, 2], [0, 2]))
+                 for i in range(groups)]  # each (O/G, CK): one GEMM over batch and positions
+    return np.concatenate(per_group, axis=0).reshape(o, x.shape[1] // groups, *kernel)
+
+
+def _check_operands(name: str, x: Any, w: Any) -> None:
+    if x.dtype != w.dtype:
+        raise RuntimeError(f"Input type ({x.dtype.c_name}) and weight type ({w.dtype.c_name}) "
+                           "should be the same")
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f'"{name}" not implemented for \'{x.dtype.scalar_name}\'')
+
+
+class Convolution(Op):
+    """out[n, o, p] = sum over c, k of w[o, c, k] * x_padded[n, c, stride * p + dilation * k],
+    plus b[o]."""
+
+    name = "convolution"
+    backward_name = "ConvolutionBackward0"
+
+    def infer(self, inputs: Sequence[Any], *, stride: tuple[int, ...], padding: Pairs,
+              dilation: tuple[int, ...], groups: int) -> Any:
+        x, w = inputs[0], inputs[1]
+        _check_operands("conv", x, w)
+        nd = len(stride)
+        if len(w.shape) != nd + 2 or len(x.shape) != nd + 2:
+            raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to "
+                               f"conv{nd}d, but got input of size: {list(x.shape)}")
+        if w.shape[0] % groups:
+            raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by "
+                               f"{groups} at dimension 0, but got weight of size "
+                               f"{list(w.shape)} instead")
+        if x.shape[1] != w.shape[1] * groups:
+            raise RuntimeError(f"Given groups={groups}, weight of size {list(w.shape)}, expected "
+                               f"input{list(x.shape)} to have {w.shape[1] * groups} channels, "
+                               f"but got {x.shape[1]} channels instead")
+        if len(inputs) == 3 and tuple(inputs[2].shape) != (w.shape[0],):
+            raise RuntimeError(f"Given weight of size {list(w.shape)}, expected bias to be 1-"
+                               f"dimensional with {w.shape[0]} elements, but got bias of size "
+                               f"{list(inputs[2].shape)} instead")
+        out = output_size(x.shape[2:], w.shape[2:], stride, padding, dilation)
+        if any(s <= 0 for s in out):
+            padded = " x ".join(str(s + lo + hi) for s, (lo, hi) in zip(x.shape[2:], padding))
+            kernel = " x ".join(str(d * (k - 1) + 1) for k, d in zip(w.shape[2:], dilation))
+            raise RuntimeError(f"Calculated padded input size per channel: ({padded}). Kernel "
+                               f"size: ({kernel}). Kernel size can't be greater than actual "
+                               "input size")
+        return (x.shape[0], w.shape[0], *out), x.dtype
+
+    def compute(self, arrays: Sequence[np.ndarray], **attrs: Any) -> np.ndarray:
+        out = _convolve(arrays[0], arrays[1], **attrs)
+        if len(arrays) == 3:
+            out += arrays[2].reshape(-1, *([1] * (out.ndim - 2)))
+        return out
+
+    def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
+        return [i for i, need in ((1, needs_input_grad[0]), (0, needs_input_grad[1])) if need], \
+            False
+
+    def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
+        x, w = ctx.inputs[0], ctx.inputs[1]
+        need = ctx.needs_input_grad
+        grads: list[Any] = [
+            convolution_input_grad(grad, w, ctx.input_shapes[0][2:], **ctx.attrs)
+            if need[0] else None,
+            convolution_weight_grad(x, grad, ctx.input_shapes[1][2:], **ctx.attrs)
+            if need[1] else None]
+        if len(ctx.input_shapes) == 3:
+            dims = (0, *range(2, len(ctx.input_shapes[0])))
+            grads.append(reduce_sum(grad, dims) if need[2] else None)
+        return grads
+
+
+class ConvolutionInputGrad(Op):
+    """The transposed convolution: g (N, O, *S_out), w -> (N, C, *input_size)."""
+
+    name = "convolution_input_grad"
+    backward_name = "ConvolutionBackwardBackward0"
+
+    def infer(self, inputs: Sequence[Any], *, input_size: tuple[int, ...], **attrs: Any) -> Any:
+        g, w = inputs
+        _check_operands("conv", g, w)
+        expected = output_size(input_size, w.shape[2:], attrs["stride"], attrs["padding"],
+                               attrs["dilation"])
+        if tuple(g.shape[2:]) != expected:
+            raise RuntimeError(f"convolution_input_grad: expected a gradient of spatial size "
+                               f"{list(expected)}, got {list(g.shape[2:])}")
+        return (g.shape[0], w.shape[1] * attrs["groups"], *input_size), g.dtype
+
+    def compute(self, arrays: Sequence[np.ndarray], **attrs: Any) -> np.ndarray:
+        return _convolve_input_grad(arrays[0], arrays[1], **attrs)
+
+    def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
+        return [i for i, need in ((1, needs_input_grad[0]), (0, needs_input_grad[1])) if need], \
+            False
+
+    def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
+        g, w = ctx.inputs
+        attrs = {k: v for k, v in ctx.attrs.items() if k != "input_size"}
+        return [convolution(grad, w, **attrs) if ctx.needs_input_grad[0] else None,
+                convolution_weight_grad(grad, g, ctx.input_shapes[1][2:], **attrs)
+                if ctx.needs_input_grad[1] else None]
+
+
+class ConvolutionWeightGrad(Op):
+    """The product over patches: x (N, C, *S), g (N, O, *S_out) -> (O, C/groups, *kernel_size)."""
+
+    name = "convolution_weight_grad"
+    backward_name = "ConvolutionBackwardBackward0"
+
+    def infer(self, inputs: Sequence[Any], *, kernel_size: tuple[int, ...], **attrs: Any) -> Any:
+        x, g = inputs
+        _check_operands("conv", x, g)
+        return (g.shape[1], x.shape[1] // attrs["groups"], *kernel_size), x.dtype
+
+    def compute(self, arrays: Sequence[np.ndarray], *, kernel_size: tuple[int, ...],
+                **attrs: Any) -> np.ndarray:
+        return _convolve_weight_grad(arrays[0], arrays[1], kernel_size, **attrs)
+
+    def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
+        return [i for i, need in ((1, needs_input_grad[0]), (0, needs_input_grad[1])) if need], \
+            False
+
+    def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
+        x, g = ctx.inputs
+        attrs = {k: v for k, v in ctx.attrs.items() if k != "kernel_size"}
+        return [convolution_input_grad(g, grad, ctx.input_shapes[0][2:], **attrs)
+                if ctx.needs_input_grad[0] else None,
+                convolution(x, grad, **attrs) if ctx.needs_input_grad[1] else None]
+
+
+_convolution = register(Convolution())
+_convolution_input_grad = register(ConvolutionInputGrad())
+_convolution_weight_grad = register(ConvolutionWeightGrad())
+
+
+# ----- the op API --------------------------------------------------------------------------------
+
+def convolution(x: Any, w: Any, bias: Any = None, *, stride: tuple[int, ...], padding: Pairs,
+                dilation: tuple[int, ...], groups: int) -> Any:
+    """The batched convolution of x (N, C, *S) with w (O, C/groups, *K), plus bias (O)."""
+    inputs = [x, w] if bias is None else [x, w, bias]
+    return apply(_convolution, inputs, stride=tuple(stride), padding=tuple(padding),
+                 dilation=tuple(dilation), groups=groups)
+
+
+def convolution_input_grad(g: Any, w: Any, input_size: Sequence[int], *,
+                           stride: tuple[int, ...], padding: Pairs, dilation: tuple[int, ...],
+                           groups: int) -> Any:
+    return apply(_convolution_input_grad, [g, w], input_size=tuple(input_size),
+                 stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def convolution_weight_grad(x: Any, g: Any, kernel_size: Sequence[int], *,
+                            stride: tuple[int, ...], padding: Pairs, dilation: tuple[int, ...],
+                            groups: int) -> Any:
+    return apply(_convolution_weight_grad, [x, g], kernel_size=tuple(kernel_size),
+                 stride=stride, padding=padding, dilation=dilation, groups=groups)
