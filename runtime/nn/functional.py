@@ -21,6 +21,7 @@ from runtime._tensor import Tensor
 from runtime.nn import _reduction
 from runtime.ops import conv as conv_ops
 from runtime.ops import elementwise as ew
+from runtime.ops import pooling as pool_ops
 
 # ----- layers ------------------------------------------------------------------------------------
 
@@ -88,6 +89,130 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """2-D convolution of input (N, C, H, W) or (C, H, W) with weight (O, C/groups, kH, kW)."""
     return _conv(2, input, weight, bias, stride, padding, dilation, groups)
+
+
+# ----- pooling -----------------------------------------------------------------------------------
+
+
+def _batched(name: str, input: Tensor, nd: int) -> tuple[Tensor, bool]:
+    """input with a batch dim (PyTorch accepts (C, *spatial) as one unbatched sample)."""
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{name}: Expected {nd + 1}D or {nd + 2}D input, but got input of "
+                           f"size: {list(input.shape)}")
+    if input.ndim == nd + 1:
+        return input.unsqueeze(0), True
+    return input, False
+
+
+def _max_pool(nd: int, input: Tensor, kernel_size: Any, stride: Any, padding: Any,
+              dilation: Any, ceil_mode: bool, return_indices: bool) -> Any:
+    x, unbatched = _batched(f"max_pool{nd}d", input, nd)
+    kernel = _ntuple(kernel_size, nd)
+    stride = kernel if stride is None or stride == [] or stride == () else _ntuple(stride, nd)
+    indices = pool_ops.max_pool_indices(x, kernel=kernel, stride=stride,
+                                        padding=_ntuple(padding, nd),
+                                        dilation=_ntuple(dilation, nd), ceil_mode=ceil_mode)
+    output = pool_ops.pool_gather(x, indices, node=f"MaxPool{nd}DWithIndicesBackward0")
+    if unbatched:
+        output, indices = output.squeeze(0), indices.squeeze(0)
+    return (output, indices) if return_indices else output
+
+
+def max_pool1d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    """The maximum of each window of (N, C, L); with return_indices, also its position."""
+    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    """The maximum of each window of (N, C, H, W); with return_indices, also the flat index
+    (into H * W) of each maximum. stride defaults to kernel_size."""
+    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def _avg_pool(nd: int, input: Tensor, kernel_size: Any, stride: Any, padding: Any,
+              ceil_mode: bool, count_include_pad: bool, divisor_override: int | None) -> Tensor:
+    x, unbatched = _batched(f"avg_pool{nd}d", input, nd)
+    kernel = _ntuple(kernel_size, nd)
+    stride = kernel if stride is None or stride == [] or stride == () else _ntuple(stride, nd)
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
+    output = pool_ops.avg_pool(x, kernel=kernel, stride=stride, padding=_ntuple(padding, nd),
+                               ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+                               divisor_override=divisor_override)
+    return output.squeeze(0) if unbatched else output
+
+
+def avg_pool1d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """The mean of each window of (N, C, L)."""
+    return _avg_pool(1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
+
+
+def avg_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:
+    """The mean of each window of (N, C, H, W); count_include_pad counts padding zeros in the
+    divisor, divisor_override replaces it."""
+    return _avg_pool(2, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def _adaptive_size(output_size: Any, input: Tensor, nd: int) -> tuple[int, ...]:
+    """output_size with None entries (keep that input size) resolved."""
+    sizes = (output_size,) * nd if output_size is None or isinstance(output_size, int) \
+        else tuple(output_size)
+    if len(sizes) == 1 and nd > 1:
+        sizes = sizes * nd
+    return tuple(input.shape[-nd + i] if s is None else int(s) for i, s in enumerate(sizes))
+
+
+def _adaptive_avg_pool(nd: int, input: Tensor, output_size: Any) -> Tensor:
+    x, unbatched = _batched(f"adaptive_avg_pool{nd}d", input, nd)
+    out = _adaptive_size(output_size, x, nd)
+    size = tuple(x.shape[2:])
+    if all(s % o == 0 for s, o in zip(size, out)):  # equal windows: one average pooling
+        kernel = tuple(s // o for s, o in zip(size, out))
+        output = pool_ops.avg_pool(x, kernel=kernel, stride=kernel, padding=(0,) * nd,
+                                   ceil_mode=False, count_include_pad=True, divisor_override=None)
+    else:  # windows of different sizes: a product with an averaging matrix per dim
+        output = x
+        for axis, (s, o) in enumerate(zip(size, out)):
+            weights = np.zeros((s, o))
+            for i, (lo, hi) in enumerate(pool_ops.adaptive_windows(s, o)):
+                weights[lo:hi, i] = 1.0 / (hi - lo)
+            matrix = runtime.tensor(weights, dtype=x.dtype)
+            moved = output.transpose(2 + axis, -1)
+            output = runtime.matmul(moved, matrix).transpose(2 + axis, -1)
+    return output.squeeze(0) if unbatched else output
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:
+    return _adaptive_avg_pool(1, input, output_size)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
+    """Average pooling to a fixed output size (an int, a pair, None keeps a dim's size)."""
+    return _adaptive_avg_pool(2, input, output_size)
+
+
+def _adaptive_max_pool(nd: int, input: Tensor, output_size: Any, return_indices: bool) -> Any:
+    x, unbatched = _batched(f"adaptive_max_pool{nd}d", input, nd)
+    indices = pool_ops.adaptive_max_pool_indices(x, _adaptive_size(output_size, x, nd))
+    output = pool_ops.pool_gather(x, indices, node=f"AdaptiveMaxPool{nd}DBackward0")
+    if unbatched:
+        output, indices = output.squeeze(0), indices.squeeze(0)
+    return (output, indices) if return_indices else output
+
+
+def adaptive_max_pool1d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    return _adaptive_max_pool(1, input, output_size, return_indices)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Max pooling to a fixed output size; with return_indices, also each maximum's position."""
+    return _adaptive_max_pool(2, input, output_size, return_indices)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True,

@@ -6,11 +6,21 @@
 - matmul: the matrix product in all of torch.matmul's cases
 - softmax: softmax, log_softmax
 - indexing: x[key], its derivative, and x[key] = value
+- pooling: max (fixed and adaptive windows) and average pooling, with their derivatives
 - conv: convolution over 1 or 2 spatial dims and its input and weight derivatives
 """
 
-from runtime.ops import conv, elementwise, indexing, matmul, reduction, shape, softmax
+from runtime.ops import (
+    conv,
+    elementwise,
+    indexing,
+    matmul,
+    pooling,
+    reduction,
+    shape,
+    softmax,
+)
 from runtime.ops._op import OPS, Op, VJPContext, apply, register, set_symbolic_handler
 
 __all__ = ["OPS", "Op", "VJPContext", "apply", "conv", "elementwise", "indexing", "matmul",
-           "reduction", "register", "set_symbolic_handler", "shape", "softmax"]
+           "pooling", "reduction", "register", "set_symbolic_handler", "shape", "softmax"]

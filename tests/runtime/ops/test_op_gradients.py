@@ -8,7 +8,17 @@ import pytest
 
 import runtime
 from runtime.autograd import gradcheck, gradgradcheck
-from runtime.ops import OPS, conv, elementwise, indexing, matmul, reduction, shape, softmax
+from runtime.ops import (
+    OPS,
+    conv,
+    elementwise,
+    indexing,
+    matmul,
+    pooling,
+    reduction,
+    shape,
+    softmax,
+)
 
 ew = elementwise
 
@@ -40,6 +50,11 @@ ROWS = runtime.tensor([0, 2, 0, 0])
 GATHER_INDEX = runtime.tensor([[0, 2, 2], [1, 1, 0]])
 KEY, KEY_TENSORS = indexing.normalize_key((slice(None), [0, 2, 2]), (2, 3))
 CONV2D = {"stride": (2, 1), "padding": ((1, 0), (1, 1)), "dilation": (1, 2), "groups": 2}
+POOL_INDEX = pooling.max_pool_indices(runtime.tensor(np.random.default_rng(0).permutation(
+    60).reshape(1, 2, 5, 6).astype(np.float64)), kernel=(3, 2), stride=(2, 1), padding=(1, 0),
+    dilation=(1, 2), ceil_mode=True)
+AVG_POOL = {"kernel": (3, 2), "stride": (2, 1), "padding": (1, 1), "ceil_mode": True,
+            "count_include_pad": False, "divisor_override": None}
 CONV1D = {"stride": (1,), "padding": ((1, 2),), "dilation": (2,), "groups": 1}
 
 # op name -> list of (function of float64 tensors, input makers, gradcheck options)
@@ -121,6 +136,16 @@ CASES = {
                      [normal(2, 4, 5, 4), normal(4, 2, 3, 2), normal(4)], {}),
                     (lambda x, w: conv.convolution(x, w, **CONV1D),
                      [normal(2, 3, 5), normal(2, 3, 2)], {})],
+    "pool_gather": [(lambda x: pooling.pool_gather(x, POOL_INDEX, node="MaxPool"),
+                     [distinct(1, 2, 5, 6)], {})],
+    "pool_scatter": [(lambda g: pooling.pool_scatter(g, POOL_INDEX, (5, 6)),
+                      [normal(*POOL_INDEX.shape)], {})],
+    "avg_pool": [(lambda x: pooling.avg_pool(x, **AVG_POOL), [normal(2, 1, 5, 4)], {}),
+                 (lambda x: pooling.avg_pool(x, kernel=(3,), stride=(2,), padding=(1,),
+                                             ceil_mode=False, count_include_pad=True,
+                                             divisor_override=None), [normal(2, 1, 6)], {})],
+    "avg_pool_backward": [(lambda g: pooling.avg_pool_backward(g, (5, 4), **AVG_POOL),
+                           [normal(2, 1, 3, 5)], {})],
     "convolution_input_grad": [
         (lambda g, w: conv.convolution_input_grad(g, w, (5, 4), **CONV2D),
          [normal(2, 4, 2, 4), normal(4, 2, 3, 2)], {})],
