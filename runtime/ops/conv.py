@@ -16,11 +16,11 @@ position. The batch size may be symbolic; spatial sizes are integers.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from runtime.ops._op import Op, VJPContext, apply, register
 from runtime.ops.reduction import sum as reduce_sum
@@ -35,27 +35,90 @@ def output_size(size: Sequence[int], kernel: Sequence[int], stride: Sequence[int
                  for s, k, st, (lo, hi), d in zip(size, kernel, stride, padding, dilation))
 
 
-def _pad(x: np.ndarray, padding: Pairs) -> np.ndarray:
-    if not any(lo or hi for lo, hi in padding):
-        return x
-    return np.pad(x, ((0, 0), (0, 0), *padding))
+class _Patches:
+    """Where each kernel position reads the padded input, for im2col and col2im.
 
+    With stride 1, the input is read as one flat row per channel: kernel position k reads a
+    contiguous run starting at its flat offset, covering `out[0]` full padded rows; the columns
+    past the output's width are computed and dropped (a few percent more arithmetic for copies
+    that are plain memory runs, several times faster than strided ones). With a larger stride,
+    each kernel position reads a strided view.
+    """
 
-def _columns(x: np.ndarray, kernel: Sequence[int], stride: Sequence[int], padding: Pairs,
-             dilation: Sequence[int], groups: int) -> np.ndarray:
-    """im2col: the patches of x as (N, groups, C/groups * prod(K), prod(S_out)), one copy."""
-    nd = len(kernel)
-    xp = _pad(x, padding)
-    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-    windows = sliding_window_view(xp, span, axis=tuple(range(2, 2 + nd)))
-    windows = windows[(slice(None), slice(None), *(slice(None, None, s) for s in stride),
-                       *(slice(None, None, d) for d in dilation))]
-    n, c = x.shape[:2]
-    out = windows.shape[2:2 + nd]
-    # (N, C, *S_out, *K) -> (N, C, *K, *S_out): patch entries on rows, positions on columns
-    order = (0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
-    cols = np.ascontiguousarray(windows.transpose(order))
-    return cols.reshape(n, groups, (c // groups) * int(np.prod(kernel)), int(np.prod(out)))
+    def __init__(self, size: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+                 padding: Pairs, dilation: Sequence[int]) -> None:
+        self.size, self.padding = tuple(size), padding
+        self.out = output_size(size, kernel, stride, padding, dilation)
+        self.padded = tuple(s + lo + hi for s, (lo, hi) in zip(size, padding))
+        self.positions = list(itertools.product(*(range(k) for k in kernel)))
+        self.flat = all(s == 1 for s in stride)
+        if self.flat:
+            rows = [math.prod(self.padded[i + 1:]) for i in range(len(kernel))]
+            self.offsets = [sum(o * d * r for o, d, r in zip(pos, dilation, rows))
+                            for pos in self.positions]
+            self.width = self.out[0] * rows[0]  # positions computed per channel
+            self.length = max(math.prod(self.padded), max(self.offsets) + self.width)
+        else:
+            self.views = [tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
+                                for o, d, s, n in zip(pos, dilation, stride, self.out))
+                          for pos in self.positions]
+            self.width = math.prod(self.out)
+
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        if not any(lo or hi for lo, hi in self.padding):
+            return x
+        return np.pad(x, ((0, 0), (0, 0), *self.padding))
+
+    def columns(self, x: np.ndarray, groups: int) -> np.ndarray:
+        """im2col: x (N, C, *size) as (N, groups, C/groups * prod(K), width)."""
+        n, c = x.shape[:2]
+        xp = self._padded(x)
+        cols = np.empty((n, c, len(self.positions), self.width), dtype=x.dtype)
+        if self.flat:
+            flat = xp.reshape(n, c, -1)
+            if flat.shape[2] < self.length:
+                flat = np.pad(flat, ((0, 0), (0, 0), (0, self.length - flat.shape[2])))
+            for k, offset in enumerate(self.offsets):
+                cols[:, :, k] = flat[:, :, offset:offset + self.width]
+        else:
+            for k, view in enumerate(self.views):
+                cols[:, :, k] = xp[(slice(None), slice(None), *view)].reshape(n, c, -1)
+        return cols.reshape(n, groups, -1, self.width)
+
+    def output(self, result: np.ndarray) -> np.ndarray:
+        """(N, O, width) as (N, O, *out), dropping the columns past the output's width."""
+        n, o = result.shape[:2]
+        if not self.flat:
+            return result.reshape(n, o, *self.out)
+        full = result.reshape(n, o, self.out[0], *self.padded[1:])
+        return np.ascontiguousarray(full[(slice(None), slice(None), slice(None),
+                                          *(slice(0, m) for m in self.out[1:]))])
+
+    def widened(self, g: np.ndarray) -> np.ndarray:
+        """A gradient (N, O, *out) as (N, O, width), zero in the dropped columns."""
+        n, o = g.shape[:2]
+        if not self.flat:
+            return g.reshape(n, o, -1)
+        full = np.zeros((n, o, self.out[0], *self.padded[1:]), dtype=g.dtype)
+        full[(slice(None), slice(None), slice(None), *(slice(0, m) for m in self.out[1:]))] = g
+        return full.reshape(n, o, -1)
+
+    def add_columns(self, cols: np.ndarray) -> np.ndarray:
+        """col2im: (N, C, prod(K), width) added back into an input-shaped (N, C, *size)."""
+        n, c = cols.shape[:2]
+        if self.flat:
+            flat = np.zeros((n, c, self.length), dtype=cols.dtype)
+            for k, offset in enumerate(self.offsets):
+                flat[:, :, offset:offset + self.width] += cols[:, :, k]
+            xp = flat[:, :, :math.prod(self.padded)].reshape(n, c, *self.padded)
+        else:
+            xp = np.zeros((n, c, *self.padded), dtype=cols.dtype)
+            for k, view in enumerate(self.views):
+                xp[(slice(None), slice(None), *view)] += cols[:, :, k].reshape(n, c, *self.out)
+        if not any(lo or hi for lo, hi in self.padding):
+            return xp
+        return np.ascontiguousarray(xp[(slice(None), slice(None), *(
+            slice(lo, lo + s) for s, (lo, _) in zip(self.size, self.padding)))])
 
 
 def _weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
@@ -65,43 +128,32 @@ def _weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
 
 def _convolve(x: np.ndarray, w: np.ndarray, stride: Sequence[int], padding: Pairs,
               dilation: Sequence[int], groups: int) -> np.ndarray:
-    kernel = w.shape[2:]
-    out = output_size(x.shape[2:], kernel, stride, padding, dilation)
-    cols = _columns(x, kernel, stride, padding, dilation, groups)
-    result = np.matmul(_weight_matrix(w, groups), cols)  # (N, groups, O/groups, prod(S_out))
-    return result.reshape(x.shape[0], w.shape[0], *out)
+    patches = _Patches(x.shape[2:], w.shape[2:], stride, padding, dilation)
+    cols = patches.columns(x, groups)
+    result = np.matmul(_weight_matrix(w, groups), cols)  # (N, groups, O/groups, width)
+    return patches.output(result.reshape(x.shape[0], w.shape[0], -1))
 
 
 def _convolve_input_grad(g: np.ndarray, w: np.ndarray, input_size: Sequence[int],
                          stride: Sequence[int], padding: Pairs, dilation: Sequence[int],
                          groups: int) -> np.ndarray:
-    kernel = w.shape[2:]
+    patches = _Patches(input_size, w.shape[2:], stride, padding, dilation)
     n, c = g.shape[0], w.shape[1] * groups
-    out = g.shape[2:]
-    wm = _weight_matrix(w, groups)
-    gm = g.reshape(n, groups, w.shape[0] // groups, -1)
-    cols = np.matmul(wm.transpose(0, 2, 1), gm).reshape(n, c, *kernel, *out)  # col2im's input
-    padded = [s + lo + hi for s, (lo, hi) in zip(input_size, padding)]
-    xp = np.zeros((n, c, *padded), dtype=g.dtype)
-    for offset in itertools.product(*(range(k) for k in kernel)):
-        target = tuple(slice(o * d, o * d + s * (size - 1) + 1, s)
-                       for o, d, s, size in zip(offset, dilation, stride, out))
-        xp[(slice(None), slice(None), *target)] += cols[(slice(None), slice(None), *offset)]
-    if not any(lo or hi for lo, hi in padding):
-        return xp
-    return np.ascontiguousarray(xp[(slice(None), slice(None), *(
-        slice(lo, lo + s) for s, (lo, _) in zip(input_size, padding)))])
+    gm = patches.widened(g).reshape(n, groups, w.shape[0] // groups, -1)
+    cols = np.matmul(_weight_matrix(w, groups).transpose(0, 2, 1), gm)  # (N, G, CK, width)
+    return patches.add_columns(cols.reshape(n, c, len(patches.positions), -1))
 
 
 def _convolve_weight_grad(x: np.ndarray, g: np.ndarray, kernel: Sequence[int],
                           stride: Sequence[int], padding: Pairs, dilation: Sequence[int],
                           groups: int) -> np.ndarray:
-    cols = _columns(x, kernel, stride, padding, dilation, groups)  # (N, G, CK, L)
+    patches = _Patches(x.shape[2:], kernel, stride, padding, dilation)
+    cols = patches.columns(x, groups)  # (N, G, CK, width)
     n, o = g.shape[:2]
-    gm = g.reshape(n, groups, o // groups, -1)  # (N, G, O/G, L)
-    per_group = [np.tensordot(gm[:, i], cols[:, i], axes=([0, 2], [0, 2]))
-                 for i in range(groups)]  # each (O/G, CK): one GEMM over batch and positions
-    return np.concatenate(per_group, axis=0).reshape(o, x.shape[1] // groups, *kernel)
+    gm = patches.widened(g).reshape(n, groups, o // groups, -1)
+    # (N, G, O/G, width) @ (N, G, width, CK), summed over the batch
+    per_group = np.matmul(gm, cols.transpose(0, 1, 3, 2)).sum(axis=0)
+    return per_group.reshape(o, x.shape[1] // groups, *kernel)
 
 
 def _check_operands(name: str, x: Any, w: Any) -> None:

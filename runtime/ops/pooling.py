@@ -87,7 +87,7 @@ def _windows(xp: np.ndarray, out: Sequence[int], kernel: Sequence[int], stride: 
                  *(slice(None, None, d) for d in dilation))]
 
 
-# ----- max pooling ---------------------------------------------------------------------------------
+# ----- max pooling -------------------------------------------------------------------------------
 
 class MaxPoolIndices(Op):
     """The flat index into the (unpadded) spatial dims of each window's maximum; NaN wins."""
@@ -107,15 +107,30 @@ class MaxPoolIndices(Op):
         nd = len(kernel)
         out = _output_shape(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
         fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-        windows = _windows(_padded(x, out, kernel, stride, padding, dilation, fill), out,
-                           kernel, stride, dilation)
-        best = windows.reshape(*windows.shape[:2 + nd], -1).argmax(axis=-1)  # copies once
-        flat = np.zeros(best.shape, dtype=np.int64)
-        offsets = np.unravel_index(best, kernel)
+        xp = _padded(x, out, kernel, stride, padding, dilation, fill)
+        # One pass per kernel position over output-sized strided views: keep the larger value
+        # (or a NaN, as PyTorch) and the position it came from.
+        best = best_position = None
+        positions = list(itertools.product(*(range(k) for k in kernel)))
+        for k, position in enumerate(positions):
+            values = xp[(slice(None), slice(None), *(
+                slice(o * d, o * d + s * (size - 1) + 1, s)
+                for o, d, s, size in zip(position, dilation, stride, out)))]
+            if best is None:
+                best, best_position = values.copy(), np.zeros(values.shape, dtype=np.int32)
+                continue
+            better = values > best
+            if x.dtype.kind == "f":
+                better |= values != values  # a NaN wins, as in PyTorch (`val > max || isnan`)
+            # k exceeds every earlier position, so max() records it exactly where `better`
+            np.maximum(best_position, better * np.int32(k), out=best_position)
+            np.maximum(best, values, out=best)
+        flat = np.zeros(best_position.shape, dtype=np.int64)
         for axis in range(nd):
             starts = np.arange(out[axis]) * stride[axis] - padding[axis]
             starts = starts.reshape([-1 if a == axis else 1 for a in range(nd)])
-            flat = flat * x.shape[2 + axis] + starts + offsets[axis] * dilation[axis]
+            along = np.array([p[axis] * dilation[axis] for p in positions], dtype=np.int64)
+            flat = flat * x.shape[2 + axis] + starts + along.take(best_position)
         return flat
 
 
