@@ -24,6 +24,7 @@ from runtime.nn.flatten import Flatten, Unflatten
 from runtime.nn.linear import Identity, Linear
 from runtime.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from runtime.nn.module import Module
+from runtime.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from runtime.nn.parameter import Parameter
 from runtime.nn.pooling import (
     AdaptiveAvgPool1d,
@@ -37,6 +38,7 @@ from runtime.nn.pooling import (
 )
 
 __all__ = [
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm",
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
     "AvgPool1d", "AvgPool2d", "MaxPool1d", "MaxPool2d",
     "BCELoss", "BCEWithLogitsLoss", "Conv1d", "Conv2d", "CrossEntropyLoss", "Dropout", "Flatten",

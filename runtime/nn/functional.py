@@ -20,7 +20,9 @@ from runtime import _dtype
 from runtime._tensor import Tensor
 from runtime.nn import _reduction
 from runtime.ops import conv as conv_ops
+from runtime._grad_mode import no_grad
 from runtime.ops import elementwise as ew
+from runtime.ops import normalization as norm_ops
 from runtime.ops import pooling as pool_ops
 
 # ----- layers ------------------------------------------------------------------------------------
@@ -213,6 +215,57 @@ def adaptive_max_pool1d(input: Tensor, output_size: Any, return_indices: bool = 
 def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
     """Max pooling to a fixed output size; with return_indices, also each maximum's position."""
     return _adaptive_max_pool(2, input, output_size, return_indices)
+
+
+# ----- normalisation -----------------------------------------------------------------------------
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each channel (dim 1) by the batch's statistics (training) or the running ones.
+    In training, the running statistics (if given) move towards the batch's by `momentum`,
+    the variance unbiased, as PyTorch does."""
+    if input.ndim < 2:
+        raise ValueError(f"Expected 2D or more input (got {input.ndim}D input)")
+    if training:
+        per_channel = input.numel() // input.shape[1] if not input._is_symbolic else None
+        if per_channel == 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input "
+                             f"size {input.shape}")
+        output, batch_mean, batch_var = norm_ops.batch_norm(input, weight, bias, eps)
+        if running_mean is not None or running_var is not None:
+            _update_running_stats(running_mean, running_var, batch_mean, batch_var,
+                                  input.numel() // input.shape[1], momentum)
+        return output
+    if running_mean is None or running_var is None:
+        raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+    output, _, _ = norm_ops.batch_norm(input, weight, bias, eps,
+                                       mean_and_var=(running_mean, running_var))
+    return output
+
+
+def _update_running_stats(running_mean: Tensor | None, running_var: Tensor | None,
+                          batch_mean: Tensor, batch_var: Tensor, count: int,
+                          momentum: float) -> None:
+    with no_grad():
+        if running_mean is not None:
+            running_mean.mul_(1 - momentum).add_(batch_mean.reshape(-1) * momentum)
+        if running_var is not None:
+            unbiased = batch_var.reshape(-1) * (count / max(count - 1, 1))
+            running_var.mul_(1 - momentum).add_(unbiased * momentum)
+
+
+def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalise over the last len(normalized_shape) dims, then scale and shift elementwise."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    n = len(shape)
+    if n == 0 or input.ndim < n or tuple(input.shape[input.ndim - n:]) != shape:
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*, {', '.join(map(str, shape))}], but got input of size"
+                           f"{input.shape}")
+    return norm_ops.layer_norm(input, n, weight, bias, eps)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True,

@@ -7,6 +7,7 @@
 - softmax: softmax, log_softmax
 - indexing: x[key], its derivative, and x[key] = value
 - pooling: max (fixed and adaptive windows) and average pooling, with their derivatives
+- normalization: batch and layer normalisation, composed from the primitives above
 - conv: convolution over 1 or 2 spatial dims and its input and weight derivatives
 """
 
@@ -15,6 +16,7 @@ from runtime.ops import (
     elementwise,
     indexing,
     matmul,
+    normalization,
     pooling,
     reduction,
     shape,
@@ -23,4 +25,4 @@ from runtime.ops import (
 from runtime.ops._op import OPS, Op, VJPContext, apply, register, set_symbolic_handler
 
 __all__ = ["OPS", "Op", "VJPContext", "apply", "conv", "elementwise", "indexing", "matmul",
-           "pooling", "reduction", "register", "set_symbolic_handler", "shape", "softmax"]
+           "normalization", "pooling", "reduction", "register", "set_symbolic_handler", "shape", "softmax"]
