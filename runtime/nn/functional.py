@@ -17,10 +17,10 @@ import numpy as np
 
 import runtime
 from runtime import _dtype
+from runtime._grad_mode import no_grad
 from runtime._tensor import Tensor
 from runtime.nn import _reduction
 from runtime.ops import conv as conv_ops
-from runtime._grad_mode import no_grad
 from runtime.ops import elementwise as ew
 from runtime.ops import normalization as norm_ops
 from runtime.ops import pooling as pool_ops

@@ -25,4 +25,5 @@ from runtime.ops import (
 from runtime.ops._op import OPS, Op, VJPContext, apply, register, set_symbolic_handler
 
 __all__ = ["OPS", "Op", "VJPContext", "apply", "conv", "elementwise", "indexing", "matmul",
-           "normalization", "pooling", "reduction", "register", "set_symbolic_handler", "shape", "softmax"]
+           "normalization", "pooling", "reduction", "register", "set_symbolic_handler", "shape",
+           "softmax"]

@@ -56,7 +56,7 @@ def test_buffers_and_apply_as_torch():
     for lib in (runtime, torch):
         m = lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.BatchNorm1d(2))
         m[0].register_buffer("scratch", lib.zeros(1), persistent=False)
-        visited = []
-        m.apply(lambda mod: visited.append(type(mod).__name__))
+        visited: list[str] = []
+        m.apply(lambda mod, seen=visited: seen.append(type(mod).__name__))
         results.append((visited, [n for n, _ in m.named_buffers()], list(m.state_dict())))
     assert results[0] == results[1]
