@@ -36,8 +36,10 @@ from runtime.nn.pooling import (
     MaxPool1d,
     MaxPool2d,
 )
+from runtime.nn.sparse import Embedding
 
 __all__ = [
+    "Embedding",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm",
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
     "AvgPool1d", "AvgPool2d", "MaxPool1d", "MaxPool2d",

@@ -22,6 +22,7 @@ from runtime._tensor import Tensor
 from runtime.nn import _reduction
 from runtime.ops import conv as conv_ops
 from runtime.ops import elementwise as ew
+from runtime.ops import embedding as embedding_ops
 from runtime.ops import normalization as norm_ops
 from runtime.ops import pooling as pool_ops
 
@@ -266,6 +267,35 @@ def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = Non
                            f"[*, {', '.join(map(str, shape))}], but got input of size"
                            f"{input.shape}")
     return norm_ops.layer_norm(input, n, weight, bias, eps)
+
+
+# ----- embedding ---------------------------------------------------------------------------------
+
+
+def _embedding_padding_idx(padding_idx: int | None, num_embeddings: int) -> int | None:
+    """padding_idx as a non-negative row, checked as PyTorch does."""
+    if padding_idx is None:
+        return None
+    if padding_idx >= num_embeddings or padding_idx < -num_embeddings:
+        raise AssertionError("Padding_idx must be within num_embeddings")
+    return padding_idx + num_embeddings if padding_idx < 0 else padding_idx
+
+
+def _refuse_embedding_options(max_norm: float | None, scale_grad_by_freq: bool,
+                              sparse: bool) -> None:
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not "
+                                  "supported; renormalise the weight yourself under no_grad")
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """The rows of `weight` (num_embeddings, dim) named by the integer tensor `input`; the row
+    padding_idx gets no gradient."""
+    _refuse_embedding_options(max_norm, scale_grad_by_freq, sparse)
+    padding_idx = _embedding_padding_idx(padding_idx, weight.shape[0])
+    return embedding_ops.embedding(weight, input, padding_idx=padding_idx)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True,

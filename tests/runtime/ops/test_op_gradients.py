@@ -12,6 +12,7 @@ from runtime.ops import (
     OPS,
     conv,
     elementwise,
+    embedding,
     indexing,
     matmul,
     pooling,
@@ -55,6 +56,7 @@ POOL_INDEX = pooling.max_pool_indices(runtime.tensor(np.random.default_rng(0).pe
     dilation=(1, 2), ceil_mode=True)
 AVG_POOL = {"kernel": (3, 2), "stride": (2, 1), "padding": (1, 1), "ceil_mode": True,
             "count_include_pad": False, "divisor_override": None}
+TOKENS = runtime.tensor([[0, 2, 2], [3, 0, 1]])
 CONV1D = {"stride": (1,), "padding": ((1, 2),), "dilation": (2,), "groups": 1}
 
 # op name -> list of (function of float64 tensors, input makers, gradcheck options)
@@ -146,6 +148,12 @@ CASES = {
                                              divisor_override=None), [normal(2, 1, 6)], {})],
     "avg_pool_backward": [(lambda g: pooling.avg_pool_backward(g, (5, 4), **AVG_POOL),
                            [normal(2, 1, 3, 5)], {})],
+    # (with a padding_idx the gradient skips that row on purpose: checked against torch instead)
+    "embedding": [(lambda w: embedding.embedding(w, TOKENS, padding_idx=None),
+                   [normal(4, 3)], {})],
+    "embedding_backward": [
+        (lambda g: embedding.embedding_backward(g, TOKENS, 4, padding_idx=0), [normal(2, 3, 5)],
+         {})],
     "convolution_input_grad": [
         (lambda g, w: conv.convolution_input_grad(g, w, (5, 4), **CONV2D),
          [normal(2, 4, 2, 4), normal(4, 2, 3, 2)], {})],
