@@ -8,8 +8,11 @@ parameters with PyTorch's initialisation schemes.
 
 from runtime.nn import functional, init
 from runtime.nn.activation import (
+    ELU,
+    GELU,
     LeakyReLU,
     LogSoftmax,
+    Mish,
     ReLU,
     Sigmoid,
     SiLU,
@@ -19,7 +22,7 @@ from runtime.nn.activation import (
 )
 from runtime.nn.containers import ModuleDict, ModuleList, Sequential
 from runtime.nn.conv import Conv1d, Conv2d
-from runtime.nn.dropout import Dropout
+from runtime.nn.dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d
 from runtime.nn.flatten import Flatten, Unflatten
 from runtime.nn.linear import Identity, Linear
 from runtime.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
@@ -39,6 +42,7 @@ from runtime.nn.pooling import (
 from runtime.nn.sparse import Embedding
 
 __all__ = [
+    "AlphaDropout", "Dropout1d", "Dropout2d", "ELU", "GELU", "Mish",
     "Embedding",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm",
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",

@@ -313,6 +313,55 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
     return input.mul_(keep) if inplace else input * keep
 
 
+def _channel_dropout(name: str, input: Tensor, p: float, training: bool, inplace: bool,
+                     nd: int) -> Tensor:
+    """Zero whole channels (dim 1, or dim 0 unbatched) with probability p, scale by 1/(1-p)."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{name}: Expected {nd + 1}D or {nd + 2}D input, but received a "
+                           f"{input.ndim}D input")
+    if not training or p == 0.0:
+        return input
+    lead = input.ndim - nd  # (N, C) or (C,)
+    shape = (*input.shape[:lead], *([1] * nd))
+    keep = runtime.zeros(shape, dtype=input.dtype) if p == 1.0 else \
+        runtime.empty(shape, dtype=input.dtype).bernoulli_(1.0 - p).div_(1.0 - p)
+    return input.mul_(keep) if inplace else input * keep
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Zero whole channels of (N, C, L) or (C, L) input while training."""
+    return _channel_dropout("dropout1d", input, p, training, inplace, 1)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Zero whole channels of (N, C, H, W) or (C, H, W) input while training."""
+    return _channel_dropout("dropout2d", input, p, training, inplace, 2)
+
+
+_SELU_ALPHA_SCALED = 1.7580993408473766  # SELU's alpha * scale: the value a dropped unit takes
+
+
+def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
+                  inplace: bool = False) -> Tensor:
+    """Dropout for SELU networks: dropped units take SELU's negative saturation value and the
+    result is rescaled so that mean and variance are kept."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input.mul_(0.0) if inplace else input * 0.0
+    keep = runtime.empty_like(input).bernoulli_(1.0 - p)
+    a = 1.0 / np.sqrt((_SELU_ALPHA_SCALED ** 2 * p + 1) * (1 - p))
+    shift = (keep - 1) * (_SELU_ALPHA_SCALED * a) + _SELU_ALPHA_SCALED * a * p
+    output = input * (keep * a) + shift
+    return input.copy_(output) if inplace else output
+
+
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """int64 class indices of shape S as int64 one-hot vectors of shape (*S, num_classes);
     num_classes=-1 means one more than the largest index."""
@@ -344,6 +393,27 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x where x > 0, negative_slope * x elsewhere."""
     output = ew.leaky_relu(input, negative_slope)
+    return input.copy_(output) if inplace else output
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x) with Phi the normal CDF (erf form); approximate='tanh' uses the tanh formula."""
+    if approximate == "none":
+        return ew.gelu(input)
+    if approximate == "tanh":
+        return ew.gelu_tanh(input)
+    raise RuntimeError("approximate argument must be either none or tanh.")
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x where x > 0, alpha * (exp(x) - 1) elsewhere."""
+    output = ew.elu(input, alpha)
+    return input.copy_(output) if inplace else output
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * tanh(softplus(x))."""
+    output = input * runtime.tanh(ew.softplus(input))
     return input.copy_(output) if inplace else output
 
 
