@@ -6,7 +6,7 @@ whose forward calls `nn.functional`, which composes the runtime's primitive ops.
 parameters with PyTorch's initialisation schemes.
 """
 
-from runtime.nn import functional, init
+from runtime.nn import functional, init, utils
 from runtime.nn.activation import (
     ELU,
     GELU,
@@ -20,7 +20,14 @@ from runtime.nn.activation import (
     Softplus,
     Tanh,
 )
-from runtime.nn.containers import ModuleDict, ModuleList, Sequential
+from runtime.nn.attention import MultiheadAttention
+from runtime.nn.containers import (
+    ModuleDict,
+    ModuleList,
+    ParameterDict,
+    ParameterList,
+    Sequential,
+)
 from runtime.nn.conv import Conv1d, Conv2d
 from runtime.nn.dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d
 from runtime.nn.flatten import Flatten, Unflatten
@@ -42,6 +49,7 @@ from runtime.nn.pooling import (
 from runtime.nn.sparse import Embedding
 
 __all__ = [
+    "MultiheadAttention", "ParameterDict", "ParameterList", "utils",
     "AlphaDropout", "Dropout1d", "Dropout2d", "ELU", "GELU", "Mish",
     "Embedding",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm",

@@ -655,3 +655,13 @@ def _clamped_log(x: Tensor) -> Tensor:
     tiny = float(np.finfo(x.dtype.numpy).smallest_subnormal)
     return runtime.clamp(runtime.log(runtime.clamp(x, min=tiny)), min=-100.0)
 
+
+
+def __getattr__(name: str) -> object:
+    # scaled_dot_product_attention lives with MultiheadAttention (runtime.nn.attention), which
+    # imports this module; it is fetched on first use.
+    if name == "scaled_dot_product_attention":
+        from runtime.nn.attention import scaled_dot_product_attention
+
+        return scaled_dot_product_attention
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
