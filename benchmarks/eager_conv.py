@@ -5,8 +5,9 @@ Run:  python benchmarks/eager_conv.py [--batch 64] [--repeats 15] [--threads 1]
 For LeNet as the 60-minute blitz writes it (1x32x32) and the CIFAR-10 tutorial's network
 (3x32x32), both float32, it times forward alone and forward + backward of a summed output, with
 the same weights in both libraries, and prints the median of each and symgrad's time as a
-multiple of PyTorch's (below 2.0 is the target for eager code). Contenders take turns, so a busy
-machine slows both alike. `--threads` sets PyTorch's threads and numpy's BLAS threads.
+multiple of PyTorch's (below 2.0 is the target for eager code). Times are the process's CPU time
+(on a shared machine, wall time mostly measures the neighbours); contenders take turns, so what
+load remains slows both alike. `--threads` sets PyTorch's threads and numpy's BLAS threads.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def main() -> None:
     import runtime
 
     torch.set_num_threads(args.threads)
-    print(f"batch {args.batch}, float32, {args.threads} thread(s), median of {args.repeats}")
+    print(f"batch {args.batch}, float32, {args.threads} thread(s), median CPU time of "
+          f"{args.repeats}")
     print(f"{'network':<8} {'pass':<17} {'symgrad ms':>11} {'torch ms':>9} {'ratio':>6}")
     for name, channels, pooling in (("LeNet", 1, "functional"), ("CIFAR", 3, "module")):
         ours = _network(runtime, channels, pooling)
@@ -98,9 +100,9 @@ def _take_turns(first: Callable[[], object], second: Callable[[], object],
         fn()  # warm up
     for _ in range(repeats):
         for fn, record in zip((first, second), times):
-            start = time.perf_counter()
+            start = time.process_time()
             fn()
-            record.append(time.perf_counter() - start)
+            record.append(time.process_time() - start)
     return tuple(sorted(t)[len(t) // 2] for t in times)  # type: ignore[return-value]
 
 

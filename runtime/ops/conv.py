@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,21 @@ def output_size(size: Sequence[int], kernel: Sequence[int], stride: Sequence[int
     """Spatial size of a convolution's output (floor division, as PyTorch)."""
     return tuple((s + lo + hi - d * (k - 1) - 1) // st + 1
                  for s, k, st, (lo, hi), d in zip(size, kernel, stride, padding, dilation))
+
+
+_scratch_space = threading.local()
+
+
+def _scratch(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A work array for patch columns, reused from call to call (per thread and dtype): the
+    columns never leave the kernel that fills them, and a fresh multi-megabyte array each call
+    costs its page faults, as much as filling it."""
+    size = math.prod(shape)
+    buffers = _scratch_space.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(dtype)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[dtype] = np.empty(size, dtype=dtype)
+    return buffer[:size].reshape(shape)
 
 
 class _Patches:
@@ -73,7 +89,7 @@ class _Patches:
         """im2col: x (N, C, *size) as (N, groups, C/groups * prod(K), width)."""
         n, c = x.shape[:2]
         xp = self._padded(x)
-        cols = np.empty((n, c, len(self.positions), self.width), dtype=x.dtype)
+        cols = _scratch((n, c, len(self.positions), self.width), x.dtype)
         if self.flat:
             flat = xp.reshape(n, c, -1)
             if flat.shape[2] < self.length:
