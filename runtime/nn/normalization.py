@@ -72,6 +72,11 @@ class _BatchNorm(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_input_dim(input)
+        if input._is_symbolic and self.training and self.track_running_stats:
+            raise NotImplementedError(
+                f"{type(self).__name__} in training mode updates its running statistics in "
+                "place, which a traced graph cannot express yet; trace the model after "
+                "model.eval(), or build the layer with track_running_stats=False")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             with no_grad():
