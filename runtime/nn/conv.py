@@ -50,9 +50,6 @@ class _ConvNd(Module):
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {{'zeros', 'reflect', 'replicate', "
                              f"'circular'}}, but got padding_mode='{padding_mode}'")
-        if padding_mode != "zeros":
-            raise NotImplementedError(f"padding_mode='{padding_mode}' is not supported yet; use "
-                                      "padding_mode='zeros'")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.groups = groups
@@ -94,7 +91,15 @@ class _ConvNd(Module):
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         conv = F.conv1d if self._dims == 1 else F.conv2d
-        return conv(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.padding_mode == "zeros":
+            return conv(input, weight, bias, self.stride, self.padding, self.dilation,
+                        self.groups)
+        # another mode: pad explicitly (last dim first, as F.pad takes it), then convolve
+        pairs = F.conv_padding(self.padding, self.kernel_size, self.stride, self.dilation)
+        flat = [size for low, high in reversed(pairs) for size in (low, high)]
+        mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+        return conv(F.pad(input, flat, mode=mode), weight, bias, self.stride, 0, self.dilation,
+                    self.groups)
 
     def forward(self, input: Tensor) -> Tensor:
         return self._conv_forward(input, self.weight, self.bias)

@@ -94,6 +94,66 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
     return _conv(2, input, weight, bias, stride, padding, dilation, groups)
 
 
+# ----- padding -----------------------------------------------------------------------------------
+
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _pad_positions(size: int, low: int, high: int, mode: str, dim: int,
+                   shape: Sequence[Any], pads: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """For each output position along a dim: the input position it reads and whether it is
+    inside the input (constant mode fills the rest)."""
+    positions = np.arange(-low, size + high)
+    inside = (positions >= 0) & (positions < size)
+    if mode == "reflect":
+        if low >= size or high >= size:
+            raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding "
+                               f"input dimension, but got: padding ({low}, {high}) at dimension "
+                               f"{dim} of input {list(shape)}")
+        period = 2 * (size - 1) if size > 1 else 1
+        folded = np.mod(positions, period)
+        return np.where(folded < size, folded, period - folded), np.ones_like(inside)
+    if mode == "replicate":
+        return np.clip(positions, 0, size - 1), np.ones_like(inside)
+    if mode == "circular":
+        if low > size or high > size:
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+        return np.mod(positions, size), np.ones_like(inside)
+    return np.clip(positions, 0, max(size - 1, 0)), inside
+
+
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
+        value: float | None = None) -> Tensor:
+    """Pad (or, with negative sizes in constant mode, crop) the last len(pad) // 2 dims:
+    pad = (last_low, last_high, second_last_low, ...). Modes: constant (value, default 0),
+    reflect, replicate, circular. Made of index ops, so it differentiates and traces."""
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    if len(pad) // 2 > input.ndim:
+        raise RuntimeError(f"Padding length should be less than or equal to two times the input "
+                           f"dimension but got padding length {len(pad)} and input of dimension "
+                           f"{input.ndim}")
+    if mode not in _PAD_MODES:
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    if mode != "constant" and value:
+        raise ValueError(f"Padding mode \"{mode}\" doesn't take in value argument")
+    output = input
+    for i in range(len(pad) // 2):
+        dim = input.ndim - 1 - i
+        low, high = int(pad[2 * i]), int(pad[2 * i + 1])
+        if low == 0 and high == 0:
+            continue
+        source, inside = _pad_positions(output.shape[dim], low, high, mode, dim, input.shape,
+                                        pad)
+        key = (slice(None),) * dim + (runtime.tensor(source),)
+        output = output[key]
+        if not inside.all():
+            mask = runtime.tensor(inside.reshape(-1, *([1] * (input.ndim - dim - 1))))
+            fill = runtime.zeros((), dtype=input.dtype) + (value or 0)
+            output = runtime.where(mask, output, fill)
+    return output
+
+
 # ----- pooling -----------------------------------------------------------------------------------
 
 
