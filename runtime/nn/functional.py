@@ -172,10 +172,14 @@ def _max_pool(nd: int, input: Tensor, kernel_size: Any, stride: Any, padding: An
     x, unbatched = _batched(f"max_pool{nd}d", input, nd)
     kernel = _ntuple(kernel_size, nd)
     stride = kernel if stride is None or stride == [] or stride == () else _ntuple(stride, nd)
+    dilation = _ntuple(dilation, nd)
     indices = pool_ops.max_pool_indices(x, kernel=kernel, stride=stride,
-                                        padding=_ntuple(padding, nd),
-                                        dilation=_ntuple(dilation, nd), ceil_mode=ceil_mode)
-    output = pool_ops.pool_gather(x, indices, node=f"MaxPool{nd}DWithIndicesBackward0")
+                                        padding=_ntuple(padding, nd), dilation=dilation,
+                                        ceil_mode=ceil_mode)
+    # windows that do not overlap pick each input element at most once
+    overlapping = any(d * (k - 1) + 1 > s for k, s, d in zip(kernel, stride, dilation))
+    output = pool_ops.pool_gather(x, indices, node=f"MaxPool{nd}DWithIndicesBackward0",
+                                  overlapping=overlapping)
     if unbatched:
         output, indices = output.squeeze(0), indices.squeeze(0)
     return (output, indices) if return_indices else output

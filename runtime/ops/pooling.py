@@ -110,6 +110,7 @@ class MaxPoolIndices(Op):
         xp = _padded(x, out, kernel, stride, padding, dilation, fill)
         # One pass per kernel position over output-sized strided views: keep the larger value
         # (or a NaN, as PyTorch) and the position it came from.
+        has_nan = x.dtype.kind == "f" and bool(np.isnan(x).any())
         best = best_position = None
         positions = list(itertools.product(*(range(k) for k in kernel)))
         for k, position in enumerate(positions):
@@ -120,18 +121,20 @@ class MaxPoolIndices(Op):
                 best, best_position = values.copy(), np.zeros(values.shape, dtype=np.int32)
                 continue
             better = values > best
-            if x.dtype.kind == "f":
+            if has_nan:
                 better |= values != values  # a NaN wins, as in PyTorch (`val > max || isnan`)
             # k exceeds every earlier position, so max() records it exactly where `better`
             np.maximum(best_position, better * np.int32(k), out=best_position)
             np.maximum(best, values, out=best)
-        flat = np.zeros(best_position.shape, dtype=np.int64)
+        # The flat index is linear in the coordinates: a window's start plus its offset.
+        row = [math.prod(x.shape[3 + axis:]) for axis in range(nd)]
+        start = np.zeros(out, dtype=np.int64)
         for axis in range(nd):
-            starts = np.arange(out[axis]) * stride[axis] - padding[axis]
-            starts = starts.reshape([-1 if a == axis else 1 for a in range(nd)])
-            along = np.array([p[axis] * dilation[axis] for p in positions], dtype=np.int64)
-            flat = flat * x.shape[2 + axis] + starts + along.take(best_position)
-        return flat
+            starts = (np.arange(out[axis]) * stride[axis] - padding[axis]) * row[axis]
+            start = start + starts.reshape([-1 if a == axis else 1 for a in range(nd)])
+        offset = np.array([sum(p[a] * dilation[a] * row[a] for a in range(nd))
+                           for p in positions], dtype=np.int64)
+        return start + offset.take(best_position)
 
 
 class AdaptiveMaxPoolIndices(Op):
@@ -180,7 +183,7 @@ class PoolGather(Op):
     def infer(self, inputs: Sequence[Any], **attrs: Any) -> Any:
         return tuple(inputs[1].shape), inputs[0].dtype
 
-    def node_name(self, inputs: Sequence[Any], *, node: str) -> str:
+    def node_name(self, inputs: Sequence[Any], *, node: str, overlapping: bool) -> str:
         return node
 
     def compute(self, arrays: Sequence[np.ndarray], **attrs: Any) -> np.ndarray:
@@ -194,7 +197,8 @@ class PoolGather(Op):
         return (0,)
 
     def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
-        return [pool_scatter(grad, ctx.inputs[1], ctx.input_shapes[0][2:]), None]
+        return [pool_scatter(grad, ctx.inputs[1], ctx.input_shapes[0][2:],
+                             overlapping=ctx.attrs["overlapping"]), None]
 
 
 class PoolScatter(Op):
@@ -203,15 +207,22 @@ class PoolScatter(Op):
     name = "pool_scatter"
     backward_name = "MaxPool2DWithIndicesBackwardBackward0"
 
-    def infer(self, inputs: Sequence[Any], *, input_size: tuple[int, ...]) -> Any:
+    def infer(self, inputs: Sequence[Any], *, input_size: tuple[int, ...],
+              overlapping: bool) -> Any:
         return (*inputs[0].shape[:2], *input_size), inputs[0].dtype
 
-    def compute(self, arrays: Sequence[np.ndarray], *, input_size: tuple[int, ...]) -> np.ndarray:
+    def compute(self, arrays: Sequence[np.ndarray], *, input_size: tuple[int, ...],
+                overlapping: bool) -> np.ndarray:
         grad, index = _flat(*arrays)
         rows, per_row = grad.shape[0], math.prod(input_size)
+        shape = (*arrays[0].shape[:2], *input_size)
+        if not overlapping:  # each input element is picked at most once: plain assignment
+            out = np.zeros((rows, per_row), dtype=grad.dtype)
+            np.put_along_axis(out, index, grad, axis=1)
+            return out.reshape(shape)
         positions = index + (np.arange(rows) * per_row)[:, None]
         out = np.bincount(positions.ravel(), weights=grad.ravel(), minlength=rows * per_row)
-        return out.astype(grad.dtype, copy=False).reshape(*arrays[0].shape[:2], *input_size)
+        return out.astype(grad.dtype, copy=False).reshape(shape)
 
     def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
         return (1,), False
@@ -220,7 +231,8 @@ class PoolScatter(Op):
         return (0,)
 
     def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
-        return [pool_gather(grad, ctx.inputs[1], node="MaxPool2DWithIndicesBackward0"), None]
+        return [pool_gather(grad, ctx.inputs[1], node="MaxPool2DWithIndicesBackward0",
+                            overlapping=ctx.attrs["overlapping"]), None]
 
 
 # ----- average pooling ---------------------------------------------------------------------------
@@ -337,13 +349,17 @@ def adaptive_max_pool_indices(x: Any, output_size: tuple[int, ...]) -> Any:
     return apply(_adaptive_max_pool_indices, [x], output_size=tuple(output_size))
 
 
-def pool_gather(x: Any, indices: Any, *, node: str) -> Any:
-    """x's elements at flat spatial `indices` (N, C, *out); `node` names the grad_fn."""
-    return apply(_pool_gather, [x, indices], node=node)
+def pool_gather(x: Any, indices: Any, *, node: str, overlapping: bool = True) -> Any:
+    """x's elements at flat spatial `indices` (N, C, *out); `node` names the grad_fn. Pass
+    overlapping=False only when no two indices of a row can be equal (windows that do not
+    overlap): the derivative then assigns instead of adding."""
+    return apply(_pool_gather, [x, indices], node=node, overlapping=overlapping)
 
 
-def pool_scatter(grad: Any, indices: Any, input_size: Sequence[int]) -> Any:
-    return apply(_pool_scatter, [grad, indices], input_size=tuple(input_size))
+def pool_scatter(grad: Any, indices: Any, input_size: Sequence[int], *,
+                 overlapping: bool = True) -> Any:
+    return apply(_pool_scatter, [grad, indices], input_size=tuple(input_size),
+                 overlapping=overlapping)
 
 
 def avg_pool(x: Any, *, kernel: tuple[int, ...], stride: tuple[int, ...],

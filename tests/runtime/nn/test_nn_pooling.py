@@ -101,3 +101,14 @@ def test_errors_match_torch():
     with pytest.raises(RuntimeError, match="Output size is too small"):
         F.max_pool2d(x, 5)
     assert isinstance(nn.MaxPool2d(2).stride, int)
+
+
+def test_max_pool_picks_nan_as_torch_does():
+    data = np.random.default_rng(3).standard_normal((1, 2, 6, 6))
+    data[0, 0, 0, 0] = data[0, 0, 1, 1] = data[0, 1, 3, 2] = np.nan
+    for kwargs in ({"kernel_size": 2}, {"kernel_size": 3, "stride": 1, "padding": 1}):
+        out, idx = F.max_pool2d(runtime.tensor(data), return_indices=True, **kwargs)
+        expected, expected_idx = torch.nn.functional.max_pool2d(torch.tensor(data),
+                                                                return_indices=True, **kwargs)
+        np.testing.assert_array_equal(idx.numpy(), expected_idx.numpy())
+        np.testing.assert_array_equal(out.numpy(), expected.numpy())  # NaN where torch has NaN

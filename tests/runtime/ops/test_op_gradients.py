@@ -54,6 +54,9 @@ CONV2D = {"stride": (2, 1), "padding": ((1, 0), (1, 1)), "dilation": (1, 2), "gr
 POOL_INDEX = pooling.max_pool_indices(runtime.tensor(np.random.default_rng(0).permutation(
     60).reshape(1, 2, 5, 6).astype(np.float64)), kernel=(3, 2), stride=(2, 1), padding=(1, 0),
     dilation=(1, 2), ceil_mode=True)
+TILED_INDEX = pooling.max_pool_indices(runtime.tensor(np.random.default_rng(1).permutation(
+    48).reshape(1, 2, 4, 6).astype(np.float64)), kernel=(2, 2), stride=(2, 2), padding=(0, 0),
+    dilation=(1, 1), ceil_mode=False)
 AVG_POOL = {"kernel": (3, 2), "stride": (2, 1), "padding": (1, 1), "ceil_mode": True,
             "count_include_pad": False, "divisor_override": None}
 TOKENS = runtime.tensor([[0, 2, 2], [3, 0, 1]])
@@ -142,9 +145,13 @@ CASES = {
                     (lambda x, w: conv.convolution(x, w, **CONV1D),
                      [normal(2, 3, 5), normal(2, 3, 2)], {})],
     "pool_gather": [(lambda x: pooling.pool_gather(x, POOL_INDEX, node="MaxPool"),
-                     [distinct(1, 2, 5, 6)], {})],
+                     [distinct(1, 2, 5, 6)], {}),
+                    (lambda x: pooling.pool_gather(x, TILED_INDEX, node="MaxPool",
+                                                   overlapping=False), [distinct(1, 2, 4, 6)], {})],
     "pool_scatter": [(lambda g: pooling.pool_scatter(g, POOL_INDEX, (5, 6)),
-                      [normal(*POOL_INDEX.shape)], {})],
+                      [normal(*POOL_INDEX.shape)], {}),
+                     (lambda g: pooling.pool_scatter(g, TILED_INDEX, (4, 6), overlapping=False),
+                      [normal(*TILED_INDEX.shape)], {})],
     "avg_pool": [(lambda x: pooling.avg_pool(x, **AVG_POOL), [normal(2, 1, 5, 4)], {}),
                  (lambda x: pooling.avg_pool(x, kernel=(3,), stride=(2,), padding=(1,),
                                              ceil_mode=False, count_include_pad=True,
