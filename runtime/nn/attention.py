@@ -1,18 +1,13 @@
-"""Attention: F.scaled_dot_product_attention and nn.MultiheadAttention, composed from primitive
-ops (matmul, softmax, where, add, reshape/transpose, dropout), so autograd and the compiler see
-only primitives.
-
-Masks follow PyTorch: a boolean attn_mask marks the positions that MAY be attended (sdpa) or
-that may NOT (MultiheadAttention's attn_mask and key_padding_mask, True = ignore); a float mask
-is added to the scores. A causal mask is built as `column > row` from two aranges.
+"""nn.MultiheadAttention, composed from primitive ops (matmul, softmax, where, add,
+reshape/transpose, dropout) as F.scaled_dot_product_attention is, so autograd and the compiler
+see only primitives. Its boolean attn_mask and key_padding_mask mark the positions that may NOT
+be attended (True = ignore); a float mask is added to the scores.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
-
-import numpy as np
 
 import runtime
 from runtime import _dtype
@@ -23,49 +18,6 @@ from runtime.nn import init
 from runtime.nn.linear import Linear
 from runtime.nn.module import Module
 from runtime.nn.parameter import Parameter
-
-
-def _causal_future(rows: int, cols: int) -> Tensor:
-    """Boolean (rows, cols): True where column j lies in row i's future (j > i)."""
-    return runtime.tensor(np.triu(np.ones((rows, cols), dtype=bool), k=1))
-
-
-def _as_additive(mask: Tensor | None, disallowed_if: bool, dtype: _dtype.dtype) -> Tensor | None:
-    """A mask as something to add to scores: a boolean one becomes 0 / -inf (-inf where the
-    mask equals `disallowed_if`), a float one is used as it is."""
-    if mask is None:
-        return None
-    if mask.dtype == _dtype.bool_:
-        blocked = mask if disallowed_if else runtime.logical_not(mask)
-        return runtime.where(blocked, float("-inf"), runtime.zeros((), dtype=dtype))
-    return mask
-
-
-def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
-                                 attn_mask: Tensor | None = None, dropout_p: float = 0.0,
-                                 is_causal: bool = False, scale: float | None = None,
-                                 enable_gqa: bool = False) -> Tensor:
-    """softmax(query @ key^T * scale + mask) @ value over the last two dims, with
-    scale = 1/sqrt(query.size(-1)) by default; a boolean attn_mask is True where attending is
-    allowed; is_causal lets position i attend to positions <= i only."""
-    if enable_gqa:
-        raise NotImplementedError("scaled_dot_product_attention: enable_gqa is not supported; "
-                                  "repeat the key and value heads instead")
-    if is_causal and attn_mask is not None:
-        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set "
-                           "when is_causal=True")
-    rows, cols = query.shape[-2], key.shape[-2]
-    factor = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    scores = runtime.matmul(query, key.transpose(-2, -1)) * factor
-    if is_causal:
-        scores = runtime.where(_causal_future(rows, cols), float("-inf"), scores)
-    bias = _as_additive(attn_mask, disallowed_if=False, dtype=query.dtype)
-    if bias is not None:
-        scores = scores + bias
-    weights = runtime.softmax(scores, -1)
-    if dropout_p > 0.0:
-        weights = F.dropout(weights, dropout_p, training=True)
-    return runtime.matmul(weights, value)
 
 
 class NonDynamicallyQuantizableLinear(Linear):
@@ -164,12 +116,12 @@ class MultiheadAttention(Module):
 
         q, k, v = split_heads(q, target), split_heads(k, source), split_heads(v, source)
         scores = runtime.matmul(q * (1.0 / math.sqrt(head_dim)), k.transpose(-2, -1))
-        bias = _as_additive(attn_mask, disallowed_if=True, dtype=q.dtype)
+        bias = F._as_additive(attn_mask, disallowed_if=True, dtype=q.dtype)
         if bias is not None:
             if bias.ndim == 2:
                 bias = bias.unsqueeze(0)
             scores = scores + bias
-        padding = _as_additive(key_padding_mask, disallowed_if=True, dtype=q.dtype)
+        padding = F._as_additive(key_padding_mask, disallowed_if=True, dtype=q.dtype)
         if padding is not None:  # (N, S) -> (N * H, 1, S)
             padding = padding.reshape(batch, 1, 1, source).expand(batch, heads, 1, source)
             scores = scores + padding.reshape(batch * heads, 1, source)

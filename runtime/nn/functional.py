@@ -9,6 +9,7 @@ probability outside [0, 1]) run on concrete tensors only; traced tensors skip th
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -92,6 +93,52 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """2-D convolution of input (N, C, H, W) or (C, H, W) with weight (O, C/groups, kH, kW)."""
     return _conv(2, input, weight, bias, stride, padding, dilation, groups)
+
+
+# ----- attention ---------------------------------------------------------------------------------
+
+
+def _causal_future(rows: int, cols: int) -> Tensor:
+    """Boolean (rows, cols): True where column j lies in row i's future (j > i)."""
+    return runtime.tensor(np.triu(np.ones((rows, cols), dtype=bool), k=1))
+
+
+def _as_additive(mask: Tensor | None, disallowed_if: bool, dtype: _dtype.dtype) -> Tensor | None:
+    """A mask as something to add to scores: a boolean one becomes 0 / -inf (-inf where the
+    mask equals `disallowed_if`), a float one is used as it is."""
+    if mask is None:
+        return None
+    if mask.dtype == _dtype.bool_:
+        blocked = mask if disallowed_if else runtime.logical_not(mask)
+        return runtime.where(blocked, float("-inf"), runtime.zeros((), dtype=dtype))
+    return mask
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
+                                 attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
+    """softmax(query @ key^T * scale + mask) @ value over the last two dims, with
+    scale = 1/sqrt(query.size(-1)) by default; a boolean attn_mask is True where attending is
+    allowed; is_causal lets position i attend to positions <= i only."""
+    if enable_gqa:
+        raise NotImplementedError("scaled_dot_product_attention: enable_gqa is not supported; "
+                                  "repeat the key and value heads instead")
+    if is_causal and attn_mask is not None:
+        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set "
+                           "when is_causal=True")
+    rows, cols = query.shape[-2], key.shape[-2]
+    factor = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = runtime.matmul(query, key.transpose(-2, -1)) * factor
+    if is_causal:
+        scores = runtime.where(_causal_future(rows, cols), float("-inf"), scores)
+    bias = _as_additive(attn_mask, disallowed_if=False, dtype=query.dtype)
+    if bias is not None:
+        scores = scores + bias
+    weights = runtime.softmax(scores, -1)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p, training=True)
+    return runtime.matmul(weights, value)
 
 
 # ----- padding -----------------------------------------------------------------------------------
@@ -718,14 +765,3 @@ def _clamped_log(x: Tensor) -> Tensor:
     log is below -100, so that x = 0 gives gradient 0 rather than 0 * inf = nan."""
     tiny = float(np.finfo(x.dtype.numpy).smallest_subnormal)
     return runtime.clamp(runtime.log(runtime.clamp(x, min=tiny)), min=-100.0)
-
-
-
-def __getattr__(name: str) -> object:
-    # scaled_dot_product_attention lives with MultiheadAttention (runtime.nn.attention), which
-    # imports this module; it is fetched on first use.
-    if name == "scaled_dot_product_attention":
-        from runtime.nn.attention import scaled_dot_product_attention
-
-        return scaled_dot_product_attention
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
