@@ -14,6 +14,7 @@ from runtime._creation import empty
 from runtime._tensor import Tensor
 from runtime.nn import functional as F
 from runtime.nn import init
+from runtime.nn._spatial_functional import _ntuple, conv_padding
 from runtime.nn.module import Module
 from runtime.nn.parameter import Parameter
 
@@ -35,9 +36,9 @@ class _ConvNd(Module):
             raise ValueError("in_channels must be divisible by groups")
         if out_channels % groups != 0:
             raise ValueError("out_channels must be divisible by groups")
-        self.kernel_size = F._ntuple(kernel_size, nd)
-        self.stride = F._ntuple(stride, nd)
-        self.dilation = F._ntuple(dilation, nd)
+        self.kernel_size = _ntuple(kernel_size, nd)
+        self.stride = _ntuple(stride, nd)
+        self.dilation = _ntuple(dilation, nd)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"Invalid padding string '{padding}', should be one of "
@@ -46,7 +47,7 @@ class _ConvNd(Module):
                 raise ValueError("padding='same' is not supported for strided convolutions")
             self.padding: Any = padding
         else:
-            self.padding = F._ntuple(padding, nd)
+            self.padding = _ntuple(padding, nd)
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {{'zeros', 'reflect', 'replicate', "
                              f"'circular'}}, but got padding_mode='{padding_mode}'")
@@ -95,7 +96,7 @@ class _ConvNd(Module):
             return conv(input, weight, bias, self.stride, self.padding, self.dilation,
                         self.groups)
         # another mode: pad explicitly (last dim first, as F.pad takes it), then convolve
-        pairs = F.conv_padding(self.padding, self.kernel_size, self.stride, self.dilation)
+        pairs = conv_padding(self.padding, self.kernel_size, self.stride, self.dilation)
         flat = [size for low, high in reversed(pairs) for size in (low, high)]
         mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
         return conv(F.pad(input, flat, mode=mode), weight, bias, self.stride, 0, self.dilation,

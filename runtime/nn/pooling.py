@@ -7,6 +7,7 @@ from typing import Any
 
 from runtime._tensor import Tensor
 from runtime.nn import functional as F
+from runtime.nn._spatial_functional import _ntuple
 from runtime.nn.module import Module
 
 
@@ -51,9 +52,9 @@ class AvgPool1d(Module):
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
                  ceil_mode: bool = False, count_include_pad: bool = True) -> None:
         super().__init__()
-        self.kernel_size = F._ntuple(kernel_size, 1)
-        self.stride = F._ntuple(stride if stride is not None else kernel_size, 1)
-        self.padding = F._ntuple(padding, 1)
+        self.kernel_size = _ntuple(kernel_size, 1)
+        self.stride = _ntuple(stride if stride is not None else kernel_size, 1)
+        self.padding = _ntuple(padding, 1)
         self.ceil_mode = ceil_mode
         self.count_include_pad = count_include_pad
 
