@@ -50,7 +50,9 @@ def _same(recorded: Any, now: Any) -> bool:
 
 
 _REGISTRIES = frozenset({"_parameters", "_buffers", "_modules", "_forward_hooks",
-                         "_forward_pre_hooks", "_non_persistent_buffers_set", "training"})
+                         "_forward_pre_hooks", "_non_persistent_buffers_set", "training",
+                         "_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs",
+                         "_forward_hooks_always_called"})
 
 
 @dataclass

@@ -216,3 +216,112 @@ class ModuleDict(Module):
                 raise ValueError(f"ModuleDict update sequence element #{j} has length "
                                  f"{len(pair)}; 2 is required")
             self[pair[0]] = pair[1]
+
+
+def _parameter_line(key: str, param: Any, type_name: bool = False) -> str:
+    """How ParameterList / ParameterDict print an entry, as PyTorch's extra_repr:
+    `  (0): Parameter containing: [torch.float32 of size 3x4]` (ParameterDict names the type,
+    `torch.FloatTensor`)."""
+    from runtime._tensor import Tensor
+
+    if not isinstance(param, Tensor):
+        return f"  ({key}): Object of type: {type(param).__name__}"
+    kind = "Parameter containing" if type(param).__name__ == "Parameter" else "Tensor"
+    size = "x".join(str(s) for s in param.shape)
+    name = param.type().split(".")[-1] if type_name else param.dtype.name
+    return f"  ({key}): {kind}: [torch.{name} of size {size}]"
+
+
+class ParameterList(Module):
+    """Parameters in a list, registered under "0", "1", ... so that parameters() finds them."""
+
+    def __init__(self, values: Iterable[Any] | None = None) -> None:
+        super().__init__()
+        object.__setattr__(self, "_size", 0)
+        if values is not None:
+            self.extend(values)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, idx: int | slice) -> Any:
+        if isinstance(idx, slice):
+            return ParameterList([getattr(self, str(i)) for i in range(len(self))[idx]])
+        return getattr(self, str(_absolute_index(idx, len(self))))
+
+    def __setitem__(self, idx: int, param: Any) -> None:
+        setattr(self, str(_absolute_index(idx, len(self))), _as_parameter(param))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(getattr(self, str(i)) for i in range(len(self)))
+
+    def append(self, value: Any) -> ParameterList:
+        object.__setattr__(self, "_size", self._size + 1)
+        setattr(self, str(self._size - 1), _as_parameter(value))
+        return self
+
+    def extend(self, values: Iterable[Any]) -> ParameterList:
+        for value in values:
+            self.append(value)
+        return self
+
+    def extra_repr(self) -> str:
+        return "\n".join(_parameter_line(str(i), p) for i, p in enumerate(self))
+
+
+class ParameterDict(Module):
+    """Parameters by string key, registered so that parameters() finds them."""
+
+    def __init__(self, parameters: Any = None) -> None:
+        super().__init__()
+        object.__setattr__(self, "_keys", {})
+        if parameters is not None:
+            self.update(parameters)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._keys[key] = None
+        setattr(self, key, _as_parameter(value))
+
+    def __delitem__(self, key: str) -> None:
+        del self._keys[key]
+        delattr(self, key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def keys(self) -> Iterable[str]:
+        return self._keys.keys()
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        return [(k, self[k]) for k in self._keys]
+
+    def values(self) -> Iterable[Any]:
+        return [self[k] for k in self._keys]
+
+    def update(self, parameters: Any) -> None:
+        pairs = parameters.items() if isinstance(parameters, (Mapping, ParameterDict)) \
+            else parameters
+        for key, value in pairs:
+            self[key] = value
+
+    def extra_repr(self) -> str:
+        return "\n".join(_parameter_line(k, p, type_name=True) for k, p in self.items())
+
+
+def _as_parameter(value: Any) -> Any:
+    """A plain tensor becomes a Parameter, as in PyTorch's ParameterList."""
+    from runtime._tensor import Tensor
+    from runtime.nn.parameter import Parameter
+
+    if isinstance(value, Tensor) and not isinstance(value, Parameter):
+        return Parameter(value)
+    return value

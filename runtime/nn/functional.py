@@ -9,15 +9,34 @@ probability outside [0, 1]) run on concrete tensors only; traced tensors skip th
 
 from __future__ import annotations
 
+import math
 import warnings
+from typing import Any
 
 import numpy as np
 
 import runtime
 from runtime import _dtype
+from runtime._grad_mode import no_grad
 from runtime._tensor import Tensor
 from runtime.nn import _reduction
+from runtime.nn._spatial_functional import (  # noqa: F401 - part of nn.functional
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    conv_padding,
+    max_pool1d,
+    max_pool2d,
+    pad,
+)
 from runtime.ops import elementwise as ew
+from runtime.ops import embedding as embedding_ops
+from runtime.ops import normalization as norm_ops
 
 # ----- layers ------------------------------------------------------------------------------------
 
@@ -26,6 +45,132 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input @ weight.T + bias (weight is (out_features, in_features), as nn.Linear stores it)."""
     output = runtime.matmul(input, weight.t())
     return output if bias is None else output + bias
+
+
+# ----- attention ---------------------------------------------------------------------------------
+
+
+def _causal_future(rows: int, cols: int) -> Tensor:
+    """Boolean (rows, cols): True where column j lies in row i's future (j > i)."""
+    return runtime.tensor(np.triu(np.ones((rows, cols), dtype=bool), k=1))
+
+
+def _as_additive(mask: Tensor | None, disallowed_if: bool, dtype: _dtype.dtype) -> Tensor | None:
+    """A mask as something to add to scores: a boolean one becomes 0 / -inf (-inf where the
+    mask equals `disallowed_if`), a float one is used as it is."""
+    if mask is None:
+        return None
+    if mask.dtype == _dtype.bool_:
+        blocked = mask if disallowed_if else runtime.logical_not(mask)
+        return runtime.where(blocked, float("-inf"), runtime.zeros((), dtype=dtype))
+    return mask
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
+                                 attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
+    """softmax(query @ key^T * scale + mask) @ value over the last two dims, with
+    scale = 1/sqrt(query.size(-1)) by default; a boolean attn_mask is True where attending is
+    allowed; is_causal lets position i attend to positions <= i only."""
+    if enable_gqa:
+        raise NotImplementedError("scaled_dot_product_attention: enable_gqa is not supported; "
+                                  "repeat the key and value heads instead")
+    if is_causal and attn_mask is not None:
+        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set "
+                           "when is_causal=True")
+    rows, cols = query.shape[-2], key.shape[-2]
+    factor = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = runtime.matmul(query, key.transpose(-2, -1)) * factor
+    if is_causal:
+        scores = runtime.where(_causal_future(rows, cols), float("-inf"), scores)
+    bias = _as_additive(attn_mask, disallowed_if=False, dtype=query.dtype)
+    if bias is not None:
+        scores = scores + bias
+    weights = runtime.softmax(scores, -1)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p, training=True)
+    return runtime.matmul(weights, value)
+
+
+# ----- normalisation -----------------------------------------------------------------------------
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each channel (dim 1) by the batch's statistics (training) or the running ones.
+    In training, the running statistics (if given) move towards the batch's by `momentum`,
+    the variance unbiased, as PyTorch does."""
+    if input.ndim < 2:
+        raise ValueError(f"Expected 2D or more input (got {input.ndim}D input)")
+    if training:
+        per_channel = input.numel() // input.shape[1] if not input._is_symbolic else None
+        if per_channel == 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input "
+                             f"size {input.shape}")
+        output, batch_mean, batch_var = norm_ops.batch_norm(input, weight, bias, eps)
+        if running_mean is not None or running_var is not None:
+            _update_running_stats(running_mean, running_var, batch_mean, batch_var,
+                                  input.numel() // input.shape[1], momentum)
+        return output
+    if running_mean is None or running_var is None:
+        raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+    output, _, _ = norm_ops.batch_norm(input, weight, bias, eps,
+                                       mean_and_var=(running_mean, running_var))
+    return output
+
+
+def _update_running_stats(running_mean: Tensor | None, running_var: Tensor | None,
+                          batch_mean: Tensor, batch_var: Tensor, count: int,
+                          momentum: float) -> None:
+    with no_grad():
+        if running_mean is not None:
+            running_mean.mul_(1 - momentum).add_(batch_mean.reshape(-1) * momentum)
+        if running_var is not None:
+            unbiased = batch_var.reshape(-1) * (count / max(count - 1, 1))
+            running_var.mul_(1 - momentum).add_(unbiased * momentum)
+
+
+def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalise over the last len(normalized_shape) dims, then scale and shift elementwise."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    n = len(shape)
+    if n == 0 or input.ndim < n or tuple(input.shape[input.ndim - n:]) != shape:
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*, {', '.join(map(str, shape))}], but got input of size"
+                           f"{input.shape}")
+    return norm_ops.layer_norm(input, n, weight, bias, eps)
+
+
+# ----- embedding ---------------------------------------------------------------------------------
+
+
+def _embedding_padding_idx(padding_idx: int | None, num_embeddings: int) -> int | None:
+    """padding_idx as a non-negative row, checked as PyTorch does."""
+    if padding_idx is None:
+        return None
+    if padding_idx >= num_embeddings or padding_idx < -num_embeddings:
+        raise AssertionError("Padding_idx must be within num_embeddings")
+    return padding_idx + num_embeddings if padding_idx < 0 else padding_idx
+
+
+def _refuse_embedding_options(max_norm: float | None, scale_grad_by_freq: bool,
+                              sparse: bool) -> None:
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not "
+                                  "supported; renormalise the weight yourself under no_grad")
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """The rows of `weight` (num_embeddings, dim) named by the integer tensor `input`; the row
+    padding_idx gets no gradient."""
+    _refuse_embedding_options(max_norm, scale_grad_by_freq, sparse)
+    padding_idx = _embedding_padding_idx(padding_idx, weight.shape[0])
+    return embedding_ops.embedding(weight, input, padding_idx=padding_idx)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True,
@@ -41,6 +186,55 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
     else:
         keep = runtime.empty_like(input).bernoulli_(1.0 - p).div_(1.0 - p)
     return input.mul_(keep) if inplace else input * keep
+
+
+def _channel_dropout(name: str, input: Tensor, p: float, training: bool, inplace: bool,
+                     nd: int) -> Tensor:
+    """Zero whole channels (dim 1, or dim 0 unbatched) with probability p, scale by 1/(1-p)."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{name}: Expected {nd + 1}D or {nd + 2}D input, but received a "
+                           f"{input.ndim}D input")
+    if not training or p == 0.0:
+        return input
+    lead = input.ndim - nd  # (N, C) or (C,)
+    shape = (*input.shape[:lead], *([1] * nd))
+    keep = runtime.zeros(shape, dtype=input.dtype) if p == 1.0 else \
+        runtime.empty(shape, dtype=input.dtype).bernoulli_(1.0 - p).div_(1.0 - p)
+    return input.mul_(keep) if inplace else input * keep
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Zero whole channels of (N, C, L) or (C, L) input while training."""
+    return _channel_dropout("dropout1d", input, p, training, inplace, 1)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Zero whole channels of (N, C, H, W) or (C, H, W) input while training."""
+    return _channel_dropout("dropout2d", input, p, training, inplace, 2)
+
+
+_SELU_ALPHA_SCALED = 1.7580993408473766  # SELU's alpha * scale: the value a dropped unit takes
+
+
+def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
+                  inplace: bool = False) -> Tensor:
+    """Dropout for SELU networks: dropped units take SELU's negative saturation value and the
+    result is rescaled so that mean and variance are kept."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input.mul_(0.0) if inplace else input * 0.0
+    keep = runtime.empty_like(input).bernoulli_(1.0 - p)
+    a = 1.0 / np.sqrt((_SELU_ALPHA_SCALED ** 2 * p + 1) * (1 - p))
+    shift = (keep - 1) * (_SELU_ALPHA_SCALED * a) + _SELU_ALPHA_SCALED * a * p
+    output = input * (keep * a) + shift
+    return input.copy_(output) if inplace else output
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
@@ -74,6 +268,27 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x where x > 0, negative_slope * x elsewhere."""
     output = ew.leaky_relu(input, negative_slope)
+    return input.copy_(output) if inplace else output
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x) with Phi the normal CDF (erf form); approximate='tanh' uses the tanh formula."""
+    if approximate == "none":
+        return ew.gelu(input)
+    if approximate == "tanh":
+        return ew.gelu_tanh(input)
+    raise RuntimeError("approximate argument must be either none or tanh.")
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x where x > 0, alpha * (exp(x) - 1) elsewhere."""
+    output = ew.elu(input, alpha)
+    return input.copy_(output) if inplace else output
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * tanh(softplus(x))."""
+    output = input * runtime.tanh(ew.softplus(input))
     return input.copy_(output) if inplace else output
 
 
@@ -314,4 +529,3 @@ def _clamped_log(x: Tensor) -> Tensor:
     log is below -100, so that x = 0 gives gradient 0 rather than 0 * inf = nan."""
     tiny = float(np.finfo(x.dtype.numpy).smallest_subnormal)
     return runtime.clamp(runtime.log(runtime.clamp(x, min=tiny)), min=-100.0)
-

@@ -90,16 +90,24 @@ class _Registry(dict):  # type: ignore[type-arg]
 
 
 class RemovableHandle:
-    """Returned by register_forward_hook: `handle.remove()` unregisters the hook."""
+    """Returned by register_forward_hook and friends: `handle.remove()` unregisters the hook
+    (and forgets its flags, such as with_kwargs)."""
 
     _next_id = itertools.count()
 
-    def __init__(self, hooks: dict[int, Callable[..., Any]]) -> None:
+    def __init__(self, hooks: dict[int, Callable[..., Any]],
+                 extra: tuple[Any, ...] = ()) -> None:
         self._hooks = hooks
+        self._extra = extra  # sets or dicts keyed by the same id (with_kwargs, always_call)
         self.id = next(self._next_id)
 
     def remove(self) -> None:
         self._hooks.pop(self.id, None)
+        for flags in self._extra:
+            if isinstance(flags, dict):
+                flags.pop(self.id, None)
+            else:
+                flags.discard(self.id)
 
     def __enter__(self) -> RemovableHandle:
         return self
@@ -154,34 +162,89 @@ class Module:
         set_plain(self, "_non_persistent_buffers_set", set())
         set_plain(self, "_modules", _Registry())
         set_plain(self, "_forward_pre_hooks", _Registry())
+        set_plain(self, "_forward_pre_hooks_with_kwargs", set())
         set_plain(self, "_forward_hooks", _Registry())
+        set_plain(self, "_forward_hooks_with_kwargs", set())
+        set_plain(self, "_forward_hooks_always_called", set())
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
                                   '"forward" function')
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        for hook in list(self._forward_pre_hooks.values()):
-            changed = hook(self, args)
-            if changed is not None:
-                args = changed if isinstance(changed, tuple) else (changed,)
-        output = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            changed = hook(self, args, output)
-            if changed is not None:
-                output = changed
-        return output
+        """Run forward pre-hooks, `forward`, then forward hooks, as PyTorch: a pre-hook may
+        replace the positional args (and, with_kwargs, the kwargs); a hook may replace the
+        output; hooks registered with always_call run even when forward raises."""
+        called: set[int] = set()
+        try:
+            for hook_id, hook in list(self._forward_pre_hooks.items()):
+                if hook_id in self._forward_pre_hooks_with_kwargs:
+                    changed = hook(self, args, kwargs)
+                    if changed is not None:
+                        if not (isinstance(changed, tuple) and len(changed) == 2):
+                            raise RuntimeError("forward pre-hook must return None or a tuple of "
+                                               f"(new_args, new_kwargs), but got {changed}.")
+                        args, kwargs = changed
+                else:
+                    changed = hook(self, args)
+                    if changed is not None:
+                        args = changed if isinstance(changed, tuple) else (changed,)
+            output = self.forward(*args, **kwargs)
+            for hook_id, hook in list(self._forward_hooks.items()):
+                called.add(hook_id)
+                if hook_id in self._forward_hooks_with_kwargs:
+                    changed = hook(self, args, kwargs, output)
+                else:
+                    changed = hook(self, args, output)
+                if changed is not None:
+                    output = changed
+            return output
+        except Exception:
+            for hook_id, hook in list(self._forward_hooks.items()):
+                if hook_id in self._forward_hooks_always_called and hook_id not in called:
+                    try:
+                        if hook_id in self._forward_hooks_with_kwargs:
+                            hook(self, args, kwargs, None)
+                        else:
+                            hook(self, args, None)
+                    except Exception:  # the original error is the one to report
+                        pass
+            raise
 
-    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
-        """Call `hook(module, args)` before each forward; a non-None result replaces args."""
-        handle = RemovableHandle(self._forward_pre_hooks)
-        self._forward_pre_hooks[handle.id] = hook
+    @staticmethod
+    def _add_hook(hooks: dict[int, Callable[..., Any]], hook: Callable[..., Any],
+                  prepend: bool, handle: RemovableHandle) -> None:
+        hooks[handle.id] = hook
+        if prepend:
+            order = [handle.id, *(k for k in hooks if k != handle.id)]
+            reordered = {k: hooks[k] for k in order}
+            hooks.clear()
+            hooks.update(reordered)
+
+    def register_forward_pre_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """Call `hook(module, args)` before each forward; a non-None result replaces args (a
+        non-tuple result becomes a 1-tuple). With with_kwargs, `hook(module, args, kwargs)`
+        returns None or (args, kwargs). prepend runs it before the hooks already registered."""
+        handle = RemovableHandle(self._forward_pre_hooks, (self._forward_pre_hooks_with_kwargs,))
+        self._add_hook(self._forward_pre_hooks, hook, prepend, handle)
+        if with_kwargs:
+            self._forward_pre_hooks_with_kwargs.add(handle.id)
         return handle
 
-    def register_forward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
-        """Call `hook(module, args, output)` after each forward; a non-None result replaces it."""
-        handle = RemovableHandle(self._forward_hooks)
-        self._forward_hooks[handle.id] = hook
+    def register_forward_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                              with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """Call `hook(module, args, output)` (with_kwargs: `hook(module, args, kwargs, output)`)
+        after each forward; a non-None result replaces the output. always_call runs it even
+        when forward raises (with output None)."""
+        handle = RemovableHandle(self._forward_hooks, (self._forward_hooks_with_kwargs,
+                                                       self._forward_hooks_always_called))
+        self._add_hook(self._forward_hooks, hook, prepend, handle)
+        if with_kwargs:
+            self._forward_hooks_with_kwargs.add(handle.id)
+        if always_call:
+            self._forward_hooks_always_called.add(handle.id)
         return handle
 
     # ----- printing -------------------------------------------------------------------------------

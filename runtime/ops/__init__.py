@@ -6,10 +6,26 @@
 - matmul: the matrix product in all of torch.matmul's cases
 - softmax: softmax, log_softmax
 - indexing: x[key], its derivative, and x[key] = value
+- pooling: max (fixed and adaptive windows) and average pooling, with their derivatives
+- normalization: batch and layer normalisation, composed from the primitives above
+- embedding: rows of a table gathered by index, and the deterministic scatter-add back
+- conv: convolution over 1 or 2 spatial dims and its input and weight derivatives
 """
 
-from runtime.ops import elementwise, indexing, matmul, reduction, shape, softmax
+from runtime.ops import (
+    conv,
+    elementwise,
+    embedding,
+    indexing,
+    matmul,
+    normalization,
+    pooling,
+    reduction,
+    shape,
+    softmax,
+)
 from runtime.ops._op import OPS, Op, VJPContext, apply, register, set_symbolic_handler
 
-__all__ = ["OPS", "Op", "VJPContext", "apply", "elementwise", "indexing", "matmul", "reduction",
-           "register", "set_symbolic_handler", "shape", "softmax"]
+__all__ = ["OPS", "Op", "VJPContext", "apply", "conv", "elementwise", "embedding", "indexing",
+           "matmul", "normalization", "pooling", "reduction", "register", "set_symbolic_handler",
+           "shape", "softmax"]

@@ -14,6 +14,7 @@ sympy is imported on first use of an op, not when `runtime` is imported.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
@@ -101,7 +102,7 @@ class Elementwise(Op):
         branch is a constant array of the wrong dtype."""
         sp = sympy()
         return sp.lambdify(self.symbols, sp.piecewise_fold(self.expr),
-                           modules=[{"where": _where, "tanh": _tanh}, "numpy"],
+                           modules=[{"where": _where, "tanh": _tanh, "erf": _erf}, "numpy"],
                            printer=_kernel_printer())
 
     def infer(self, inputs: Sequence[Any], **attrs: Any) -> tuple[tuple[Any, ...], _dtype.dtype]:
@@ -226,6 +227,18 @@ def _tanh(x: Any) -> np.ndarray:
     return np.tanh(x)
 
 
+def _erf(x: Any) -> np.ndarray:
+    """erf of the kernels (numpy has none): scipy's where installed, else math.erf per element;
+    float32 is evaluated in float64 and rounded."""
+    x = np.asarray(x)
+    try:
+        from scipy.special import erf
+    except ImportError:
+        erf = np.frompyfunc(math.erf, 1, 1)
+    return np.asarray(erf(x.astype(np.float64)), dtype=np.float64).astype(
+        x.dtype if x.dtype.kind == "f" else np.float64)
+
+
 def _kernel_printer() -> Any:
     """sympy's numpy printer, with a Piecewise as nested `where`s rather than `select`, whose
     per-call list building makes relu and its derivative several times slower."""
@@ -280,7 +293,7 @@ def _finite_wherever(candidate: Any, reference: Any, symbols: Sequence[Any]) -> 
     """Whether `candidate` is finite at every probe point where `reference` is."""
     grids = np.meshgrid(*([np.array(_PROBES)] * len(symbols)), indexing="ij")
     with np.errstate(all="ignore"):  # numpy as a module: lambdify's "numpy" star-imports it all
-        values = [np.broadcast_to(sympy().lambdify(symbols, e, modules=[np])(*grids),
+        values = [np.broadcast_to(sympy().lambdify(symbols, e, modules=[{"erf": _erf}, np])(*grids),
                                   grids[0].shape) for e in (candidate, reference)]
     return bool(np.all(np.isfinite(values[0]) | ~np.isfinite(values[1])))
 
@@ -510,6 +523,23 @@ def softplus(x, sp):
 @elementwise("silu", "SiluBackward0", result="float")
 def silu(x, sp):
     return sp.Piecewise((x / (1 + sp.exp(-x)), x >= 0), (x * sp.exp(x) / (1 + sp.exp(x)), True))
+
+
+@elementwise("gelu", "GeluBackward0", result="float")
+def gelu(x, sp):
+    return x / 2 * (1 + sp.erf(x / sp.sqrt(2)))
+
+
+@elementwise("gelu_tanh", "GeluBackward0", result="float")
+def gelu_tanh(x, sp):  # GELU(approximate='tanh')
+    return x / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (x + sp.Rational(44715, 10**6) * x**3)))
+
+
+@elementwise("elu", "EluBackward0", dtype_inputs=(0,), scalar_overloads={(1,): "EluBackward0"})
+def elu(x, alpha, sp):
+    from sympy.codegen.cfunctions import expm1
+
+    return sp.Piecewise((alpha * expm1(x), x <= 0), (x, True))
 
 
 @elementwise("clamp", "ClampBackward0", scalar_overloads={(1, 2): "ClampBackward1"})

@@ -8,7 +8,18 @@ import pytest
 
 import runtime
 from runtime.autograd import gradcheck, gradgradcheck
-from runtime.ops import OPS, elementwise, indexing, matmul, reduction, shape, softmax
+from runtime.ops import (
+    OPS,
+    conv,
+    elementwise,
+    embedding,
+    indexing,
+    matmul,
+    pooling,
+    reduction,
+    shape,
+    softmax,
+)
 
 ew = elementwise
 
@@ -39,6 +50,17 @@ MASK = runtime.tensor([[True, False, True], [False, True, True]])
 ROWS = runtime.tensor([0, 2, 0, 0])
 GATHER_INDEX = runtime.tensor([[0, 2, 2], [1, 1, 0]])
 KEY, KEY_TENSORS = indexing.normalize_key((slice(None), [0, 2, 2]), (2, 3))
+CONV2D = {"stride": (2, 1), "padding": ((1, 0), (1, 1)), "dilation": (1, 2), "groups": 2}
+POOL_INDEX = pooling.max_pool_indices(runtime.tensor(np.random.default_rng(0).permutation(
+    60).reshape(1, 2, 5, 6).astype(np.float64)), kernel=(3, 2), stride=(2, 1), padding=(1, 0),
+    dilation=(1, 2), ceil_mode=True)
+TILED_INDEX = pooling.max_pool_indices(runtime.tensor(np.random.default_rng(1).permutation(
+    48).reshape(1, 2, 4, 6).astype(np.float64)), kernel=(2, 2), stride=(2, 2), padding=(0, 0),
+    dilation=(1, 1), ceil_mode=False)
+AVG_POOL = {"kernel": (3, 2), "stride": (2, 1), "padding": (1, 1), "ceil_mode": True,
+            "count_include_pad": False, "divisor_override": None}
+TOKENS = runtime.tensor([[0, 2, 2], [3, 0, 1]])
+CONV1D = {"stride": (1,), "padding": ((1, 2),), "dilation": (2,), "groups": 1}
 
 # op name -> list of (function of float64 tensors, input makers, gradcheck options)
 CASES = {
@@ -69,6 +91,9 @@ CASES = {
     "tanh": [(ew.tanh, [normal(2, 3)], {})],
     "softplus": [(ew.softplus, [lambda rng: 3 * rng.standard_normal((2, 3))], {})],
     "silu": [(ew.silu, [lambda rng: 3 * rng.standard_normal((2, 3))], {})],
+    "gelu": [(ew.gelu, [lambda rng: 3 * rng.standard_normal((2, 3))], {})],
+    "gelu_tanh": [(ew.gelu_tanh, [lambda rng: 3 * rng.standard_normal((2, 3))], {})],
+    "elu": [(lambda a: ew.elu(a, 1.5), [away_from_zero(2, 3)], {})],
     "clamp": [(ew.clamp, [lambda rng: np.array([-2.0, -0.3, 0.2, 1.7]),
                           lambda rng: np.full(4, -1.0), lambda rng: np.full(4, 1.0)], {}),
               (lambda a: ew.clamp(a, -1.0, 1.0),
@@ -115,6 +140,36 @@ CASES = {
     "softmax": [(lambda a: softmax.softmax(a, 1), [normal(2, 3)], {}),
                 (lambda a: softmax.softmax(a, 0), [normal(3)], {})],
     "log_softmax": [(lambda a: softmax.log_softmax(a, -1), [normal(2, 3)], {})],
+    "convolution": [(lambda x, w, b: conv.convolution(x, w, b, **CONV2D),
+                     [normal(2, 4, 5, 4), normal(4, 2, 3, 2), normal(4)], {}),
+                    (lambda x, w: conv.convolution(x, w, **CONV1D),
+                     [normal(2, 3, 5), normal(2, 3, 2)], {})],
+    "pool_gather": [(lambda x: pooling.pool_gather(x, POOL_INDEX, node="MaxPool"),
+                     [distinct(1, 2, 5, 6)], {}),
+                    (lambda x: pooling.pool_gather(x, TILED_INDEX, node="MaxPool",
+                                                   overlapping=False), [distinct(1, 2, 4, 6)], {})],
+    "pool_scatter": [(lambda g: pooling.pool_scatter(g, POOL_INDEX, (5, 6)),
+                      [normal(*POOL_INDEX.shape)], {}),
+                     (lambda g: pooling.pool_scatter(g, TILED_INDEX, (4, 6), overlapping=False),
+                      [normal(*TILED_INDEX.shape)], {})],
+    "avg_pool": [(lambda x: pooling.avg_pool(x, **AVG_POOL), [normal(2, 1, 5, 4)], {}),
+                 (lambda x: pooling.avg_pool(x, kernel=(3,), stride=(2,), padding=(1,),
+                                             ceil_mode=False, count_include_pad=True,
+                                             divisor_override=None), [normal(2, 1, 6)], {})],
+    "avg_pool_backward": [(lambda g: pooling.avg_pool_backward(g, (5, 4), **AVG_POOL),
+                           [normal(2, 1, 3, 5)], {})],
+    # (with a padding_idx the gradient skips that row on purpose: checked against torch instead)
+    "embedding": [(lambda w: embedding.embedding(w, TOKENS, padding_idx=None),
+                   [normal(4, 3)], {})],
+    "embedding_backward": [
+        (lambda g: embedding.embedding_backward(g, TOKENS, 4, padding_idx=0), [normal(2, 3, 5)],
+         {})],
+    "convolution_input_grad": [
+        (lambda g, w: conv.convolution_input_grad(g, w, (5, 4), **CONV2D),
+         [normal(2, 4, 2, 4), normal(4, 2, 3, 2)], {})],
+    "convolution_weight_grad": [
+        (lambda x, g: conv.convolution_weight_grad(x, g, (3, 2), **CONV2D),
+         [normal(2, 4, 5, 4), normal(2, 4, 2, 4)], {})],
 }
 
 CASE_LIST = [pytest.param(fn, makers, options, id=f"{name}-{k}")
