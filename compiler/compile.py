@@ -117,16 +117,38 @@ class CompiledModule:
         self.name = type(model).__name__
         self.dynamic_batch = dynamic_batch
         self.example_inputs = tuple(example_inputs)
-        prepare_kernels({t.dtype for _, t, _ in named_state(model)})  # meanwhile, on another core
-        self.graph = pipeline.simplify_forward(pipeline.trace_model(
-            model, self.example_inputs, dynamic_batch=dynamic_batch))
-        self._graph_key = artifact_cache.graph_key(self.graph)
         self.compilations = 0  # native functions built (a test counts them)
+        self.retraces: list[str] = []  # why the model was traced again, once per retrace
+        self._trace()
+
+    def _trace(self) -> None:
+        """Trace and simplify the model and check it can be lowered; compiled functions are
+        built on first use. Its guard records what the trace depended on besides tensors."""
+        model = self.model
+        prepare_kernels({t.dtype for _, t, _ in named_state(model)})  # meanwhile, on another core
+        record = pipeline.PipelineRecord()
+        self.graph = pipeline.simplify_forward(pipeline.trace_model(
+            model, self.example_inputs, dynamic_batch=self.dynamic_batch, record=record),
+            record)
+        assert record.guard is not None
+        self._guard = record.guard
+        self._graph_key = artifact_cache.graph_key(self.graph)
+        self.__dict__.pop("_index_checks", None)  # of the previous trace
         self._inference: NativeFunction | None = None
         self._training: dict[tuple[bool, ...], TrainingFunctions] = {}
         self._n_inputs = len(self.example_inputs)
         self._live_state = LiveState(model, self.graph.inputs[self._n_inputs:])
         self._check_lowerable()
+
+    def _retrace_if_changed(self) -> None:
+        """Trace again when something the trace depended on changed (a replaced submodule,
+        a new hook, train()/eval(), an attribute forward reads): compiled code never runs a
+        model that is no longer there."""
+        if self._guard.holds(self.model):
+            return
+        reason = self._guard.what_changed(self.model) or "the model changed"
+        self.retraces.append(reason)
+        self._trace()
 
     def _check_lowerable(self) -> None:
         """Fail now, not at the first call, if the model uses an op with no native lowering
@@ -245,6 +267,7 @@ class CompiledModule:
                 raise TypeError(f"input {i} must be a Tensor, got {type(x).__name__}")
             if x._is_symbolic:
                 return self.model(*inputs)  # traced inside a larger model: trace through
+        self._retrace_if_changed()
         for check in self._index_checks:
             check(inputs[check.position]._data)
         state = self._state()

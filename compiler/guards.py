@@ -32,6 +32,7 @@ import numpy as np
 
 from compiler.errors import CompileError
 from compiler.ir import Graph
+from runtime._random import default_generator
 from runtime.nn.module import Module, tree_version
 
 _SIMPLE = (bool, int, float, complex, str, bytes, type(None))
@@ -86,6 +87,8 @@ class TraceGuard:
 
     @staticmethod
     def record(model: Any, reads: list[tuple[str, Module, str, Any]]) -> TraceGuard:
+        """The guard of a trace of `model` (a module, a function, or a tuple of them: a model
+        and its loss) during which forward read `reads`."""
         guard = TraceGuard(_tree_of(model), reads)
         guard._version = tree_version()
         return guard
@@ -101,6 +104,7 @@ class TraceGuard:
     def what_changed(self, model: Any) -> str | None:
         """A sentence naming the first recorded dependency that changed, or None."""
         now = _tree_of(model)
+        model = _roots(model)[0] if _roots(model) else model
         by_path = {entry.path: entry for entry in now}
         for entry in self.tree:
             current = by_path.get(entry.path)
@@ -128,10 +132,15 @@ class TraceGuard:
 _MISSING = object()
 
 
+def _roots(model: Any) -> list[Module]:
+    parts = model if isinstance(model, tuple) else (model,)
+    return [part for part in parts if isinstance(part, Module)]
+
+
 def _tree_of(model: Any) -> list[_ModuleEntry]:
-    if not isinstance(model, Module):
-        return []
-    return [_ModuleEntry.of(path, module) for path, module in model.named_modules()]
+    roots = _roots(model)
+    return [_ModuleEntry.of(f"{index}:{path}" if index else path, module)
+            for index, root in enumerate(roots) for path, module in root.named_modules()]
 
 
 @contextlib.contextmanager
@@ -140,11 +149,8 @@ def recording_reads(model: Any) -> Iterator[list[tuple[str, Module, str, Any]]]:
     appended to the yielded list (first read of each attribute only). Each module's class is
     swapped for a subclass of the same name that records, and restored on exit."""
     reads: list[tuple[str, Module, str, Any]] = []
-    if not isinstance(model, Module):
-        yield reads
-        return
     seen: set[tuple[int, str]] = set()
-    paths = {id(m): path for path, m in model.named_modules()}
+    paths = {id(entry.module): entry.path for entry in reversed(_tree_of(model))}
     swapped: list[tuple[Module, type]] = []
 
     def recorder(kind: type) -> type:
@@ -163,7 +169,7 @@ def recording_reads(model: Any) -> Iterator[list[tuple[str, Module, str, Any]]]:
 
     recorders: dict[type, type] = {}
     try:
-        for module in model.modules():
+        for module in {id(m): m for m in (e.module for e in _tree_of(model))}.values():
             kind = type(module)
             if kind not in recorders:
                 recorders[kind] = recorder(kind)
@@ -182,6 +188,7 @@ def _random_state_watched() -> Iterator[list[str]]:
     used: list[str] = []
     python_state = random.getstate()
     numpy_state = np.random.get_state()
+    runtime_state = default_generator.get_state()
     try:
         yield used
     finally:
@@ -190,8 +197,11 @@ def _random_state_watched() -> Iterator[list[str]]:
         after = np.random.get_state()
         if any(not np.array_equal(a, b) for a, b in zip(after, numpy_state)):
             used.append("numpy.random")
+        if default_generator.get_state() != runtime_state:
+            used.append("the default generator (randn, rand, randint, ...)")
         random.setstate(python_state)
         np.random.set_state(numpy_state)
+        default_generator.set_state(runtime_state)
 
 
 def trace_once_checked(trace: Callable[[], Graph], model: Any,
@@ -201,12 +211,13 @@ def trace_once_checked(trace: Callable[[], Graph], model: Any,
     Raises CompileError when forward draws from a global random generator while tracing, or
     when the two traces differ by `key`: such a forward's Python decisions would be frozen into
     the compiled code, which would then silently differ from the model."""
-    name = type(model).__name__
+    roots = _roots(model)
+    name = f"{type(roots[0]).__name__}.forward" if roots else getattr(model, "__name__", "forward")
     with _random_state_watched() as used, recording_reads(model) as reads:
         graph = trace()
     if used:
         raise CompileError(
-            f"{name}.forward draws from {' and '.join(used)} while it is traced; the choice "
+            f"{name} draws from {' and '.join(used)} while it is traced; the choice "
             "would be frozen into the compiled code. Draw it outside forward and pass it in "
             "(or keep this model eager)")
     guard = TraceGuard.record(model, reads)
@@ -214,7 +225,7 @@ def trace_once_checked(trace: Callable[[], Graph], model: Any,
         again = trace()
     if key(graph) != key(again):
         raise CompileError(
-            f"{name}.forward gives a different graph each time it is traced: it depends on "
+            f"{name} gives a different graph each time it is traced: it depends on "
             "something other than its tensors and module attributes (the time, a global that "
             "changed, ...). Make that value an input or a module attribute, or keep this model "
             "eager")

@@ -22,8 +22,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.artifact_cache import graph_key
 from compiler.autodiff import grad
 from compiler.errors import CompileError
+from compiler.guards import TraceGuard, trace_once_checked
 from compiler.ir import Graph, Value
 from compiler.partition import Partition, partition
 from compiler.passes import RewriteLog, run_stage, simplify
@@ -39,6 +41,7 @@ class PipelineRecord:
 
     stages: list[tuple[str, Graph]] = field(default_factory=list)
     log: RewriteLog = field(default_factory=RewriteLog)
+    guard: TraceGuard | None = None  # what the trace depended on besides tensors
 
     def add(self, stage: str, graph: Graph) -> Graph:
         self.stages.append((stage, graph))
@@ -68,11 +71,23 @@ def _record(record: PipelineRecord | None) -> PipelineRecord:
 # ----- stages -------------------------------------------------------------------------------------
 
 def trace_model(model: Any, example_inputs: Sequence[Tensor], *, dynamic_batch: bool = True,
-                name: str = "forward", record: PipelineRecord | None = None) -> Graph:
-    """`compiler.trace`, after refusing layers the compiler cannot lower in their current mode."""
+                name: str = "forward", record: PipelineRecord | None = None,
+                guarded: Any = None) -> Graph:
+    """`compiler.trace`, after refusing layers the compiler cannot lower in their current mode,
+    done twice to refuse a forward whose graph depends on more than its tensors; the record
+    keeps the guard of what the trace read on `guarded` (default: the model)."""
     check_traceable_layers(model)
-    graph = trace(model, example_inputs, dynamic_batch=dynamic_batch, name=name)
-    return _record(record).add("trace", graph)
+    graph, guard = trace_once_checked(
+        lambda: trace(model, example_inputs, dynamic_batch=dynamic_batch, name=name),
+        model if guarded is None else guarded, _identity)
+    record = _record(record)
+    record.guard = guard
+    return record.add("trace", graph)
+
+
+def _identity(graph: Graph) -> str:
+    """What two traces of one forward must share: the graph's exact key, or its text."""
+    return graph_key(graph) or str(graph)
 
 
 def check_traceable_layers(model: Any) -> None:

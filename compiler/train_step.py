@@ -79,6 +79,13 @@ class CompiledTrainStep:
 
     def __init__(self, model: Any, loss_fn: Callable[..., Tensor], optimizer: Any,
                  example_inputs: Sequence[Tensor]) -> None:
+        self.loss_fn = loss_fn
+        self.example_inputs = tuple(example_inputs)
+        self.retraces: list[str] = []  # why the step was compiled again, once per time
+        self._compile(model, optimizer)
+
+    def _compile(self, model: Any, optimizer: Any) -> None:
+        loss_fn, example_inputs = self.loss_fn, self.example_inputs
         self.model = model
         self.optimizer = optimizer
         _check_optimizer(optimizer)
@@ -90,8 +97,12 @@ class CompiledTrainStep:
             raise ValueError("the optimizer must hold exactly the model's parameters that "
                              "require grad")
         prepare_kernels({p.dtype for p in params})  # on another core, while we trace
-        graph = pipeline.simplify_forward(pipeline.trace_model(_LossOfModel(model, loss_fn),
-                                                              example_inputs))
+        record = pipeline.PipelineRecord()
+        graph = pipeline.simplify_forward(pipeline.trace_model(
+            _LossOfModel(model, loss_fn), example_inputs, record=record,
+            guarded=(model, loss_fn)), record)
+        assert record.guard is not None
+        self._guard = record.guard
         if graph.outputs[0].shape != ():
             raise ValueError("loss_fn must return a scalar (use reduction='mean' or 'sum')")
         self.index_checks = class_index_checks(graph, self.n_inputs)
@@ -237,6 +248,10 @@ class CompiledTrainStep:
         if len(inputs) != self.n_inputs:
             raise TypeError(f"the train step takes {self.n_inputs} tensors (inputs and target), "
                             f"got {len(inputs)}")
+        if not self._guard.holds((self.model, self.loss_fn)):
+            self.retraces.append(self._guard.what_changed((self.model, self.loss_fn))
+                                 or "the model changed")
+            self._compile(self.model, self.optimizer)
         for check in self.index_checks:
             check(inputs[check.position]._data)
         group = self._group()

@@ -103,7 +103,87 @@ def test_a_forward_whose_two_traces_differ_is_refused():
 
 
 def test_a_guard_of_a_plain_function_holds():
-    graph, guard = trace_once_checked(lambda: compiler.trace(torch.tanh, (torch.randn(2),)),
-                                      torch.tanh, lambda g: str(g))
+    x = torch.randn(2)
+    graph, guard = trace_once_checked(lambda: compiler.trace(torch.tanh, (x,)), torch.tanh,
+                                      lambda g: str(g))
     assert isinstance(guard, TraceGuard) and guard.holds(torch.tanh)
     assert len(graph.nodes) == 1
+
+
+class Noisy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.a(x) + torch.randn(3)  # drawn once at trace time: not what eager does
+
+
+def test_a_forward_that_draws_from_the_default_generator_is_refused():
+    with pytest.raises(compiler.CompileError, match="Noisy.forward draws from the default"):
+        _guarded(Noisy())
+
+
+# ----- through compile() and compile_train_step(): changes are followed, never ignored -------
+
+def _mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def _same_as_eager(fast, model, x):
+    with torch.no_grad():
+        assert torch.allclose(fast(x), model(x), atol=1e-6)
+    out = fast(x)
+    out.sum().backward()
+    return out
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m.__setitem__(1, nn.Tanh()),
+    lambda m: m[2].register_forward_hook(lambda mod, args, out: out * 0),
+    lambda m: m.eval(),
+], ids=["replaced-layer", "forward-hook", "eval"])
+def test_a_compiled_module_follows_changes_to_the_model(change):
+    model, x = _mlp(), torch.randn(5, 4)
+    fast = compiler.compile(model, (x,))
+    _same_as_eager(fast, model, x)
+    change(model)
+    _same_as_eager(fast, model, x)
+    assert len(fast.retraces) == 1
+
+
+def test_a_compiled_module_follows_an_attribute_its_forward_reads():
+    model, x = Scaled(), torch.randn(2, 3)
+    fast = compiler.compile(model, (x,))
+    model.scale = 100.0
+    with torch.no_grad():
+        assert torch.allclose(fast(x), model(x), atol=1e-4)
+    assert fast.retraces == ["the attribute 'scale' that forward read changed (2.0 -> 100.0)"]
+    with torch.no_grad():
+        fast(x)
+    assert len(fast.retraces) == 1  # checked once, not again at every call
+
+
+def test_compile_refuses_pytorchs_dynamic_net():
+    with pytest.raises(compiler.CompileError, match="Python's random module"):
+        compiler.compile(DynamicNet(), (torch.randn(2, 3),))
+
+
+def test_a_compiled_train_step_follows_a_replaced_activation():
+    model, x, y = _mlp(), torch.randn(5, 4), torch.randn(5, 3)
+    twin = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    twin_opt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    step = compiler.compile_train_step(model, nn.MSELoss(), opt, (x, y))
+    model[1] = nn.Tanh()
+    twin[1] = nn.Tanh()
+    loss = step(x, y)
+    twin_opt.zero_grad()
+    eager_loss = nn.MSELoss()(twin(x), y)
+    eager_loss.backward()
+    twin_opt.step()
+    assert step.retraces == ["submodule '1' was replaced (ReLU -> Tanh)"]
+    assert abs(loss.item() - eager_loss.item()) < 1e-5
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert torch.allclose(p, q, atol=1e-5)
