@@ -110,7 +110,7 @@ def exported_latencies(model: Any, batches: tuple[int, ...], calls: int,
     from export_latency import c_harness, round_robin
 
     import runtime
-    from compiler.export import export
+    from compiler._export import export
 
     with tempfile.TemporaryDirectory(prefix="symgrad-run-export-") as temporary:
         folder = Path(temporary) / "mnist"

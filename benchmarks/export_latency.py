@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 import runtime
-from compiler.compile import compile as compile_to_native  # `compiler.compile` can be the module
-from compiler.export import export, render
+from compiler._compile import compile as compile_to_native
+from compiler._export import export, render
 from compiler.export_command import load_model
 
 ROOT = Path(__file__).resolve().parent.parent

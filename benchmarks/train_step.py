@@ -32,7 +32,7 @@ import numpy as np
 
 import compiler
 import runtime
-from compiler.compile import compile as compile_to_native  # `compiler.compile` can be the module
+from compiler._compile import compile as compile_to_native
 from compiler.demo import NeuralNetwork, interleaved_medians
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_step.json"

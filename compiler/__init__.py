@@ -12,26 +12,36 @@ on first use, so `import compiler` stays light.
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what a type checker sees; at run time each name loads on first use
+    from compiler._compile import CompiledModule, compile
+    from compiler._explain import Report, explain
+    from compiler._export import ExportError, ExportResult, export
+    from compiler.autodiff import grad
+    from compiler.errors import CompileError
+    from compiler.interpret import run as run_graph
+    from compiler.ir import Graph
+    from compiler.passes import simplify
+    from compiler.tracing import TracingError, trace
+    from compiler.train_step import compile_train_step
 
 _PUBLIC = {
     "trace": "compiler.tracing",
     "TracingError": "compiler.tracing",
     "grad": "compiler.autodiff",
     "simplify": "compiler.passes",
-    "compile": "compiler.compile",
-    "CompiledModule": "compiler.compile",
+    "compile": "compiler._compile",
+    "CompiledModule": "compiler._compile",
     "compile_train_step": "compiler.train_step",
     "CompileError": "compiler.errors",
     "Graph": "compiler.ir",
     "run_graph": "compiler.interpret",
-    "explain": "compiler.explain",
-    "Report": "compiler.explain",
-    "export": "compiler.export",
-    "ExportError": "compiler.export",
-    "ExportResult": "compiler.export",
+    "explain": "compiler._explain",
+    "Report": "compiler._explain",
+    "export": "compiler._export",
+    "ExportError": "compiler._export",
+    "ExportResult": "compiler._export",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -47,16 +57,3 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_whole(module), attribute)
     globals()[name] = value
     return value
-
-
-class _Package(types.ModuleType):
-    """`compiler`'s module type: importing a submodule that shares a public function's name
-    (compiler.compile, compiler.export, compiler.explain) must not replace the function."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _PUBLIC and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

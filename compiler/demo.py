@@ -160,11 +160,10 @@ def train_and_measure(data: Any, args: argparse.Namespace, out: TextIO) -> dict[
 
 def compile_model(model: nn.Module, x: runtime.Tensor, out: TextIO) -> tuple[Any, float]:
     """`compiler.compile(model)` with its native functions built now; and the seconds taken."""
-    # not `compiler.compile`: once compiler/compile.py is imported, that name is the module
-    from compiler.compile import compile as compile_to_native
+    import compiler
 
     started = time.perf_counter()
-    fast = compile_to_native(model, (x,))
+    fast = compiler.compile(model, (x,))
     fast(x)  # builds the native training forward and backward
     with runtime.no_grad():
         fast(x)  # builds the native inference function

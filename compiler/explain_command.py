@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import runtime
-    from compiler.explain import explain
+    from compiler._explain import explain
     from compiler.tracing import TracingError
 
     try:

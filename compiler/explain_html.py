@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 
 from compiler import draw
-from compiler.explain import Report, count_text
+from compiler._explain import Report, count_text
 from compiler.ir import Graph, Value, is_reverse_mode_name
 from compiler.tracing import BATCH
 

@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import runtime
+    from compiler._export import export
     from compiler.errors import CompileError
-    from compiler.export import export
     from compiler.tracing import TracingError
 
     try:

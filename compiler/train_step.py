@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from compiler import artifact_cache, pipeline
-from compiler.compile import LiveState
+from compiler._compile import LiveState
 from compiler.index_checks import class_index_checks
 from compiler.ir import Graph, Value
 from compiler.native_build import build_native_to_keep, native_from_artifact, prepare_kernels

@@ -202,7 +202,7 @@ def _compiled_run(seed: int = 0):
 
 
 def test_compile_loads_inference_and_training_functions_from_the_cache(cache_dir, monkeypatch):
-    compile_module = importlib.import_module("compiler.compile")  # compiler.compile: a function
+    compile_module = importlib.import_module("compiler._compile")
     _, inference, loss, grads = _compiled_run()
     monkeypatch.setattr(pipeline, "grad", _refuse)
     monkeypatch.setattr(compile_module, "build_native_to_keep", _refuse)

@@ -18,8 +18,8 @@ import sympy
 
 import runtime
 from compiler import cli
+from compiler._explain import Report, count_text, explain, node_flops
 from compiler.draw import edges, layered_svg, vertices
-from compiler.explain import Report, count_text, explain, node_flops
 from compiler.explain_html import forward_value_of
 from compiler.tracing import BATCH
 from runtime import nn

@@ -18,8 +18,8 @@ import pytest
 
 import runtime
 from compiler import cli
-from compiler.compile import compile as compile_to_native  # `compiler.compile` can be the module
-from compiler.export import ExportError, export
+from compiler._compile import compile as compile_to_native
+from compiler._export import ExportError, export
 from compiler.export_command import load_model
 from compiler.export_entry import ERRORS
 from compiler.export_weights import HEADER, Weights, payload_digest

@@ -111,7 +111,7 @@ def test_the_record_lists_every_stage_in_order() -> None:
 
 
 def test_export_and_no_grad_lower_the_same_inference_graph() -> None:
-    from compiler.export import inference_graph
+    from compiler._export import inference_graph
 
     x = runtime.randn(2, 1, 28, 28)
     exported = inference_graph(mlp(), (x,))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import runtime
-from compiler.export import export
+from compiler._export import export
 from runtime import nn
 
 CC = shutil.which("cc")
