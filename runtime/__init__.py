@@ -29,6 +29,7 @@ from runtime._creation import (
                                zeros,
                                zeros_like,
 )
+from runtime._device import device, get_default_device, set_default_device
 from runtime._dtype import bool_ as bool
 from runtime._dtype import (
                                dtype,
@@ -147,6 +148,6 @@ short = int16
 
 __version__ = "0.1.0"
 
-from runtime import autograd, nn, optim, utils  # noqa: E402
+from runtime import accelerator, autograd, backends, cuda, nn, optim, utils  # noqa: E402
 
 __all__ = [name for name in dir() if not name.startswith("_")]

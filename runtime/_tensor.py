@@ -204,8 +204,17 @@ class Tensor:
         return _dtype.from_numpy_dtype(self._data.dtype)
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self) -> Any:
+        from runtime._device import CPU
+
+        return CPU
+
+    is_cuda = False
+    is_cpu = True
+
+    def get_device(self) -> int:
+        """The device index: -1 for the CPU, as PyTorch."""
+        return -1
 
     @property
     def ndim(self) -> int:
@@ -253,6 +262,12 @@ class Tensor:
         return self._data if dtype is None else self._data.astype(dtype)
 
     def cpu(self) -> Tensor:
+        return self
+
+    def cuda(self, device: Any = None, non_blocking: bool = False) -> Tensor:
+        from runtime._device import check_device
+
+        check_device("cuda")  # raises: this build has no CUDA
         return self
 
     def __len__(self) -> int:

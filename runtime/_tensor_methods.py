@@ -27,20 +27,35 @@ def _inplace(fn: Callable[..., Any]) -> Callable[..., Any]:
     return method
 
 
-def _to(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-    """to(dtype), to(device), to(other), to(device, dtype): only dtype changes anything on CPU."""
-    target = kwargs.get("dtype")
-    for a in args:
-        if isinstance(a, _dtype.dtype):
-            target = a
-        elif isinstance(a, Tensor):
-            target = a.dtype
-        elif a is not None and str(a) != "cpu":
-            raise RuntimeError(f"symgrad runs on the CPU only; got device {a!r}")
-    if kwargs.get("device") not in (None, "cpu"):
-        raise RuntimeError(f"symgrad runs on the CPU only; got device {kwargs['device']!r}")
-    out = self if target is None else F.shape_ops.to_dtype(self, target)
-    return F.clone(out) if kwargs.get("copy") and out is self else out
+def _to(self: Tensor, *args: Any, dtype: Any = None, device: Any = None,
+        non_blocking: bool = False, copy: bool = False, memory_format: Any = None) -> Tensor:
+    """to(dtype), to(device), to(device, dtype), to(other): the device is checked (only the CPU
+    exists), the dtype converted; the same tensor when nothing changes, unless copy=True."""
+    from runtime._device import check_device
+
+    args = list(args)
+    if args and isinstance(args[0], Tensor):  # to(other, non_blocking=False, copy=False)
+        other = args.pop(0)
+        dtype, device = other.dtype, other.device
+    elif args and not isinstance(args[0], _dtype.dtype):  # to(device, dtype=None, ...)
+        device = args.pop(0)
+        if device is None:
+            raise TypeError("to() received an invalid combination of arguments: the device is "
+                            "None; expected a device, a dtype or a tensor")
+    if args and isinstance(args[0], _dtype.dtype):
+        dtype = args.pop(0)
+    if args and isinstance(args[0], bool):
+        args.pop(0)  # non_blocking: every copy here is synchronous
+    if args and isinstance(args[0], bool):
+        copy = args.pop(0)
+    if args:
+        raise TypeError(f"to() received an invalid combination of arguments - got "
+                        f"{tuple(type(a).__name__ for a in args)}; expected "
+                        "(device, dtype), (dtype) or (tensor)")
+    if device is not None:
+        check_device(device)
+    out = self if dtype is None or dtype == self.dtype else F.shape_ops.to_dtype(self, dtype)
+    return F.clone(out) if copy and out is self else out
 
 
 def _type(self: Tensor, dtype: Any = None) -> Any:

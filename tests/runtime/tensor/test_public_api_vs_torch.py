@@ -199,8 +199,9 @@ METHODS = {
 }
 
 # Methods that are also public functions are covered by FUNCTIONS (with the same name), and
-# the autograd and metadata methods by tests/runtime/autograd and test_tensor_basics.py.
-METADATA = {"backward", "data", "detach_", "device", "dim", "dtype", "element_size", "grad",
+# the autograd and metadata methods by tests/runtime/autograd and test_tensor_basics.py, the
+# device methods by tests/runtime/test_device.py.
+METADATA = {"backward", "cuda", "data", "detach_", "device", "get_device", "is_cpu", "is_cuda", "dim", "dtype", "element_size", "grad",
             "grad_fn", "is_contiguous", "is_floating_point", "is_leaf", "item", "ndim", "numpy",
             "requires_grad", "requires_grad_", "retain_grad", "retains_grad", "shape", "size",
             "stride", "type"}

@@ -22,7 +22,7 @@ def test_shape_size_dim_numel():
 
 def test_dtype_device_and_type_names():
     t = runtime.ones(2, dtype=runtime.float64)
-    assert t.dtype == runtime.float64 and t.device == "cpu" and t.is_floating_point()
+    assert t.dtype == runtime.float64 and t.device.type == "cpu" and t.is_floating_point()
     assert t.type() == "runtime.DoubleTensor"
     assert runtime.ones(1).type() == "runtime.FloatTensor"
     assert runtime.arange(2).type() == "runtime.LongTensor"
