@@ -26,12 +26,12 @@ def _binary(op: ew.Elementwise, a: Any, b: Any) -> Tensor:
 
 # ----- arithmetic --------------------------------------------------------------------------------
 
-def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
-    return _binary(ew.add, input, _scaled(other, alpha))
+def add(input: Any, other: Any, *, alpha: Any = 1, out: Tensor | None = None) -> Tensor:
+    return _into(out, _binary(ew.add, input, _scaled(other, alpha)), "add")
 
 
-def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
-    return _binary(ew.sub, input, _scaled(other, alpha))
+def sub(input: Any, other: Any, *, alpha: Any = 1, out: Tensor | None = None) -> Tensor:
+    return _into(out, _binary(ew.sub, input, _scaled(other, alpha)), "sub")
 
 
 def _scaled(other: Any, alpha: Any) -> Any:
@@ -45,14 +45,24 @@ def rsub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
     return sub(other, input, alpha=alpha)
 
 
-def mul(input: Any, other: Any) -> Tensor:
-    return _binary(ew.mul, input, other)
+def mul(input: Any, other: Any, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, _binary(ew.mul, input, other), "mul")
 
 
-def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> Tensor:
-    if rounding_mode is not None:
-        raise NotImplementedError("div(rounding_mode=...) is not supported; use true division")
-    return _binary(ew.div, input, other)
+def div(input: Any, other: Any, *, rounding_mode: str | None = None,
+        out: Tensor | None = None) -> Tensor:
+    if rounding_mode is None:
+        return _into(out, _binary(ew.div, input, other), "div")
+    if rounding_mode not in ("trunc", "floor"):
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                           f"but found '{rounding_mode}'")
+    quotient = _binary(ew.div, input, other)
+    rounded = (ew.trunc if rounding_mode == "trunc" else ew.floor)(quotient)
+    operands = wrap_operands([input, other])
+    integral = ew.add.result_dtype(operands)
+    if not integral.is_floating_point:
+        rounded = shape_ops.to_dtype(rounded, integral)
+    return _into(out, rounded, "div")
 
 
 def true_divide(input: Any, other: Any) -> Tensor:
@@ -138,6 +148,89 @@ def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A
 
 clip = clamp
 
+
+
+# ----- math functions ----------------------------------------------------------------------------
+
+def _unary(op: ew.Elementwise) -> Any:
+    def function(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+        return _into(out, op(input), op.name)
+
+    function.__name__ = function.__qualname__ = op.name
+    function.__doc__ = f"`{op.name}` of each element (PyTorch's torch.{op.name})."
+    return function
+
+
+sin, cos, tan, asin, acos, atan = (_unary(op) for op in (ew.sin, ew.cos, ew.tan, ew.asin,
+                                                           ew.acos, ew.atan))
+sinh, cosh, asinh, acosh, atanh = (_unary(op) for op in (ew.sinh, ew.cosh, ew.asinh, ew.acosh,
+                                                         ew.atanh))
+erf, erfc, exp2, expm1, log2, log10 = (_unary(op) for op in (ew.erf, ew.erfc, ew.exp2, ew.expm1,
+                                                              ew.log2, ew.log10))
+floor, ceil, trunc, frac, sign = (_unary(op) for op in (ew.floor, ew.ceil, ew.trunc, ew.frac,
+                                                        ew.sign))
+arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
+fix = trunc
+
+
+def round(input: Tensor, *, decimals: int = 0, out: Tensor | None = None) -> Tensor:  # noqa: A001
+    """Halves round to even, as PyTorch's; `decimals` scales by 10**decimals around it."""
+    if decimals == 0:
+        return _into(out, ew.round(input), "round")
+    scale = 10.0 ** decimals
+    return _into(out, div(ew.round(mul(input, scale)), scale), "round")
+
+
+def atan2(input: Tensor, other: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, _binary(ew.atan2, input, other), "atan2")
+
+
+arctan2 = atan2
+
+
+def lerp(input: Tensor, end: Tensor, weight: Any, *, out: Tensor | None = None) -> Tensor:
+    """input + weight * (end - input); weight a number or a tensor."""
+    return _into(out, ew.lerp(input, end, weight), "lerp")
+
+
+def isinf(input: Tensor) -> Tensor:
+    return eq(abs(input), float("inf")) if input.dtype.is_floating_point else ne(input, input)
+
+
+def isfinite(input: Tensor) -> Tensor:
+    if not input.dtype.is_floating_point:
+        return eq(input, input)
+    return logical_and(eq(input, input), ne(abs(input), float("inf")))
+
+
+def _into(out: Tensor | None, result: Tensor, name: str = "") -> Tensor:
+    """PyTorch's `out=`: the result written into `out` (resized to it, with PyTorch's warning if
+    `out` was not empty), and `out` returned; refused, as in PyTorch, when grad is recorded."""
+    if out is None:
+        return result
+    from runtime._grad_mode import is_grad_enabled
+
+    if is_grad_enabled() and (result.requires_grad or out.requires_grad):
+        raise RuntimeError(f"{name or 'the function'}(): functions with out=... arguments don't "
+                           "support automatic differentiation, but one of the arguments requires "
+                           "grad.")
+    if out.shape != result.shape:
+        if out.numel() != 0:
+            import warnings
+
+            warnings.warn(f"An output with one or more elements was resized since it had shape "
+                          f"{list(out.shape)}, which does not match the required output shape "
+                          f"{list(result.shape)}. This behavior is deprecated (PyTorch's); "
+                          "resize it to zero elements first.", UserWarning, stacklevel=3)
+        import numpy as np
+
+        out._data = np.empty(result._data.shape, out._data.dtype)
+    if result.dtype.is_floating_point and not out.dtype.is_floating_point:
+        raise RuntimeError(f"result type {result.dtype.scalar_name} can't be cast to the desired "
+                           f"output type {out.dtype.scalar_name}")
+    out._data[...] = result._data
+    out._version.bump()
+    return out
 
 # ----- comparisons -------------------------------------------------------------------------------
 
@@ -310,20 +403,20 @@ def norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False) 
 
 # ----- linear algebra ----------------------------------------------------------------------------
 
-def matmul(input: Tensor, other: Tensor) -> Tensor:
-    return _matmul.matmul(input, other)
+def matmul(input: Tensor, other: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, _matmul.matmul(input, other), "matmul")
 
 
-def mm(input: Tensor, mat2: Tensor) -> Tensor:
+def mm(input: Tensor, mat2: Tensor, *, out: Tensor | None = None) -> Tensor:
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError(f"mm: expected 2D tensors, got {input.ndim}D and {mat2.ndim}D")
-    return _matmul.matmul(input, mat2)
+    return _into(out, _matmul.matmul(input, mat2), "mm")
 
 
-def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+def bmm(input: Tensor, mat2: Tensor, *, out: Tensor | None = None) -> Tensor:
     if input.ndim != 3 or mat2.ndim != 3:
         raise RuntimeError(f"bmm: expected 3D tensors, got {input.ndim}D and {mat2.ndim}D")
-    return _matmul.matmul(input, mat2)
+    return _into(out, _matmul.matmul(input, mat2), "bmm")
 
 
 def mv(input: Tensor, vec: Tensor) -> Tensor:

@@ -94,10 +94,6 @@ def _addcdiv(self: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) 
     return F.add(self, F.mul(F.div(tensor1, tensor2), value))
 
 
-def _lerp(self: Tensor, end: Tensor, weight: Any) -> Tensor:
-    return F.add(self, F.mul(F.sub(end, self), weight))
-
-
 def _new(fill: Callable[..., Tensor]) -> Callable[..., Tensor]:
     def method(self: Tensor, *size: Any, dtype: Any = None, **kwargs: Any) -> Tensor:
         return fill(*size, dtype=dtype or self.dtype, **kwargs)
@@ -117,6 +113,13 @@ def _new_full(self: Tensor, size: Any, fill_value: Any, dtype: Any = None) -> Te
     return full(size, fill_value, dtype=dtype or self.dtype)
 
 
+# Elementwise math with a method and an in-place method of the same name (x.sin(), x.sin_()).
+MATH = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+        "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "erf", "erfc", "exp2",
+        "expm1", "log2", "log10", "floor", "ceil", "round", "trunc", "fix", "frac", "sign",
+        "atan2", "arctan2")
+
+
 def _attach() -> None:
     from runtime._creation import empty, ones, zeros
 
@@ -127,7 +130,8 @@ def _attach() -> None:
         "log1p": F.log1p, "sqrt": F.sqrt, "rsqrt": F.rsqrt, "reciprocal": F.reciprocal,
         "relu": F.relu, "sigmoid": F.sigmoid, "tanh": F.tanh, "clamp": F.clamp, "clip": F.clamp,
         "maximum": F.maximum, "minimum": F.minimum, "addcmul": _addcmul, "addcdiv": _addcdiv,
-        "lerp": _lerp,
+        "lerp": F.lerp, **{name: getattr(F, name) for name in MATH},
+        "isinf": F.isinf, "isfinite": F.isfinite,
         # comparisons
         "eq": F.eq, "ne": F.ne, "lt": F.lt, "le": F.le, "gt": F.gt, "ge": F.ge,
         "logical_not": F.logical_not, "logical_and": F.logical_and, "logical_or": F.logical_or,
@@ -179,7 +183,9 @@ def _attach() -> None:
         "add_": F.add, "sub_": F.sub, "mul_": F.mul, "div_": F.div, "pow_": F.pow,
         "neg_": F.neg, "exp_": F.exp, "log_": F.log, "sqrt_": F.sqrt, "abs_": F.abs,
         "relu_": F.relu, "sigmoid_": F.sigmoid, "tanh_": F.tanh, "clamp_": F.clamp,
-        "clip_": F.clamp, "addcmul_": _addcmul, "addcdiv_": _addcdiv, "lerp_": _lerp,
+        "clip_": F.clamp, "addcmul_": _addcmul, "addcdiv_": _addcdiv, "lerp_": F.lerp,
+        **{f"{name}_": getattr(F, name) for name in MATH}, "square_": F.square,
+        "reciprocal_": F.reciprocal, "rsqrt_": F.rsqrt, "log1p_": F.log1p,
         "__iadd__": F.add, "__isub__": F.sub, "__imul__": F.mul, "__itruediv__": F.div,
         "__iand__": F.bitwise_and, "__ior__": F.bitwise_or, "__ixor__": F.bitwise_xor,
     }

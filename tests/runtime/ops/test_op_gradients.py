@@ -26,6 +26,17 @@ def away_from_zero(*shape):
     return lambda rng: rng.uniform(0.3, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
 
 
+def inside_unit(*shape):
+    """Values in (-0.9, 0.9): the domain of asin, acos and atanh."""
+    return lambda rng: rng.uniform(-0.9, 0.9, shape)
+
+
+def off_integers(*shape):
+    """Values at least 0.1 from an integer or a half: away from the steps of floor and round."""
+    return lambda rng: rng.integers(-3, 3, shape) + rng.uniform(0.1, 0.4, shape) * \
+        rng.choice([1.0, 3.0], shape)
+
+
 def probabilities(*shape):
     return lambda rng: rng.uniform(0.05, 0.95, shape)
 
@@ -80,6 +91,19 @@ CASES = {
     "binary_cross_entropy_with_logits": [
         (ew.binary_cross_entropy_with_logits,
          [lambda rng: 3 * rng.standard_normal((2, 3)), probabilities(2, 3), positive(3)], {})],
+    **{name: [(getattr(ew, name), [normal(2, 3)], {})]
+       for name in ("sin", "cos", "atan", "sinh", "cosh", "asinh", "erf", "erfc", "exp2",
+                    "expm1")},
+    **{name: [(getattr(ew, name), [inside_unit(2, 3)], {})] for name in ("asin", "acos", "atanh")},
+    **{name: [(getattr(ew, name), [positive(2, 3)], {})] for name in ("log2", "log10")},
+    **{name: [(getattr(ew, name), [off_integers(2, 3)], {})]
+       for name in ("floor", "ceil", "trunc", "round", "frac")},
+    "tan": [(ew.tan, [inside_unit(2, 3)], {})],
+    "acosh": [(ew.acosh, [lambda rng: rng.uniform(1.5, 3.0, (2, 3))], {})],
+    "sign": [(ew.sign, [away_from_zero(2, 3)], {})],
+    "atan2": [(ew.atan2, [normal(2, 3), away_from_zero(3)], {})],
+    "lerp": [(ew.lerp, [normal(2, 3), normal(3), probabilities(2, 1)], {}),
+             (lambda a, b: ew.lerp(a, b, 0.3), [normal(2, 3), normal(2, 3)], {})],
     "expand": [(lambda a: shape.expand(a, (2, 3, 4)), [normal(3, 1)], {})],
     "cat": [(lambda a, b: shape.cat([a, b], dim=1), [normal(2, 1), normal(2, 3)], {})],
     "sum_to": [(lambda a: shape.sum_to(a, (3, 1)), [normal(2, 3, 4)], {})],

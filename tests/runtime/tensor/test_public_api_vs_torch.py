@@ -198,13 +198,40 @@ METHODS = {
     "normal_": lambda lib: shape_only(t(lib).normal_(0, 2)),
 }
 
-# Methods that are also public functions are covered by FUNCTIONS (with the same name), and
-# the autograd and metadata methods by tests/runtime/autograd and test_tensor_basics.py, the
-# device methods by tests/runtime/test_device.py.
-METADATA = {"backward", "cuda", "data", "detach_", "device", "get_device", "is_cpu", "is_cuda", "dim", "dtype", "element_size", "grad",
-            "grad_fn", "is_contiguous", "is_floating_point", "is_leaf", "item", "ndim", "numpy",
-            "requires_grad", "requires_grad_", "retain_grad", "retains_grad", "shape", "size",
-            "stride", "type"}
+UNARY_MATH = ["sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh",
+              "atanh", "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "erf",
+              "erfc", "exp2", "expm1", "log2", "log10", "floor", "ceil", "round", "trunc", "fix",
+              "frac", "sign"]
+
+
+def unary(name):
+    return lambda lib: getattr(lib, name)(t(lib, P))
+
+
+FUNCTIONS.update({name: unary(name) for name in UNARY_MATH})
+FUNCTIONS.update({
+    "atan2": lambda lib: lib.atan2(t(lib), t(lib, P)),
+    "arctan2": lambda lib: lib.arctan2(t(lib), t(lib, P)),
+    "lerp": lambda lib: lib.lerp(t(lib), t(lib, P), t(lib, P) / 4),
+    "isinf": lambda lib: lib.isinf(lib.tensor([1.0, float("inf"), -float("inf"), float("nan")])),
+    "isfinite": lambda lib: lib.isfinite(lib.tensor([1.0, float("inf"), float("nan")])),
+})
+METHODS.update({name + "_": in_place(name + "_") for name in UNARY_MATH})
+METHODS.update({
+    "atan2_": in_place("atan2_", lambda lib: t(lib)),
+    "arctan2_": in_place("arctan2_", lambda lib: t(lib)),
+    "square_": in_place("square_"), "reciprocal_": in_place("reciprocal_"),
+    "rsqrt_": in_place("rsqrt_"), "log1p_": in_place("log1p_"),
+})
+
+
+# Methods that are also public functions are covered by FUNCTIONS (with the same name), the
+# autograd and metadata methods by tests/runtime/autograd and test_tensor_basics.py, the device
+# methods by tests/runtime/test_device.py.
+METADATA = {"backward", "cuda", "data", "detach_", "device", "get_device", "is_cpu", "is_cuda",
+            "dim", "dtype", "element_size", "grad", "grad_fn", "is_contiguous", "is_floating_point",
+            "is_leaf", "item", "ndim", "numpy", "requires_grad", "requires_grad_", "retain_grad",
+            "retains_grad", "shape", "size", "stride", "type"}
 
 
 def assert_same(ours, theirs):
