@@ -6,10 +6,23 @@
 - matmul: the matrix product in all of torch.matmul's cases
 - softmax: softmax, log_softmax
 - indexing: x[key], its derivative, and x[key] = value
+- rearrange: flip, roll, repeat, tril/triu
+- scan: cumsum, cumprod
+- sorting: argsort and the values of sort, topk, kthvalue
 """
 
-from runtime.ops import elementwise, indexing, matmul, reduction, shape, softmax
+from runtime.ops import (
+                         elementwise,
+                         indexing,
+                         matmul,
+                         rearrange,
+                         reduction,
+                         scan,
+                         shape,
+                         softmax,
+                         sorting,
+)
 from runtime.ops._op import OPS, Op, VJPContext, apply, register, set_symbolic_handler
 
-__all__ = ["OPS", "Op", "VJPContext", "apply", "elementwise", "indexing", "matmul", "reduction",
-           "register", "set_symbolic_handler", "shape", "softmax"]
+__all__ = ["OPS", "Op", "VJPContext", "apply", "elementwise", "indexing", "matmul", "rearrange",
+           "reduction", "register", "scan", "set_symbolic_handler", "shape", "softmax", "sorting"]

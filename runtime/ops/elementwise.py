@@ -770,3 +770,9 @@ def sign(x, sp):
 @elementwise("lerp", "LerpBackward1", result="float", scalar_overloads={(2,): "LerpBackward0"})
 def lerp(start, end, weight, sp):
     return start + weight * (end - start)
+
+
+@elementwise("masked_fill", "MaskedFillBackward1", dtype_inputs=(0,), no_edge_inputs=(1,),
+             scalar_overloads={(2,): "MaskedFillBackward0"})
+def masked_fill(x, mask, value, sp):
+    return sp.Piecewise((value, sp.Ne(mask, 0)), (x, True))

@@ -8,7 +8,18 @@ import pytest
 
 import runtime
 from runtime.autograd import gradcheck, gradgradcheck
-from runtime.ops import OPS, elementwise, indexing, matmul, reduction, shape, softmax
+from runtime.ops import (
+    OPS,
+    elementwise,
+    indexing,
+    matmul,
+    rearrange,
+    reduction,
+    scan,
+    shape,
+    softmax,
+    sorting,
+)
 
 ew = elementwise
 
@@ -136,6 +147,25 @@ CASES = {
     "scatter_add_into_zeros": [
         (lambda g: reduction.scatter_add_into_zeros(g, GATHER_INDEX, 1, (2, 4)), [normal(2, 3)],
          {})],
+    "prod": [(lambda a: reduction.prod(a, 1), [away_from_zero(2, 3)], {}),
+             (lambda a: reduction.prod(a), [away_from_zero(2, 3)], {})],
+    "logsumexp": [(lambda a: reduction.logsumexp(a, 1), [normal(2, 3)], {}),
+                  (lambda a: reduction.logsumexp(a, (0, 1), keepdim=True), [normal(2, 3)], {})],
+    "cumsum": [(lambda a: scan.cumsum(a, 1), [normal(2, 3)], {})],
+    "cumprod": [(lambda a: scan.cumprod(a, 0), [away_from_zero(3, 2)], {})],
+    "flip": [(lambda a: rearrange.flip(a, (0, 1)), [normal(2, 3)], {})],
+    "roll": [(lambda a: rearrange.roll(a, (1, -1), (0, 1)), [normal(2, 3)], {}),
+             (lambda a: rearrange.roll(a, 2), [normal(2, 3)], {})],
+    "repeat": [(lambda a: rearrange.repeat(a, (2, 1, 3)), [normal(2, 3)], {})],
+    "tril": [(lambda a: rearrange.tril(a, -1), [normal(3, 3)], {})],
+    "triu": [(lambda a: rearrange.triu(a), [normal(2, 3, 3)], {})],
+    "sort_values": [(lambda a: sorting.sort(a, 1, descending=True)[0], [distinct(2, 3)], {})],
+    "topk_values": [(lambda a: sorting.topk(a, 2, 0)[0], [distinct(3, 2)], {})],
+    "kthvalue_values": [(lambda a: sorting.kthvalue(a, 2, 1)[0], [distinct(2, 3)], {}),
+                        (lambda a: sorting.kthvalue(a, 1, 0, keepdim=True)[0], [distinct(2, 3)],
+                         {})],
+    "masked_fill": [(lambda a: ew.masked_fill(a, MASK, -1.5), [normal(2, 3)], {}),
+                    (lambda a, v: ew.masked_fill(a, MASK, v), [normal(2, 3), normal()], {})],
     "softmax": [(lambda a: softmax.softmax(a, 1), [normal(2, 3)], {}),
                 (lambda a: softmax.softmax(a, 0), [normal(3)], {})],
     "log_softmax": [(lambda a: softmax.log_softmax(a, -1), [normal(2, 3)], {})],

@@ -217,6 +217,33 @@ FUNCTIONS.update({
     "isfinite": lambda lib: lib.isfinite(lib.tensor([1.0, float("inf"), float("nan")])),
 })
 METHODS.update({name + "_": in_place(name + "_") for name in UNARY_MATH})
+FUNCTIONS.update({
+    "prod": lambda lib: lib.prod(t(lib), 1),
+    "logsumexp": lambda lib: lib.logsumexp(t(lib), dim=1),
+    "cumsum": lambda lib: lib.cumsum(t(lib), dim=0),
+    "cumprod": lambda lib: lib.cumprod(t(lib), 1),
+    "sort": lambda lib: lib.sort(t(lib), descending=True),
+    "argsort": lambda lib: lib.argsort(t(lib), dim=0),
+    "topk": lambda lib: lib.topk(t(lib), 2),
+    "kthvalue": lambda lib: lib.kthvalue(t(lib), 2, 1),
+    "tril": lambda lib: lib.tril(t(lib)),
+    "triu": lambda lib: lib.triu(t(lib), 1),
+    "flip": lambda lib: lib.flip(t(lib), (0,)),
+    "roll": lambda lib: lib.roll(t(lib), 1, 1),
+    "tile": lambda lib: lib.tile(t(lib), (2, 1)),
+    "masked_fill": lambda lib: lib.masked_fill(t(lib), t(lib) > 0, -1.0),
+    "split": lambda lib: lib.split(t(lib), 2, 1),
+    "chunk": lambda lib: lib.chunk(t(lib), 2),
+    "unbind": lambda lib: lib.unbind(t(lib), 1),
+    "einsum": lambda lib: lib.einsum("ij,kj->ik", t(lib), t(lib)),
+    "multinomial": lambda lib: shape_only(lib.multinomial(t(lib, P), 2)),
+})
+METHODS.update({
+    "repeat": lambda lib: t(lib).repeat(2, 1, 3),
+    "masked_fill_": in_place("masked_fill_", lambda lib: t(lib) > 1, 0.0),
+    "tril_": in_place("tril_"), "triu_": in_place("triu_", -1), "cumsum_": in_place("cumsum_", 1),
+})
+
 METHODS.update({
     "atan2_": in_place("atan2_", lambda lib: t(lib)),
     "arctan2_": in_place("arctan2_", lambda lib: t(lib)),
