@@ -258,7 +258,7 @@ METHODS.update({
 METADATA = {"backward", "cuda", "data", "detach_", "device", "get_device", "is_cpu", "is_cuda",
             "dim", "dtype", "element_size", "grad", "grad_fn", "is_contiguous", "is_floating_point",
             "is_leaf", "item", "ndim", "numpy", "requires_grad", "requires_grad_", "retain_grad",
-            "retains_grad", "shape", "size", "stride", "type"}
+            "register_hook", "retains_grad", "shape", "size", "stride", "type"}
 
 
 def assert_same(ours, theirs):

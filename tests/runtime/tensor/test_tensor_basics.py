@@ -97,9 +97,10 @@ def test_transposes():
         t.t()
 
 
-def test_tensors_are_made_by_functions_not_by_the_class():
-    with pytest.raises(TypeError, match="create tensors with runtime.tensor"):
-        runtime.Tensor([1, 2])
+def test_the_class_makes_default_dtype_tensors_as_pytorchs_legacy_constructor():
+    assert runtime.Tensor([1, 2]).dtype == runtime.float32  # more in test_autograd_as_torch...
+    with pytest.raises(TypeError, match="invalid combination of arguments"):
+        runtime.Tensor([1], [2])
     assert runtime.is_tensor(runtime.ones(1)) and not runtime.is_tensor(np.ones(1))
 
 
