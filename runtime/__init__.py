@@ -192,6 +192,7 @@ from runtime._grad_mode import (
 )
 from runtime._random import Generator, default_generator, initial_seed, manual_seed, seed
 from runtime._tensor import Size, Tensor
+from runtime.serialization import load, save
 
 float = float32  # noqa: A001 - PyTorch's aliases
 double = float64
