@@ -57,7 +57,7 @@ model = NeuralNetwork().to(device)
 print(model)
 # The same starting weights in every library (their random generators differ).
 with torch.no_grad():
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         param.copy_(torch.tensor(rng.uniform(-0.05, 0.05, tuple(param.shape)),
                                  dtype=param.dtype))
 
