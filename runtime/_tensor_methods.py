@@ -101,16 +101,19 @@ def _new(fill: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return method
 
 
-def _new_tensor(self: Tensor, data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def _new_tensor(self: Tensor, data: Any, dtype: Any = None, device: Any = None,
+                requires_grad: bool = False) -> Tensor:
     from runtime._creation import tensor
 
-    return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return tensor(data, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
 
 
-def _new_full(self: Tensor, size: Any, fill_value: Any, dtype: Any = None) -> Tensor:
+def _new_full(self: Tensor, size: Any, fill_value: Any, dtype: Any = None, device: Any = None,
+              requires_grad: bool = False) -> Tensor:
     from runtime._creation import full
 
-    return full(size, fill_value, dtype=dtype or self.dtype)
+    return full(size, fill_value, dtype=dtype or self.dtype, device=device,
+                requires_grad=requires_grad)
 
 
 # Elementwise math with a method and an in-place method of the same name (x.sin(), x.sin_()).

@@ -55,6 +55,9 @@ CREATION = {
     "randperm": lambda lib, d: lib.randperm(3, device=d),
     "normal": lambda lib, d: lib.normal(0.0, 1.0, (2,), device=d),
     "zeros_like": lambda lib, d: lib.zeros_like(lib.ones(2), device=d),
+    "new_zeros": lambda lib, d: lib.ones(2).new_zeros(3, device=d),
+    "new_tensor": lambda lib, d: lib.ones(2).new_tensor([1.0], device=d),
+    "new_full": lambda lib, d: lib.ones(2).new_full((2,), 3.0, device=d),
 }
 
 
