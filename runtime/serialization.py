@@ -135,6 +135,43 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     **{("torch", t.name): t for t in _STORAGE_TYPES.values()},
 }
 
+_user_allowed: dict[tuple[str, str], Any] = {}  # add_safe_globals
+
+
+def add_safe_globals(safe_globals: list[Any]) -> None:
+    """Admit more globals in weights-only loads: classes or functions (found under their
+    module and qualified name), or (object, "module.name") pairs. Only for globals you trust:
+    a weights-only load then calls them with the checkpoint's arguments."""
+    for entry in safe_globals:
+        obj, full_name = entry if isinstance(entry, tuple) else (
+            entry, f"{entry.__module__}.{entry.__qualname__}")
+        module, _, name = full_name.rpartition(".")
+        _user_allowed[(module, name)] = obj
+
+
+def get_safe_globals() -> list[Any]:
+    return list(_user_allowed.values())
+
+
+def clear_safe_globals() -> None:
+    _user_allowed.clear()
+
+
+class safe_globals:  # noqa: N801 - PyTorch's name
+    """`with safe_globals([...]):` admits the globals for the loads inside the block only."""
+
+    def __init__(self, globals_: list[Any]) -> None:
+        self._globals = globals_
+
+    def __enter__(self) -> None:
+        self._before = dict(_user_allowed)
+        add_safe_globals(self._globals)
+
+    def __exit__(self, *exc: Any) -> None:
+        _user_allowed.clear()
+        _user_allowed.update(self._before)
+
+
 # symgrad object -> (module, name) it is written as, so that PyTorch finds its own globals.
 _WRITTEN_AS: dict[int, tuple[str, str]] = {
     id(_rebuild_tensor_v2): ("torch._utils", "_rebuild_tensor_v2"),
@@ -266,7 +303,7 @@ class _CheckpointUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if module == "__builtin__":  # how protocol 2 names Python 3's builtins
             module = "builtins"
-        allowed = _ALLOWED.get((module, name))
+        allowed = _ALLOWED.get((module, name), _user_allowed.get((module, name)))
         if allowed is not None:
             return allowed
         if self._weights_only:
@@ -274,7 +311,8 @@ class _CheckpointUnpickler(pickle.Unpickler):
                 f"Weights only load failed: unsupported global {module}.{name} was found in "
                 "the checkpoint. A pickle can run any code it names, so weights_only=True (the "
                 "default) admits only tensors, dtypes, sizes and containers. If you trust the "
-                "source of this file, load it with weights_only=False.")
+                "source of this file, load it with weights_only=False, or admit this global "
+                f"with runtime.serialization.add_safe_globals([{module}.{name}]).")
         if module.split(".")[0] == "torch":
             raise pickle.UnpicklingError(f"the checkpoint needs PyTorch's {module}.{name}, which "
                                          "symgrad does not provide (a whole pickled PyTorch "

@@ -205,3 +205,21 @@ def test_a_checkpoint_written_by_pytorch_loads_in_symgrad(tmp_path):
     assert loaded["view"].tolist() == [[1.0, 3.0], [5.0, 7.0], [9.0, 11.0]]
     assert [t.item() for t in loaded["scalars"]] == [3, True]
     assert loaded["dtype"] == runtime.int64
+
+
+class Settings:
+    """A plain class a checkpoint may hold, once it is admitted."""
+
+    def __init__(self, rate):
+        self.rate = rate
+
+
+def test_add_safe_globals_admits_a_class_you_trust(tmp_path):
+    runtime.save({"settings": Settings(0.5)}, tmp_path / "c.pt")
+    with pytest.raises(pickle.UnpicklingError, match="add_safe_globals"):
+        runtime.load(tmp_path / "c.pt")
+    with serialization.safe_globals([Settings]):
+        assert runtime.load(tmp_path / "c.pt")["settings"].rate == 0.5
+    assert serialization.get_safe_globals() == []
+    with pytest.raises(pickle.UnpicklingError, match="Settings"):
+        runtime.load(tmp_path / "c.pt")
