@@ -69,28 +69,28 @@ def true_divide(input: Any, other: Any) -> Tensor:
     return div(input, other)
 
 
-def neg(input: Tensor) -> Tensor:
-    return ew.neg(input)
+def neg(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.neg(input), "neg")
 
 
-def pow(input: Any, exponent: Any) -> Tensor:  # noqa: A001
-    return _binary(ew.pow, input, exponent)
+def pow(input: Any, exponent: Any, *, out: Tensor | None = None) -> Tensor:  # noqa: A001
+    return _into(out, _binary(ew.pow, input, exponent), "pow")
 
 
 def square(input: Tensor) -> Tensor:
     return pow(input, 2)
 
 
-def abs(input: Tensor) -> Tensor:  # noqa: A001
-    return ew.abs(input)
+def abs(input: Tensor, *, out: Tensor | None = None) -> Tensor:  # noqa: A001
+    return _into(out, ew.abs(input), "abs")
 
 
-def maximum(input: Tensor, other: Tensor) -> Tensor:
-    return _binary(ew.maximum, input, other)
+def maximum(input: Tensor, other: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, _binary(ew.maximum, input, other), "maximum")
 
 
-def minimum(input: Tensor, other: Tensor) -> Tensor:
-    return _binary(ew.minimum, input, other)
+def minimum(input: Tensor, other: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, _binary(ew.minimum, input, other), "minimum")
 
 
 def where(condition: Tensor, input: Any, other: Any) -> Tensor:
@@ -100,40 +100,40 @@ def where(condition: Tensor, input: Any, other: Any) -> Tensor:
     return ew.where(condition, x, y)
 
 
-def exp(input: Tensor) -> Tensor:
-    return ew.exp(input)
+def exp(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.exp(input), "exp")
 
 
-def log(input: Tensor) -> Tensor:
-    return ew.log(input)
+def log(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.log(input), "log")
 
 
-def log1p(input: Tensor) -> Tensor:
-    return ew.log1p(input)
+def log1p(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.log1p(input), "log1p")
 
 
-def sqrt(input: Tensor) -> Tensor:
-    return ew.sqrt(input)
+def sqrt(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.sqrt(input), "sqrt")
 
 
-def rsqrt(input: Tensor) -> Tensor:
-    return ew.rsqrt(input)
+def rsqrt(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.rsqrt(input), "rsqrt")
 
 
-def reciprocal(input: Tensor) -> Tensor:
-    return ew.reciprocal(input)
+def reciprocal(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.reciprocal(input), "reciprocal")
 
 
 def relu(input: Tensor) -> Tensor:
     return ew.relu(input)
 
 
-def sigmoid(input: Tensor) -> Tensor:
-    return ew.sigmoid(input)
+def sigmoid(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.sigmoid(input), "sigmoid")
 
 
-def tanh(input: Tensor) -> Tensor:
-    return ew.tanh(input)
+def tanh(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.tanh(input), "tanh")
 
 
 def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
@@ -528,14 +528,14 @@ def broadcast_to(input: Tensor, shape: Sequence[int]) -> Tensor:
     return shape_ops.expand(input, tuple(shape))
 
 
-def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
-    return shape_ops.cat(tensors, dim)
+def cat(tensors: Sequence[Tensor], dim: int = 0, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, shape_ops.cat(tensors, dim), "cat")
 
 
 concat = cat
 
 
-def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+def stack(tensors: Sequence[Tensor], dim: int = 0, *, out: Tensor | None = None) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
@@ -544,7 +544,7 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got "
                                f"{list(tensors[0].shape)} at entry 0 and {list(t_.shape)} at "
                                "another entry")
-    return shape_ops.cat([unsqueeze(t_, dim) for t_ in tensors], dim)
+    return _into(out, shape_ops.cat([unsqueeze(t_, dim) for t_ in tensors], dim), "stack")
 
 
 def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:

@@ -476,7 +476,10 @@ def test_round_with_decimals_and_div_with_rounding_modes_match_torch():
 
 @pytest.mark.parametrize("call", ["add(a, b, out=out)", "mul(a, b, out=out)",
                                   "sub(a, b, alpha=2, out=out)", "matmul(m, m, out=out)",
-                                  "sin(a, out=out)", "div(a, b, out=out)"])
+                                  "sin(a, out=out)", "div(a, b, out=out)", "exp(a, out=out)",
+                                  "pow(a, 2, out=out)", "maximum(a, b, out=out)",
+                                  "cat([a, m], 1, out=out)", "stack([a, m], out=out)",
+                                  "tanh(a, out=out)", "abs(a, out=out)"])
 def test_out_writes_into_the_given_tensor_like_torch(call):
     results = []
     for lib in (runtime, torch):
