@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runtime import _arrangement as A
 from runtime import _dtype
 from runtime import _functions as F
 from runtime._random import Generator, numpy_rng
@@ -137,10 +138,10 @@ def _attach() -> None:
         "isinf": F.isinf, "isfinite": F.isfinite,
         # products, scans, sorting, rearranging
         "prod": F.prod, "logsumexp": F.logsumexp, "cumsum": F.cumsum, "cumprod": F.cumprod,
-        "sort": F.sort, "argsort": F.argsort, "topk": F.topk, "kthvalue": F.kthvalue,
-        "tril": F.tril, "triu": F.triu, "flip": F.flip, "roll": F.roll, "repeat": F.repeat,
-        "tile": F.tile, "masked_fill": F.masked_fill, "split": F.split, "chunk": F.chunk,
-        "unbind": F.unbind, "multinomial": F.multinomial,
+        "sort": A.sort, "argsort": A.argsort, "topk": A.topk, "kthvalue": A.kthvalue,
+        "tril": A.tril, "triu": A.triu, "flip": A.flip, "roll": A.roll, "repeat": A.repeat,
+        "tile": A.tile, "masked_fill": A.masked_fill, "split": A.split, "chunk": A.chunk,
+        "unbind": A.unbind, "multinomial": A.multinomial,
         # comparisons
         "eq": F.eq, "ne": F.ne, "lt": F.lt, "le": F.le, "gt": F.gt, "ge": F.ge,
         "logical_not": F.logical_not, "logical_and": F.logical_and, "logical_or": F.logical_or,
@@ -193,7 +194,7 @@ def _attach() -> None:
         "neg_": F.neg, "exp_": F.exp, "log_": F.log, "sqrt_": F.sqrt, "abs_": F.abs,
         "relu_": F.relu, "sigmoid_": F.sigmoid, "tanh_": F.tanh, "clamp_": F.clamp,
         "clip_": F.clamp, "addcmul_": _addcmul, "addcdiv_": _addcdiv, "lerp_": F.lerp,
-        "masked_fill_": F.masked_fill, "tril_": F.tril, "triu_": F.triu, "cumsum_": F.cumsum,
+        "masked_fill_": A.masked_fill, "tril_": A.tril, "triu_": A.triu, "cumsum_": F.cumsum,
         **{f"{name}_": getattr(F, name) for name in MATH}, "square_": F.square,
         "reciprocal_": F.reciprocal, "rsqrt_": F.rsqrt, "log1p_": F.log1p,
         "__iadd__": F.add, "__isub__": F.sub, "__imul__": F.mul, "__itruediv__": F.div,
