@@ -6,6 +6,22 @@ the compiler, and importing it does not import sympy or llvmlite (they load on f
 """
 
 from runtime import _tensor_methods  # noqa: F401 - gives Tensor its methods
+from runtime._arrangement import (
+                               argsort,
+                               chunk,
+                               flip,
+                               kthvalue,
+                               masked_fill,
+                               multinomial,
+                               roll,
+                               sort,
+                               split,
+                               tile,
+                               topk,
+                               tril,
+                               triu,
+                               unbind,
+)
 from runtime._creation import (
                                arange,
                                as_tensor,
@@ -29,6 +45,7 @@ from runtime._creation import (
                                zeros,
                                zeros_like,
 )
+from runtime._device import device, get_default_device, set_default_device
 from runtime._dtype import bool_ as bool
 from runtime._dtype import (
                                dtype,
@@ -45,14 +62,28 @@ from runtime._dtype import (
 )
 from runtime._functions import (
                                abs,
+                               acos,
+                               acosh,
                                add,
                                all,
                                allclose,
                                amax,
                                amin,
                                any,
+                               arccos,
+                               arccosh,
+                               arcsin,
+                               arcsinh,
+                               arctan,
+                               arctan2,
+                               arctanh,
                                argmax,
                                argmin,
+                               asin,
+                               asinh,
+                               atan,
+                               atan2,
+                               atanh,
                                bitwise_and,
                                bitwise_not,
                                bitwise_or,
@@ -60,31 +91,50 @@ from runtime._functions import (
                                bmm,
                                broadcast_to,
                                cat,
+                               ceil,
                                clamp,
                                clip,
                                clone,
                                concat,
+                               cos,
+                               cosh,
+                               cumprod,
+                               cumsum,
                                detach,
                                div,
                                dot,
+                               einsum,
                                eq,
                                equal,
+                               erf,
+                               erfc,
                                exp,
+                               exp2,
                                expand,
+                               expm1,
+                               fix,
                                flatten,
+                               floor,
+                               frac,
                                gather,
                                ge,
                                gt,
                                is_tensor,
+                               isfinite,
+                               isinf,
                                isnan,
                                le,
+                               lerp,
                                log,
                                log1p,
+                               log2,
+                               log10,
                                log_softmax,
                                logical_and,
                                logical_not,
                                logical_or,
                                logical_xor,
+                               logsumexp,
                                lt,
                                matmul,
                                max,
@@ -101,14 +151,19 @@ from runtime._functions import (
                                numel,
                                permute,
                                pow,
+                               prod,
                                promote_types,
                                reciprocal,
                                relu,
                                reshape,
                                result_type,
+                               round,
                                rsqrt,
                                rsub,
                                sigmoid,
+                               sign,
+                               sin,
+                               sinh,
                                softmax,
                                sqrt,
                                square,
@@ -120,9 +175,11 @@ from runtime._functions import (
                                swapaxes,
                                t,
                                take_along_dim,
+                               tan,
                                tanh,
                                transpose,
                                true_divide,
+                               trunc,
                                unflatten,
                                unsqueeze,
                                var,
@@ -137,6 +194,7 @@ from runtime._grad_mode import (
 )
 from runtime._random import Generator, default_generator, initial_seed, manual_seed, seed
 from runtime._tensor import Size, Tensor
+from runtime.serialization import load, save
 
 float = float32  # noqa: A001 - PyTorch's aliases
 double = float64
@@ -147,6 +205,15 @@ short = int16
 
 __version__ = "0.1.0"
 
-from runtime import autograd, nn, optim, utils  # noqa: E402
+from runtime import (  # noqa: E402
+    accelerator,
+    autograd,
+    backends,
+    cuda,
+    nn,
+    optim,
+    return_types,
+    utils,
+)
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,8 +1,8 @@
 """Making tensors: from data (tensor, as_tensor, from_numpy), filled (zeros, ones, full, empty,
 eye, arange, linspace), random (rand, randn, randint, randperm, normal), and the *_like forms.
 
-Every function takes PyTorch's arguments (`dtype=`, `requires_grad=`, `generator=`); `device` is
-accepted and must be "cpu".
+Every function takes PyTorch's arguments (`dtype=`, `device=`, `requires_grad=`, `generator=`);
+a device other than the CPU raises PyTorch's error for a build without it (runtime/device.py).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from runtime import _dtype
+from runtime._device import check_device
 from runtime._random import Generator, numpy_rng
 from runtime._tensor import Tensor
 
@@ -25,11 +26,6 @@ def _shape(size: Sequence[Any]) -> tuple[int, ...]:
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: "
                            f"{list(shape)}")
     return shape
-
-
-def _check_device(device: Any) -> None:
-    if device is not None and str(device) != "cpu":
-        raise RuntimeError(f"symgrad runs on the CPU only; got device={device!r}")
 
 
 def _finish(data: np.ndarray, requires_grad: bool) -> Tensor:
@@ -97,7 +93,7 @@ def _to_array(data: Any) -> Any:
 def tensor(data: Any, dtype: _dtype.dtype | None = None, device: Any = None,
            requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """A new tensor with a copy of `data` (nested lists of numbers, a numpy array, a tensor)."""
-    _check_device(device)
+    check_device(device)
     raw = _to_array(data)
     if dtype is None:
         dtype = _infer_dtype(raw if not isinstance(data, Tensor) else data._data)
@@ -110,7 +106,7 @@ def tensor(data: Any, dtype: _dtype.dtype | None = None, device: Any = None,
 
 def as_tensor(data: Any, dtype: _dtype.dtype | None = None, device: Any = None) -> Tensor:
     """Like tensor(), but shares memory with a tensor or numpy array of the right dtype."""
-    _check_device(device)
+    check_device(device)
     if isinstance(data, Tensor):
         return data if dtype is None or data.dtype == dtype else data.to(dtype)
     if isinstance(data, np.ndarray) and (dtype is None or data.dtype == dtype.numpy):
@@ -128,25 +124,25 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 def zeros(*size: Any, dtype: _dtype.dtype | None = None, device: Any = None,
           requires_grad: bool = False) -> Tensor:
-    _check_device(device)
+    check_device(device)
     return _finish(np.zeros(_shape(size), _float_dtype(dtype).numpy), requires_grad)
 
 
 def ones(*size: Any, dtype: _dtype.dtype | None = None, device: Any = None,
          requires_grad: bool = False) -> Tensor:
-    _check_device(device)
+    check_device(device)
     return _finish(np.ones(_shape(size), _float_dtype(dtype).numpy), requires_grad)
 
 
 def empty(*size: Any, dtype: _dtype.dtype | None = None, device: Any = None,
           requires_grad: bool = False) -> Tensor:
-    _check_device(device)
+    check_device(device)
     return _finish(np.empty(_shape(size), _float_dtype(dtype).numpy), requires_grad)
 
 
 def full(size: Sequence[int], fill_value: Any, dtype: _dtype.dtype | None = None,
          device: Any = None, requires_grad: bool = False) -> Tensor:
-    _check_device(device)
+    check_device(device)
     if dtype is None:
         dtype = _dtype.scalar_dtype(fill_value)
     return _finish(np.full(_shape((size,)), fill_value, dtype.numpy), requires_grad)
@@ -154,13 +150,13 @@ def full(size: Sequence[int], fill_value: Any, dtype: _dtype.dtype | None = None
 
 def eye(n: int, m: int | None = None, dtype: _dtype.dtype | None = None, device: Any = None,
         requires_grad: bool = False) -> Tensor:
-    _check_device(device)
+    check_device(device)
     return _finish(np.eye(n, m, dtype=_float_dtype(dtype).numpy), requires_grad)
 
 
 def arange(start: Any, end: Any = None, step: Any = 1, dtype: _dtype.dtype | None = None,
            device: Any = None, requires_grad: bool = False) -> Tensor:
-    _check_device(device)
+    check_device(device)
     start, end, step = (v.item() if isinstance(v, Tensor) else v for v in (start, end, step))
     if end is None:
         start, end = 0, start
@@ -177,7 +173,7 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: _dtype.dtype | Non
 
 def linspace(start: float, end: float, steps: int, dtype: _dtype.dtype | None = None,
              device: Any = None, requires_grad: bool = False) -> Tensor:
-    _check_device(device)
+    check_device(device)
     return _finish(np.linspace(start, end, steps).astype(_float_dtype(dtype).numpy),
                    requires_grad)
 
@@ -185,7 +181,7 @@ def linspace(start: float, end: float, steps: int, dtype: _dtype.dtype | None = 
 def rand(*size: Any, generator: Generator | None = None, dtype: _dtype.dtype | None = None,
          device: Any = None, requires_grad: bool = False) -> Tensor:
     """Uniform draws in [0, 1)."""
-    _check_device(device)
+    check_device(device)
     d = _random_float_dtype(dtype, "check_uniform_bounds")
     return _finish(numpy_rng(generator).random(_shape(size)).astype(d.numpy), requires_grad)
 
@@ -193,7 +189,7 @@ def rand(*size: Any, generator: Generator | None = None, dtype: _dtype.dtype | N
 def randn(*size: Any, generator: Generator | None = None, dtype: _dtype.dtype | None = None,
           device: Any = None, requires_grad: bool = False) -> Tensor:
     """Standard normal draws."""
-    _check_device(device)
+    check_device(device)
     d = _random_float_dtype(dtype, "normal_kernel_cpu")
     data = numpy_rng(generator).standard_normal(_shape(size)).astype(d.numpy)
     return _finish(data, requires_grad)
@@ -202,7 +198,7 @@ def randn(*size: Any, generator: Generator | None = None, dtype: _dtype.dtype | 
 def randint(low: int, high: int | None = None, size: Sequence[int] = (), *,
             generator: Generator | None = None, dtype: _dtype.dtype | None = None,
             device: Any = None, requires_grad: bool = False) -> Tensor:
-    _check_device(device)
+    check_device(device)
     if high is None or isinstance(high, (tuple, list)):  # randint(high, size)
         low, high, size = 0, low, (size if high is None else high)
     d = _dtype.int64 if dtype is None else dtype
@@ -212,13 +208,15 @@ def randint(low: int, high: int | None = None, size: Sequence[int] = (), *,
 
 def randperm(n: int, *, generator: Generator | None = None, dtype: _dtype.dtype | None = None,
              device: Any = None) -> Tensor:
-    _check_device(device)
+    check_device(device)
     d = _dtype.int64 if dtype is None else dtype
     return Tensor._from_array(numpy_rng(generator).permutation(n).astype(d.numpy))
 
 
 def normal(mean: float, std: float, size: Sequence[int], *, generator: Generator | None = None,
-           dtype: _dtype.dtype | None = None, requires_grad: bool = False) -> Tensor:
+           dtype: _dtype.dtype | None = None, device: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    check_device(device)
     d = _float_dtype(dtype)
     data = numpy_rng(generator).normal(mean, std, _shape((size,))).astype(d.numpy)
     return _finish(data, requires_grad)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
-from runtime import _dtype
+from runtime import _dtype, return_types
 from runtime._tensor import Tensor
 from runtime.ops import elementwise as ew
-from runtime.ops import indexing, reduction
+from runtime.ops import indexing, reduction, scan
 from runtime.ops import matmul as _matmul
 from runtime.ops import shape as shape_ops
 from runtime.ops import softmax as sm
@@ -26,12 +26,12 @@ def _binary(op: ew.Elementwise, a: Any, b: Any) -> Tensor:
 
 # ----- arithmetic --------------------------------------------------------------------------------
 
-def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
-    return _binary(ew.add, input, _scaled(other, alpha))
+def add(input: Any, other: Any, *, alpha: Any = 1, out: Tensor | None = None) -> Tensor:
+    return _into(out, _binary(ew.add, input, _scaled(other, alpha)), "add")
 
 
-def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
-    return _binary(ew.sub, input, _scaled(other, alpha))
+def sub(input: Any, other: Any, *, alpha: Any = 1, out: Tensor | None = None) -> Tensor:
+    return _into(out, _binary(ew.sub, input, _scaled(other, alpha)), "sub")
 
 
 def _scaled(other: Any, alpha: Any) -> Any:
@@ -45,42 +45,52 @@ def rsub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
     return sub(other, input, alpha=alpha)
 
 
-def mul(input: Any, other: Any) -> Tensor:
-    return _binary(ew.mul, input, other)
+def mul(input: Any, other: Any, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, _binary(ew.mul, input, other), "mul")
 
 
-def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> Tensor:
-    if rounding_mode is not None:
-        raise NotImplementedError("div(rounding_mode=...) is not supported; use true division")
-    return _binary(ew.div, input, other)
+def div(input: Any, other: Any, *, rounding_mode: str | None = None,
+        out: Tensor | None = None) -> Tensor:
+    if rounding_mode is None:
+        return _into(out, _binary(ew.div, input, other), "div")
+    if rounding_mode not in ("trunc", "floor"):
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                           f"but found '{rounding_mode}'")
+    quotient = _binary(ew.div, input, other)
+    rounded = (ew.trunc if rounding_mode == "trunc" else ew.floor)(quotient)
+    operands = wrap_operands([input, other])
+    integral = ew.add.result_dtype(operands)
+    if not integral.is_floating_point:
+        rounded = shape_ops.to_dtype(rounded, integral)
+    return _into(out, rounded, "div")
 
 
 def true_divide(input: Any, other: Any) -> Tensor:
     return div(input, other)
 
 
-def neg(input: Tensor) -> Tensor:
-    return ew.neg(input)
+def neg(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.neg(input), "neg")
 
 
-def pow(input: Any, exponent: Any) -> Tensor:  # noqa: A001
-    return _binary(ew.pow, input, exponent)
+def pow(input: Any, exponent: Any, *, out: Tensor | None = None) -> Tensor:  # noqa: A001
+    return _into(out, _binary(ew.pow, input, exponent), "pow")
 
 
 def square(input: Tensor) -> Tensor:
     return pow(input, 2)
 
 
-def abs(input: Tensor) -> Tensor:  # noqa: A001
-    return ew.abs(input)
+def abs(input: Tensor, *, out: Tensor | None = None) -> Tensor:  # noqa: A001
+    return _into(out, ew.abs(input), "abs")
 
 
-def maximum(input: Tensor, other: Tensor) -> Tensor:
-    return _binary(ew.maximum, input, other)
+def maximum(input: Tensor, other: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, _binary(ew.maximum, input, other), "maximum")
 
 
-def minimum(input: Tensor, other: Tensor) -> Tensor:
-    return _binary(ew.minimum, input, other)
+def minimum(input: Tensor, other: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, _binary(ew.minimum, input, other), "minimum")
 
 
 def where(condition: Tensor, input: Any, other: Any) -> Tensor:
@@ -90,40 +100,40 @@ def where(condition: Tensor, input: Any, other: Any) -> Tensor:
     return ew.where(condition, x, y)
 
 
-def exp(input: Tensor) -> Tensor:
-    return ew.exp(input)
+def exp(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.exp(input), "exp")
 
 
-def log(input: Tensor) -> Tensor:
-    return ew.log(input)
+def log(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.log(input), "log")
 
 
-def log1p(input: Tensor) -> Tensor:
-    return ew.log1p(input)
+def log1p(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.log1p(input), "log1p")
 
 
-def sqrt(input: Tensor) -> Tensor:
-    return ew.sqrt(input)
+def sqrt(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.sqrt(input), "sqrt")
 
 
-def rsqrt(input: Tensor) -> Tensor:
-    return ew.rsqrt(input)
+def rsqrt(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.rsqrt(input), "rsqrt")
 
 
-def reciprocal(input: Tensor) -> Tensor:
-    return ew.reciprocal(input)
+def reciprocal(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.reciprocal(input), "reciprocal")
 
 
 def relu(input: Tensor) -> Tensor:
     return ew.relu(input)
 
 
-def sigmoid(input: Tensor) -> Tensor:
-    return ew.sigmoid(input)
+def sigmoid(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.sigmoid(input), "sigmoid")
 
 
-def tanh(input: Tensor) -> Tensor:
-    return ew.tanh(input)
+def tanh(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, ew.tanh(input), "tanh")
 
 
 def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
@@ -138,6 +148,89 @@ def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A
 
 clip = clamp
 
+
+
+# ----- math functions ----------------------------------------------------------------------------
+
+def _unary(op: ew.Elementwise) -> Any:
+    def function(input: Tensor, *, out: Tensor | None = None) -> Tensor:
+        return _into(out, op(input), op.name)
+
+    function.__name__ = function.__qualname__ = op.name
+    function.__doc__ = f"`{op.name}` of each element (PyTorch's torch.{op.name})."
+    return function
+
+
+sin, cos, tan, asin, acos, atan = (_unary(op) for op in (ew.sin, ew.cos, ew.tan, ew.asin,
+                                                           ew.acos, ew.atan))
+sinh, cosh, asinh, acosh, atanh = (_unary(op) for op in (ew.sinh, ew.cosh, ew.asinh, ew.acosh,
+                                                         ew.atanh))
+erf, erfc, exp2, expm1, log2, log10 = (_unary(op) for op in (ew.erf, ew.erfc, ew.exp2, ew.expm1,
+                                                              ew.log2, ew.log10))
+floor, ceil, trunc, frac, sign = (_unary(op) for op in (ew.floor, ew.ceil, ew.trunc, ew.frac,
+                                                        ew.sign))
+arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
+fix = trunc
+
+
+def round(input: Tensor, *, decimals: int = 0, out: Tensor | None = None) -> Tensor:  # noqa: A001
+    """Halves round to even, as PyTorch's; `decimals` scales by 10**decimals around it."""
+    if decimals == 0:
+        return _into(out, ew.round(input), "round")
+    scale = 10.0 ** decimals
+    return _into(out, div(ew.round(mul(input, scale)), scale), "round")
+
+
+def atan2(input: Tensor, other: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, _binary(ew.atan2, input, other), "atan2")
+
+
+arctan2 = atan2
+
+
+def lerp(input: Tensor, end: Tensor, weight: Any, *, out: Tensor | None = None) -> Tensor:
+    """input + weight * (end - input); weight a number or a tensor."""
+    return _into(out, ew.lerp(input, end, weight), "lerp")
+
+
+def isinf(input: Tensor) -> Tensor:
+    return eq(abs(input), float("inf")) if input.dtype.is_floating_point else ne(input, input)
+
+
+def isfinite(input: Tensor) -> Tensor:
+    if not input.dtype.is_floating_point:
+        return eq(input, input)
+    return logical_and(eq(input, input), ne(abs(input), float("inf")))
+
+
+def _into(out: Tensor | None, result: Tensor, name: str = "") -> Tensor:
+    """PyTorch's `out=`: the result written into `out` (resized to it, with PyTorch's warning if
+    `out` was not empty), and `out` returned; refused, as in PyTorch, when grad is recorded."""
+    if out is None:
+        return result
+    from runtime._grad_mode import is_grad_enabled
+
+    if is_grad_enabled() and (result.requires_grad or out.requires_grad):
+        raise RuntimeError(f"{name or 'the function'}(): functions with out=... arguments don't "
+                           "support automatic differentiation, but one of the arguments requires "
+                           "grad.")
+    if out.shape != result.shape:
+        if out.numel() != 0:
+            import warnings
+
+            warnings.warn(f"An output with one or more elements was resized since it had shape "
+                          f"{list(out.shape)}, which does not match the required output shape "
+                          f"{list(result.shape)}. This behavior is deprecated (PyTorch's); "
+                          "resize it to zero elements first.", UserWarning, stacklevel=3)
+        import numpy as np
+
+        out._data = np.empty(result._data.shape, out._data.dtype)
+    if result.dtype.is_floating_point and not out.dtype.is_floating_point:
+        raise RuntimeError(f"result type {result.dtype.scalar_name} can't be cast to the desired "
+                           f"output type {out.dtype.scalar_name}")
+    out._data[...] = result._data
+    out._version.bump()
+    return out
 
 # ----- comparisons -------------------------------------------------------------------------------
 
@@ -235,13 +328,6 @@ def allclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e
 
 # ----- reductions --------------------------------------------------------------------------------
 
-class ValuesIndices(NamedTuple):
-    """What max(dim)/min(dim) return: `values, indices = x.max(1)`."""
-
-    values: Tensor
-    indices: Tensor
-
-
 def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *,  # noqa: A001
         dtype: Any = None) -> Tensor:
     return reduction.sum(input, dim, keepdim, dtype=dtype)
@@ -257,7 +343,7 @@ def max(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: 
         return maximum(input, dim)
     if dim is None:
         return reduction.amax(input)
-    return ValuesIndices(*reduction.extremum_along(input, dim, keepdim, largest=True))
+    return return_types.max(reduction.extremum_along(input, dim, keepdim, largest=True))
 
 
 def min(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
@@ -265,7 +351,7 @@ def min(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: 
         return minimum(input, dim)
     if dim is None:
         return reduction.amin(input)
-    return ValuesIndices(*reduction.extremum_along(input, dim, keepdim, largest=False))
+    return return_types.min(reduction.extremum_along(input, dim, keepdim, largest=False))
 
 
 def amax(input: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
@@ -310,20 +396,20 @@ def norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False) 
 
 # ----- linear algebra ----------------------------------------------------------------------------
 
-def matmul(input: Tensor, other: Tensor) -> Tensor:
-    return _matmul.matmul(input, other)
+def matmul(input: Tensor, other: Tensor, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, _matmul.matmul(input, other), "matmul")
 
 
-def mm(input: Tensor, mat2: Tensor) -> Tensor:
+def mm(input: Tensor, mat2: Tensor, *, out: Tensor | None = None) -> Tensor:
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError(f"mm: expected 2D tensors, got {input.ndim}D and {mat2.ndim}D")
-    return _matmul.matmul(input, mat2)
+    return _into(out, _matmul.matmul(input, mat2), "mm")
 
 
-def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+def bmm(input: Tensor, mat2: Tensor, *, out: Tensor | None = None) -> Tensor:
     if input.ndim != 3 or mat2.ndim != 3:
         raise RuntimeError(f"bmm: expected 3D tensors, got {input.ndim}D and {mat2.ndim}D")
-    return _matmul.matmul(input, mat2)
+    return _into(out, _matmul.matmul(input, mat2), "bmm")
 
 
 def mv(input: Tensor, vec: Tensor) -> Tensor:
@@ -442,14 +528,14 @@ def broadcast_to(input: Tensor, shape: Sequence[int]) -> Tensor:
     return shape_ops.expand(input, tuple(shape))
 
 
-def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
-    return shape_ops.cat(tensors, dim)
+def cat(tensors: Sequence[Tensor], dim: int = 0, *, out: Tensor | None = None) -> Tensor:
+    return _into(out, shape_ops.cat(tensors, dim), "cat")
 
 
 concat = cat
 
 
-def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+def stack(tensors: Sequence[Tensor], dim: int = 0, *, out: Tensor | None = None) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
@@ -458,7 +544,7 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got "
                                f"{list(tensors[0].shape)} at entry 0 and {list(t_.shape)} at "
                                "another entry")
-    return shape_ops.cat([unsqueeze(t_, dim) for t_ in tensors], dim)
+    return _into(out, shape_ops.cat([unsqueeze(t_, dim) for t_ in tensors], dim), "stack")
 
 
 def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
@@ -499,3 +585,30 @@ def is_tensor(obj: Any) -> bool:
 
 def detach(input: Tensor) -> Tensor:
     return input.detach()
+
+
+# ----- products and scans -----------------------------------------------------------------------
+
+def prod(input: Tensor, dim: int | None = None, keepdim: bool = False, *,
+         dtype: Any = None) -> Tensor:
+    return reduction.prod(input, dim, keepdim, dtype=dtype)
+
+
+def logsumexp(input: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
+    return reduction.logsumexp(input, dim, keepdim)
+
+
+def cumsum(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
+    return scan.cumsum(input, dim, dtype=dtype)
+
+
+def cumprod(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
+    return scan.cumprod(input, dim, dtype=dtype)
+
+
+def einsum(equation: str, *operands: Any) -> Tensor:
+    from runtime._einsum import einsum as contract
+
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    return contract(equation, operands)

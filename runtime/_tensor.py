@@ -50,8 +50,29 @@ class Tensor:
     _wrapped_number = False  # True for a Python number wrapped to take part in an op
     __array_priority__ = 1000  # numpy scalars on the left defer to our operators
 
+    def __new__(cls, *args: Any, device: Any = None) -> Tensor:
+        """`Tensor(data)`, `Tensor(2, 3)`, `Tensor(size)`, `Tensor()`, `Tensor(other)`: PyTorch's
+        legacy constructor, a tensor of the default float dtype (sizes give zeros here, where
+        PyTorch leaves the memory uninitialized); `Tensor(other)` shares other's memory."""
+        from runtime import _creation
+
+        if cls is not Tensor:
+            raise TypeError(f"{cls.__name__}(...) must be created by its own constructor")
+        if len(args) == 1 and isinstance(args[0], Tensor):
+            return args[0].detach()
+        if not args:
+            return _creation.zeros(0, device=device)
+        if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args):
+            return _creation.zeros(*args, device=device)
+        if len(args) == 1 and isinstance(args[0], Size):
+            return _creation.zeros(tuple(args[0]), device=device)
+        if len(args) == 1:
+            return _creation.tensor(args[0], dtype=_dtype.get_default_dtype(), device=device)
+        raise TypeError(f"Tensor() received an invalid combination of arguments: {args!r}; "
+                        "expected data, sizes, or a tensor")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError("create tensors with runtime.tensor(data), runtime.zeros(shape), ...")
+        """All the work is done by __new__."""
 
     @classmethod
     def _from_array(cls, data: np.ndarray, requires_grad: bool = False) -> Tensor:
@@ -66,6 +87,7 @@ class Tensor:
         self._version = _VersionCounter()
         self._accumulator: weakref.ref | None = None
         self._view_of: tuple[Tensor, Any, dict[str, Any]] | None = None  # (base, op, attrs)
+        self._leaf_hooks: dict[int, Any] = {}  # register_hook on a leaf: {handle id: hook}
         return self
 
     # ----- autograd state -------------------------------------------------------------------
@@ -127,6 +149,21 @@ class Tensor:
                 raise RuntimeError(f"assigned grad has data of a different type: expected "
                                    f"{self.dtype}, got {value.dtype}")
         self._grad = value
+
+    def register_hook(self, hook: Any) -> Any:
+        """Call `hook(grad)` with this tensor's gradient each time it is computed; a returned
+        tensor replaces the gradient. Returns a handle whose remove() unregisters the hook."""
+        from runtime.autograd._node import RemovableHandle
+
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._grad_fn is None:
+            hooks = self._leaf_hooks
+        else:
+            hooks = self._grad_fn._tensor_hooks.setdefault(self._output_nr, {})
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
 
     def retain_grad(self) -> None:
         """Fill `.grad` of this non-leaf tensor during backward."""
@@ -204,8 +241,17 @@ class Tensor:
         return _dtype.from_numpy_dtype(self._data.dtype)
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self) -> Any:
+        from runtime._device import CPU
+
+        return CPU
+
+    is_cuda = False
+    is_cpu = True
+
+    def get_device(self) -> int:
+        """The device index: -1 for the CPU, as PyTorch."""
+        return -1
 
     @property
     def ndim(self) -> int:
@@ -253,6 +299,12 @@ class Tensor:
         return self._data if dtype is None else self._data.astype(dtype)
 
     def cpu(self) -> Tensor:
+        return self
+
+    def cuda(self, device: Any = None, non_blocking: bool = False) -> Tensor:
+        from runtime._device import check_device
+
+        check_device("cuda")  # raises: this build has no CUDA
         return self
 
     def __len__(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runtime import _arrangement as A
 from runtime import _dtype
 from runtime import _functions as F
 from runtime._random import Generator, numpy_rng
@@ -27,20 +28,35 @@ def _inplace(fn: Callable[..., Any]) -> Callable[..., Any]:
     return method
 
 
-def _to(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-    """to(dtype), to(device), to(other), to(device, dtype): only dtype changes anything on CPU."""
-    target = kwargs.get("dtype")
-    for a in args:
-        if isinstance(a, _dtype.dtype):
-            target = a
-        elif isinstance(a, Tensor):
-            target = a.dtype
-        elif a is not None and str(a) != "cpu":
-            raise RuntimeError(f"symgrad runs on the CPU only; got device {a!r}")
-    if kwargs.get("device") not in (None, "cpu"):
-        raise RuntimeError(f"symgrad runs on the CPU only; got device {kwargs['device']!r}")
-    out = self if target is None else F.shape_ops.to_dtype(self, target)
-    return F.clone(out) if kwargs.get("copy") and out is self else out
+def _to(self: Tensor, *args: Any, dtype: Any = None, device: Any = None,
+        non_blocking: bool = False, copy: bool = False, memory_format: Any = None) -> Tensor:
+    """to(dtype), to(device), to(device, dtype), to(other): the device is checked (only the CPU
+    exists), the dtype converted; the same tensor when nothing changes, unless copy=True."""
+    from runtime._device import check_device
+
+    args = list(args)
+    if args and isinstance(args[0], Tensor):  # to(other, non_blocking=False, copy=False)
+        other = args.pop(0)
+        dtype, device = other.dtype, other.device
+    elif args and not isinstance(args[0], _dtype.dtype):  # to(device, dtype=None, ...)
+        device = args.pop(0)
+        if device is None:
+            raise TypeError("to() received an invalid combination of arguments: the device is "
+                            "None; expected a device, a dtype or a tensor")
+    if args and isinstance(args[0], _dtype.dtype):
+        dtype = args.pop(0)
+    if args and isinstance(args[0], bool):
+        args.pop(0)  # non_blocking: every copy here is synchronous
+    if args and isinstance(args[0], bool):
+        copy = args.pop(0)
+    if args:
+        raise TypeError(f"to() received an invalid combination of arguments - got "
+                        f"{tuple(type(a).__name__ for a in args)}; expected "
+                        "(device, dtype), (dtype) or (tensor)")
+    if device is not None:
+        check_device(device)
+    out = self if dtype is None or dtype == self.dtype else F.shape_ops.to_dtype(self, dtype)
+    return F.clone(out) if copy and out is self else out
 
 
 def _type(self: Tensor, dtype: Any = None) -> Any:
@@ -79,10 +95,6 @@ def _addcdiv(self: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Any = 1) 
     return F.add(self, F.mul(F.div(tensor1, tensor2), value))
 
 
-def _lerp(self: Tensor, end: Tensor, weight: Any) -> Tensor:
-    return F.add(self, F.mul(F.sub(end, self), weight))
-
-
 def _new(fill: Callable[..., Tensor]) -> Callable[..., Tensor]:
     def method(self: Tensor, *size: Any, dtype: Any = None, **kwargs: Any) -> Tensor:
         return fill(*size, dtype=dtype or self.dtype, **kwargs)
@@ -90,16 +102,26 @@ def _new(fill: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return method
 
 
-def _new_tensor(self: Tensor, data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def _new_tensor(self: Tensor, data: Any, dtype: Any = None, device: Any = None,
+                requires_grad: bool = False) -> Tensor:
     from runtime._creation import tensor
 
-    return tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return tensor(data, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
 
 
-def _new_full(self: Tensor, size: Any, fill_value: Any, dtype: Any = None) -> Tensor:
+def _new_full(self: Tensor, size: Any, fill_value: Any, dtype: Any = None, device: Any = None,
+              requires_grad: bool = False) -> Tensor:
     from runtime._creation import full
 
-    return full(size, fill_value, dtype=dtype or self.dtype)
+    return full(size, fill_value, dtype=dtype or self.dtype, device=device,
+                requires_grad=requires_grad)
+
+
+# Elementwise math with a method and an in-place method of the same name (x.sin(), x.sin_()).
+MATH = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+        "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "erf", "erfc", "exp2",
+        "expm1", "log2", "log10", "floor", "ceil", "round", "trunc", "fix", "frac", "sign",
+        "atan2", "arctan2")
 
 
 def _attach() -> None:
@@ -112,7 +134,14 @@ def _attach() -> None:
         "log1p": F.log1p, "sqrt": F.sqrt, "rsqrt": F.rsqrt, "reciprocal": F.reciprocal,
         "relu": F.relu, "sigmoid": F.sigmoid, "tanh": F.tanh, "clamp": F.clamp, "clip": F.clamp,
         "maximum": F.maximum, "minimum": F.minimum, "addcmul": _addcmul, "addcdiv": _addcdiv,
-        "lerp": _lerp,
+        "lerp": F.lerp, **{name: getattr(F, name) for name in MATH},
+        "isinf": F.isinf, "isfinite": F.isfinite,
+        # products, scans, sorting, rearranging
+        "prod": F.prod, "logsumexp": F.logsumexp, "cumsum": F.cumsum, "cumprod": F.cumprod,
+        "sort": A.sort, "argsort": A.argsort, "topk": A.topk, "kthvalue": A.kthvalue,
+        "tril": A.tril, "triu": A.triu, "flip": A.flip, "roll": A.roll, "repeat": A.repeat,
+        "tile": A.tile, "masked_fill": A.masked_fill, "split": A.split, "chunk": A.chunk,
+        "unbind": A.unbind, "multinomial": A.multinomial,
         # comparisons
         "eq": F.eq, "ne": F.ne, "lt": F.lt, "le": F.le, "gt": F.gt, "ge": F.ge,
         "logical_not": F.logical_not, "logical_and": F.logical_and, "logical_or": F.logical_or,
@@ -164,7 +193,10 @@ def _attach() -> None:
         "add_": F.add, "sub_": F.sub, "mul_": F.mul, "div_": F.div, "pow_": F.pow,
         "neg_": F.neg, "exp_": F.exp, "log_": F.log, "sqrt_": F.sqrt, "abs_": F.abs,
         "relu_": F.relu, "sigmoid_": F.sigmoid, "tanh_": F.tanh, "clamp_": F.clamp,
-        "clip_": F.clamp, "addcmul_": _addcmul, "addcdiv_": _addcdiv, "lerp_": _lerp,
+        "clip_": F.clamp, "addcmul_": _addcmul, "addcdiv_": _addcdiv, "lerp_": F.lerp,
+        "masked_fill_": A.masked_fill, "tril_": A.tril, "triu_": A.triu, "cumsum_": F.cumsum,
+        **{f"{name}_": getattr(F, name) for name in MATH}, "square_": F.square,
+        "reciprocal_": F.reciprocal, "rsqrt_": F.rsqrt, "log1p_": F.log1p,
         "__iadd__": F.add, "__isub__": F.sub, "__imul__": F.mul, "__itruediv__": F.div,
         "__iand__": F.bitwise_and, "__ior__": F.bitwise_or, "__ixor__": F.bitwise_xor,
     }

@@ -1,7 +1,8 @@
 """runtime.autograd: the recorded graph, the backward engine, and custom Functions.
 
 The public surface is PyTorch's: `backward`, `grad`, `Function` (with `ctx.save_for_backward`,
-`ctx.saved_tensors`, `Function.apply`), the node classes behind `tensor.grad_fn`, and the
+`ctx.saved_tensors`, `Function.apply`), the node classes behind `tensor.grad_fn`, `Variable`
+(which returns a tensor, as PyTorch's), and the
 gradient checks `gradcheck` / `gradgradcheck` that every op test uses.
 """
 
@@ -10,6 +11,8 @@ from runtime.autograd._engine import backward, grad
 from runtime.autograd._node import AccumulateGrad, Node
 from runtime.autograd.function import Function, FunctionCtx
 from runtime.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from runtime.autograd.variable import Variable
 
-__all__ = ["AccumulateGrad", "Function", "FunctionCtx", "GradcheckError", "Node", "backward",
-           "enable_grad", "grad", "gradcheck", "gradgradcheck", "no_grad", "set_grad_enabled"]
+__all__ = ["AccumulateGrad", "Function", "FunctionCtx", "GradcheckError", "Node", "Variable",
+           "backward", "enable_grad", "grad", "gradcheck", "gradgradcheck", "no_grad",
+           "set_grad_enabled"]

@@ -3,7 +3,8 @@
 1. Discover the nodes reachable from the roots and count, for each, the edges that lead into it.
 2. Start from the roots with their gradients; a node runs once every edge into it has delivered
    (so its incoming gradient is complete, summed over all uses).
-3. Running a node: fill `.grad` of tensors that asked for it (retain_grad), apply its derivative,
+3. Running a node: run the hooks registered on its outputs' tensors (register_hook), fill
+   `.grad` of tensors that asked for it (retain_grad), apply its derivative,
    hand each input's gradient to the next node, and free its saved values unless retain_graph.
 Leaves receive their gradients through AccumulateGrad nodes, which add into `.grad`. For
 `autograd.grad`, the gradients arriving at the requested inputs are captured instead, and only the
@@ -97,7 +98,7 @@ def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retai
     with set_grad_enabled(create_graph):
         while ready:
             node = ready.pop()
-            grads_in = buffers.pop(node, [None] * node.num_outputs)
+            grads_in = _run_tensor_hooks(node, buffers.pop(node, [None] * node.num_outputs))
             for nr, ref in node._retained.items():
                 tensor = ref()
                 if tensor is not None and grads_in[nr] is not None:
@@ -122,6 +123,18 @@ def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retai
                 if dependencies[child] == 0:
                     ready.append(child)
     return captured
+
+
+def _run_tensor_hooks(node: Node, grads: list[Tensor | None]) -> list[Tensor | None]:
+    """Each tensor hook sees its tensor's gradient and may return a replacement."""
+    for nr, grad in enumerate(grads):
+        if grad is None:
+            continue
+        for hook in node.tensor_hooks(nr):
+            replaced = hook(grad)
+            if replaced is not None:
+                grad = grads[nr] = replaced
+    return grads
 
 
 def _validate(node: Node, grads: Sequence[Tensor | None]) -> list[Tensor | None]:

@@ -32,7 +32,8 @@ FREED_MESSAGE = (
 
 class Node:
     """A backward function in the recorded graph (PyTorch's `Function` objects, such as
-    AddBackward0)."""
+    AddBackward0: `named_node_class` gives each name its own subclass, so
+    `type(t.grad_fn).__name__` is that name)."""
 
     num_outputs = 1
 
@@ -42,6 +43,7 @@ class Node:
         # per edge: (shape, dtype) of the input, or None where no gradient is checked
         self.input_metadata = tuple(input_metadata or (None,) * len(self._next_functions))
         self._retained: dict[int, Any] = {}  # output nr -> tensor whose .grad to fill (retain_grad)
+        self._tensor_hooks: dict[int, dict[int, Any]] = {}  # output nr -> {handle id: hook}
         self._released = False
 
     @property
@@ -50,6 +52,11 @@ class Node:
 
     def name(self) -> str:
         return type(self).__name__
+
+    def tensor_hooks(self, output_nr: int) -> list[Any]:
+        """Hooks registered (Tensor.register_hook) on the tensor that is output `output_nr`;
+        each sees that tensor's gradient before this node uses it, and may replace it."""
+        return list(self._tensor_hooks.get(output_nr, {}).values())
 
     def apply(self, grad_outputs: list[Tensor | None]) -> Sequence[Tensor | None]:
         """Gradients with respect to the inputs, one per edge in next_functions."""
@@ -68,6 +75,38 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<{self.name()} object at {id(self):#x}>"
+
+
+_node_classes: dict[tuple[type, str], type] = {}
+
+
+def named_node_class(base: type[Node], name: str) -> type[Node]:
+    """The subclass of `base` called `name` (AddBackward0, CubeBackward), made once."""
+    key = (base, name)
+    if key not in _node_classes:
+        _node_classes[key] = type(name, (base,), {"__module__": base.__module__,
+                                                  "__qualname__": name})
+    return _node_classes[key]
+
+
+class RemovableHandle:
+    """What register_hook returns: `handle.remove()` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict[int, Any]) -> None:
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
 
 
 class SavedTensor:
@@ -124,6 +163,9 @@ class AccumulateGrad(Node):
     def __init__(self, variable: Tensor) -> None:
         super().__init__(())
         self.variable = variable
+
+    def tensor_hooks(self, output_nr: int) -> list[Any]:
+        return list(self.variable._leaf_hooks.values())
 
     def apply(self, grad_outputs: list[Tensor | None]) -> Sequence[Tensor | None]:
         from runtime._grad_mode import is_grad_enabled

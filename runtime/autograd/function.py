@@ -19,7 +19,7 @@ from runtime._grad_mode import is_grad_enabled, no_grad
 
 if TYPE_CHECKING:
     from runtime._tensor import Tensor
-from runtime.autograd._node import FREED_MESSAGE, Node, SavedTensor
+from runtime.autograd._node import FREED_MESSAGE, Node, SavedTensor, named_node_class
 
 
 class FunctionCtx:
@@ -50,7 +50,8 @@ class FunctionCtx:
 
 
 class BackwardCFunction(Node):
-    """The node of a custom Function's outputs; named after the Function (`ExpBackward`)."""
+    """The node of a custom Function's outputs; its class is named after the Function
+    (`ExpBackward`, a subclass of BackwardCFunction, as in PyTorch)."""
 
     def __init__(self, function: type[Function], ctx: FunctionCtx, args: Sequence[Any],
                  output_meta: list[Tensor]):
@@ -110,7 +111,8 @@ class Function:
         records = is_grad_enabled() and any(t.requires_grad for t in tensor_args)
         if records:
             tensors_out = [o for o in output_list if isinstance(o, _tensor.Tensor)]
-            node = BackwardCFunction(cls, ctx, args, tensors_out)
+            node_class = named_node_class(BackwardCFunction, f"{cls.__name__}Backward")
+            node = node_class(cls, ctx, args, tensors_out)
             ctx._node = node
             nr = 0
             for i, o in enumerate(output_list):

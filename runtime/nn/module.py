@@ -508,8 +508,10 @@ class Module:
                 dtype = arg.dtype
             elif arg is not None:
                 device = arg
-        if device is not None and str(device) != "cpu":
-            raise RuntimeError(f"symgrad runs on the CPU only; got device {device!r}")
+        if device is not None:
+            from runtime._device import check_device
+
+            check_device(device)  # PyTorch's error for a device this build does not have
         if dtype is None:
             return self
         if not dtype.is_floating_point:

@@ -10,6 +10,9 @@
 - normalization: batch and layer normalisation, composed from the primitives above
 - embedding: rows of a table gathered by index, and the deterministic scatter-add back
 - conv: convolution over 1 or 2 spatial dims and its input and weight derivatives
+- rearrange: flip, roll, repeat, tril/triu
+- scan: cumsum, cumprod
+- sorting: argsort and the values of sort, topk, kthvalue
 """
 
 from runtime.ops import (
@@ -20,12 +23,15 @@ from runtime.ops import (
     matmul,
     normalization,
     pooling,
+    rearrange,
     reduction,
+    scan,
     shape,
     softmax,
+    sorting,
 )
 from runtime.ops._op import OPS, Op, VJPContext, apply, register, set_symbolic_handler
 
 __all__ = ["OPS", "Op", "VJPContext", "apply", "conv", "elementwise", "embedding", "indexing",
-           "matmul", "normalization", "pooling", "reduction", "register", "set_symbolic_handler",
-           "shape", "softmax"]
+           "matmul", "normalization", "pooling", "rearrange", "reduction", "register", "scan",
+           "set_symbolic_handler", "shape", "softmax", "sorting"]

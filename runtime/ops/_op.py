@@ -33,7 +33,7 @@ import numpy as np
 
 from runtime import _tensor
 from runtime._grad_mode import is_grad_enabled
-from runtime.autograd._node import FREED_MESSAGE, Node, SavedTensor
+from runtime.autograd._node import FREED_MESSAGE, Node, SavedTensor, named_node_class
 
 if TYPE_CHECKING:
     from runtime._dtype import dtype
@@ -136,7 +136,12 @@ class VJPContext:
 
 class OpNode(Node):
     """The recorded application of a primitive op (AddBackward0, MmBackward0, ...); creating it
-    makes it the `grad_fn` of `output`."""
+    makes it the `grad_fn` of `output`. Each node name is its own subclass, as in PyTorch
+    (`type(node).__name__ == "AddBackward0"`)."""
+
+    def __new__(cls, op: Op, inputs: Sequence[Tensor], output: Tensor, attrs: dict[str, Any],
+                name: str) -> OpNode:
+        return super().__new__(named_node_class(cls, name) if cls is OpNode else cls)
 
     def __init__(self, op: Op, inputs: Sequence[Tensor], output: Tensor, attrs: dict[str, Any],
                  name: str) -> None:

@@ -102,7 +102,7 @@ class Elementwise(Op):
         branch is a constant array of the wrong dtype."""
         sp = sympy()
         return sp.lambdify(self.symbols, sp.piecewise_fold(self.expr),
-                           modules=[{"where": _where, "tanh": _tanh, "erf": _erf}, "numpy"],
+                           modules=[{"where": _where, "tanh": _tanh, **_KERNEL_FUNCTIONS}, "numpy"],
                            printer=_kernel_printer())
 
     def infer(self, inputs: Sequence[Any], **attrs: Any) -> tuple[tuple[Any, ...], _dtype.dtype]:
@@ -227,18 +227,6 @@ def _tanh(x: Any) -> np.ndarray:
     return np.tanh(x)
 
 
-def _erf(x: Any) -> np.ndarray:
-    """erf of the kernels (numpy has none): scipy's where installed, else math.erf per element;
-    float32 is evaluated in float64 and rounded."""
-    x = np.asarray(x)
-    try:
-        from scipy.special import erf
-    except ImportError:
-        erf = np.frompyfunc(math.erf, 1, 1)
-    return np.asarray(erf(x.astype(np.float64)), dtype=np.float64).astype(
-        x.dtype if x.dtype.kind == "f" else np.float64)
-
-
 def _kernel_printer() -> Any:
     """sympy's numpy printer, with a Piecewise as nested `where`s rather than `select`, whose
     per-call list building makes relu and its derivative several times slower."""
@@ -293,7 +281,7 @@ def _finite_wherever(candidate: Any, reference: Any, symbols: Sequence[Any]) -> 
     """Whether `candidate` is finite at every probe point where `reference` is."""
     grids = np.meshgrid(*([np.array(_PROBES)] * len(symbols)), indexing="ij")
     with np.errstate(all="ignore"):  # numpy as a module: lambdify's "numpy" star-imports it all
-        values = [np.broadcast_to(sympy().lambdify(symbols, e, modules=[{"erf": _erf}, np])(*grids),
+        values = [np.broadcast_to(sympy().lambdify(symbols, e, modules=[_KERNEL_FUNCTIONS, np])(*grids),
                                   grids[0].shape) for e in (candidate, reference)]
     return bool(np.all(np.isfinite(values[0]) | ~np.isfinite(values[1])))
 
@@ -619,3 +607,193 @@ def logical_or(x, y, sp):
 @elementwise("logical_xor", "", result="bool", differentiable=False)
 def logical_xor(x, y, sp):
     return sp.Xor(sp.Ne(x, 0), sp.Ne(y, 0))
+
+
+# ----- math functions: trigonometric, hyperbolic, error, exponential, rounding ------------------
+# Each is one sympy formula, as the ops above; a rounding function is a step, whose derivative is
+# 0 almost everywhere (`_step`), as PyTorch's.
+
+def _step(name: str) -> Any:
+    """A sympy function `name` whose derivative is 0 (floor, ceil, trunc, rint): its kernel is
+    numpy's function of that name (see `_KERNEL_FUNCTIONS`)."""
+    if name not in _steps:
+        sp = sympy()
+        _steps[name] = type(name, (sp.Function,), {"fdiff": lambda self, argindex=1: sp.S.Zero})
+    return _steps[name]
+
+
+_steps: dict[str, Any] = {}
+
+
+def _erf(x: Any) -> np.ndarray:
+    return _special("erf", x)
+
+
+def _erfc(x: Any) -> np.ndarray:
+    return _special("erfc", x)
+
+
+def _special(name: str, x: Any) -> np.ndarray:
+    """erf / erfc of the kernels: scipy's when installed, otherwise Python's math module per
+    element (correctly rounded in float64, evaluated in float64 for float32)."""
+    x = np.asarray(x)
+    try:
+        from scipy import special
+
+        return getattr(special, name)(x)
+    except ImportError:
+        import math
+
+        values = np.frompyfunc(getattr(math, name), 1, 1)(x.astype(np.float64))
+        return np.asarray(values, dtype=np.float64).astype(x.dtype if x.dtype.kind == "f"
+                                                           else np.float64)
+
+
+# Functions the kernels call by name that numpy spells differently or lacks.
+_KERNEL_FUNCTIONS = {"erf": _erf, "erfc": _erfc, "ceil": np.ceil, "floor": np.floor,
+                     "trunc": np.trunc, "rint": np.rint}
+
+
+@elementwise("sin", "SinBackward0", result="float")
+def sin(x, sp):
+    return sp.sin(x)
+
+
+@elementwise("cos", "CosBackward0", result="float")
+def cos(x, sp):
+    return sp.cos(x)
+
+
+@elementwise("tan", "TanBackward0", result="float")
+def tan(x, sp):
+    return sp.tan(x)
+
+
+@elementwise("asin", "AsinBackward0", result="float")
+def asin(x, sp):
+    return sp.asin(x)
+
+
+@elementwise("acos", "AcosBackward0", result="float")
+def acos(x, sp):
+    return sp.acos(x)
+
+
+@elementwise("atan", "AtanBackward0", result="float")
+def atan(x, sp):
+    return sp.atan(x)
+
+
+@elementwise("atan2", "Atan2Backward0", result="float")
+def atan2(y, x, sp):
+    return sp.atan2(y, x)
+
+
+@elementwise("sinh", "SinhBackward0", result="float")
+def sinh(x, sp):
+    return sp.sinh(x)
+
+
+@elementwise("cosh", "CoshBackward0", result="float")
+def cosh(x, sp):
+    return sp.cosh(x)
+
+
+@elementwise("asinh", "AsinhBackward0", result="float")
+def asinh(x, sp):
+    return sp.asinh(x)
+
+
+@elementwise("acosh", "AcoshBackward0", result="float")
+def acosh(x, sp):
+    return sp.acosh(x)
+
+
+@elementwise("atanh", "AtanhBackward0", result="float")
+def atanh(x, sp):
+    return sp.atanh(x)
+
+
+@elementwise("erf", "ErfBackward0", result="float")
+def erf(x, sp):
+    return sp.erf(x)
+
+
+@elementwise("erfc", "ErfcBackward0", result="float")
+def erfc(x, sp):
+    return sp.erfc(x)
+
+
+@elementwise("exp2", "Exp2Backward0", result="float")
+def exp2(x, sp):
+    from sympy.codegen.cfunctions import exp2
+
+    return exp2(x)
+
+
+@elementwise("expm1", "Expm1Backward0", result="float")
+def expm1(x, sp):
+    from sympy.codegen.cfunctions import expm1
+
+    return expm1(x)
+
+
+@elementwise("log2", "Log2Backward0", result="float")
+def log2(x, sp):
+    from sympy.codegen.cfunctions import log2
+
+    return log2(x)
+
+
+@elementwise("log10", "Log10Backward0", result="float")
+def log10(x, sp):
+    from sympy.codegen.cfunctions import log10
+
+    return log10(x)
+
+
+@elementwise("floor", "FloorBackward0")
+def floor(x, sp):
+    return _step("floor")(x)
+
+
+@elementwise("ceil", "CeilBackward0")
+def ceil(x, sp):
+    return _step("ceil")(x)
+
+
+@elementwise("trunc", "TruncBackward0")
+def trunc(x, sp):
+    return _step("trunc")(x)
+
+
+@elementwise("round", "RoundBackward0")
+def round(x, sp):  # noqa: A001 - halves to even, as PyTorch's
+    return _step("rint")(x)
+
+
+def _refuse_integer_frac(inputs: Sequence[Any]) -> None:
+    if not inputs[0].dtype.is_floating_point:
+        raise NotImplementedError(f'"frac_cpu" not implemented for '
+                                  f"'{inputs[0].dtype.scalar_name}'")
+
+
+@elementwise("frac", "FracBackward0", check_operands=_refuse_integer_frac)
+def frac(x, sp):
+    return x - _step("trunc")(x)
+
+
+@elementwise("sign", "SignBackward0")
+def sign(x, sp):
+    return sp.Piecewise((1, x > 0), (-1, x < 0), (0, True))  # sign(NaN) is 0, as PyTorch's
+
+
+@elementwise("lerp", "LerpBackward1", result="float", scalar_overloads={(2,): "LerpBackward0"})
+def lerp(start, end, weight, sp):
+    return start + weight * (end - start)
+
+
+@elementwise("masked_fill", "MaskedFillBackward1", dtype_inputs=(0,), no_edge_inputs=(1,),
+             scalar_overloads={(2,): "MaskedFillBackward0"})
+def masked_fill(x, mask, value, sp):
+    return sp.Piecewise((value, sp.Ne(mask, 0)), (x, True))

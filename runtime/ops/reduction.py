@@ -252,6 +252,64 @@ class ScatterAddIntoZeros(Op):
         return [gather(grad, ctx.attrs["dim"], ctx.inputs[1]), None]
 
 
+class Prod(Reduction):
+    """The product of elements; its vjp divides the output by each input, so the gradient is
+    nan where an input is exactly 0 (PyTorch treats zeros separately)."""
+
+    name = "prod"
+    backward_name = "ProdBackward1"
+
+    def node_name(self, inputs: Sequence[Any], *, dims: tuple[int, ...], keepdim: bool) -> str:
+        return "ProdBackward0" if len(dims) == inputs[0].ndim and not keepdim else "ProdBackward1"
+
+    def infer(self, inputs: Sequence[Any], *, dims: tuple[int, ...], keepdim: bool) -> Any:
+        shape, d = super().infer(inputs, dims=dims, keepdim=keepdim)
+        return shape, (d if d.is_floating_point else _dtype.int64)
+
+    def compute(self, arrays: Sequence[np.ndarray], *, dims: tuple[int, ...],
+                keepdim: bool) -> np.ndarray:
+        return arrays[0].prod(axis=dims, keepdims=keepdim)
+
+    def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
+        return (0,), True
+
+    def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
+        x, dims, keepdim = ctx.inputs[0], ctx.attrs["dims"], ctx.attrs["keepdim"]
+        spread = ew.mul(_unreduce(grad, x.shape, dims, keepdim),
+                        _unreduce(ctx.output, x.shape, dims, keepdim))
+        return [ew.div(spread, x)]
+
+
+class LogSumExp(Reduction):
+    """log(sum(exp(x))) over dims, computed after subtracting the maximum (never overflows);
+    its vjp is the gradient times softmax, exp(x - out)."""
+
+    name = "logsumexp"
+    backward_name = "LogsumexpBackward0"
+
+    def infer(self, inputs: Sequence[Any], *, dims: tuple[int, ...], keepdim: bool) -> Any:
+        shape, d = super().infer(inputs, dims=dims, keepdim=keepdim)
+        return shape, (d if d.is_floating_point else _dtype.get_default_dtype())
+
+    def compute(self, arrays: Sequence[np.ndarray], *, dims: tuple[int, ...],
+                keepdim: bool) -> np.ndarray:
+        x = arrays[0] if arrays[0].dtype.kind == "f" else arrays[0].astype(np.float32)
+        if not dims or x.size == 0:
+            return np.log(np.exp(x).sum(axis=dims, keepdims=keepdim))
+        peak = np.amax(x, axis=dims, keepdims=True)
+        peak = np.where(np.isfinite(peak), peak, 0)
+        out = np.log(np.exp(x - peak).sum(axis=dims, keepdims=True)) + peak
+        return out if keepdim else np.squeeze(out, axis=dims)
+
+    def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> Any:
+        return (0,), True
+
+    def vjp(self, ctx: VJPContext, grad: Any) -> list[Any]:
+        x, dims, keepdim = ctx.inputs[0], ctx.attrs["dims"], ctx.attrs["keepdim"]
+        weights = ew.exp(ew.sub(x, _unreduce(ctx.output, x.shape, dims, keepdim)))
+        return [ew.mul(_unreduce(grad, x.shape, dims, keepdim), weights)]
+
+
 _sum = register(Sum())
 _mean = register(Mean())
 _amax = register(Extremum("amax", "AmaxBackward0", "MaxBackward1", np.amax))
@@ -259,6 +317,8 @@ _amin = register(Extremum("amin", "AminBackward0", "MinBackward1", np.amin))
 _argmax = register(ArgExtremum("argmax", np.argmax))
 _argmin = register(ArgExtremum("argmin", np.argmin))
 _gather = register(Gather())
+_prod = register(Prod())
+_logsumexp = register(LogSumExp())
 _scatter_add = register(ScatterAddIntoZeros())
 
 
@@ -274,6 +334,16 @@ def mean(x: Any, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -
     if dtype is not None:
         x = to_dtype(x, dtype)
     return apply(_mean, [x], dims=normalize_dims(dim, x.ndim), keepdim=keepdim)
+
+
+def prod(x: Any, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Any:
+    if dtype is not None:
+        x = to_dtype(x, dtype)
+    return apply(_prod, [x], dims=normalize_dims(dim, x.ndim), keepdim=keepdim)
+
+
+def logsumexp(x: Any, dim: Any, keepdim: bool = False) -> Any:
+    return apply(_logsumexp, [x], dims=normalize_dims(dim, x.ndim), keepdim=keepdim)
 
 
 def amax(x: Any, dim: Any = (), keepdim: bool = False) -> Any:

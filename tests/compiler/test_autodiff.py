@@ -54,6 +54,11 @@ def x_and_y(fn: Callable[..., Any], kind: str = "normal") -> Case:
     return Case(fn, [(("N", 4), "normal"), (("N", 4), kind)])
 
 
+def method_times_x(name: str, domain: Callable[..., Any] = lambda x: x) -> Callable[..., Any]:
+    """x -> domain(x).name() * x: a unary function inside its domain."""
+    return lambda x: getattr(domain(x), name)() * x
+
+
 CASES = {
     # elementwise primitives
     "add_sub_mul_div": x_and_y(lambda x, y: (x + y) * (x - y) / (y * y + 1) - 2 / (x * x + 1)),
@@ -130,6 +135,31 @@ CASES = {
             x, [], normalize_key((slice(None), slice(1, 5, 2)), (0, 6))[0],
             (x.shape[0], 6)).exp(), shape=("N", 2)),
     "index_put": x_and_y(lambda x, y: index_put_model(x, y)),
+    # math functions: sinh, cosh, sign, lerp and masked_fill lower natively, the others not yet
+    "sinh_cosh_sign": x_only(lambda x: x.sinh() * x.cosh().sign() + x.sign() * x),
+    "lerp": x_and_y(lambda x, y: runtime.lerp(x, y, 0.3) * runtime.lerp(y, x, x.sigmoid())),
+    "masked_fill": x_only(lambda x: x.masked_fill(x > 0.5, -1.0) * x.exp()),
+    **{name: x_only(method_times_x(name))
+       for name in ("sin", "cos", "atan", "asinh", "erf", "erfc", "exp2", "expm1", "floor",
+                    "ceil", "trunc", "round", "frac")},
+    **{name: x_only(method_times_x(name, lambda x: x.tanh() * 0.9))
+       for name in ("asin", "acos", "atanh", "tan")},
+    **{name: x_only(method_times_x(name, lambda x: x * x + 1.5))
+       for name in ("acosh", "log2", "log10")},
+    "atan2": x_and_y(lambda x, y: runtime.atan2(x, y * y + 0.5) * x),
+    # scans, products, sorting and rearranging (no native lowering yet)
+    "cumsum": x_only(lambda x: x.cumsum(1) * x),
+    "cumprod": x_only(lambda x: (x * x + 0.5).cumprod(1) * x),
+    "prod": x_only(lambda x: (x * x + 0.5).prod(1) * x.sum(1)),
+    "logsumexp": x_only(lambda x: x.logsumexp(1) * x.sum(1)),
+    "flip": x_only(lambda x: x.flip(1) * x),
+    "roll": x_only(lambda x: x.roll(1, 1) * x),
+    "repeat": x_only(lambda x: x.repeat(1, 2) * x.repeat(1, 2).exp()),
+    "tril": Case(lambda x: x.tril() * x, [((4, 4), "normal")]),
+    "triu": Case(lambda x: x.triu(1) * x, [((4, 4), "normal")]),
+    "sort_values": x_only(lambda x: x.sort(1).values * x),
+    "topk_values": x_only(lambda x: x.topk(2, 1).values.exp()),
+    "kthvalue_values": x_only(lambda x: x.kthvalue(2, 1).values.exp()),
 }
 
 
@@ -193,7 +223,14 @@ def test_reverse_mode_graph_matches_eager_autograd_and_finite_differences(name: 
                                    err_msg=f"{name}: gradient {i}, compiled vs finite differences")
 
 
-NOT_LOWERED = {"index_with_a_list": "index", "index_put": "index_put"}
+NOT_LOWERED = {"index_with_a_list": "index", "index_put": "index_put",
+               **{name: name for name in ("sin", "cos", "atan", "asinh", "erf", "erfc", "exp2",
+                                          "expm1", "floor", "ceil", "trunc", "round", "frac",
+                                          "asin", "acos", "atanh", "tan", "acosh", "log2",
+                                          "log10", "atan2", "cumsum", "cumprod", "prod",
+                                          "logsumexp", "flip", "roll", "repeat", "tril",
+                                          "triu")},
+               "sort_values": "argsort", "topk_values": "argsort", "kthvalue_values": "argsort"}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

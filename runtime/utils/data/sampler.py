@@ -1,7 +1,8 @@
 """Samplers: the order in which a DataLoader visits a dataset's indices, as torch.utils.data's.
 
 `SequentialSampler` (0, 1, 2, ...), `RandomSampler` (a fresh permutation on every pass, drawn from
-its generator, so a seeded generator repeats the whole sequence of epochs), `SubsetRandomSampler`
+its generator, so a seeded generator repeats the whole sequence of epochs; every draw is lazy, so
+`num_samples` may be far larger than memory), `SubsetRandomSampler`
 (a permutation of given indices) and `BatchSampler` (groups another sampler's indices into lists).
 """
 
@@ -14,6 +15,7 @@ from runtime._creation import randint, randperm
 from runtime._random import Generator
 
 T_co = TypeVar("T_co", covariant=True)
+_CHUNK = 32  # indices drawn at a time with replacement, as PyTorch's RandomSampler
 
 
 class Sampler(Generic[T_co]):
@@ -59,8 +61,10 @@ class RandomSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         n = len(self.data_source)
-        if self.replacement:
-            yield from randint(0, n, (self.num_samples,), generator=self.generator).tolist()
+        if self.replacement:  # drawn lazily, a chunk at a time: num_samples may exceed memory
+            for start in range(0, self.num_samples, _CHUNK):
+                size = min(_CHUNK, self.num_samples - start)
+                yield from randint(0, n, (size,), generator=self.generator).tolist()
             return
         for _ in range(self.num_samples // n):
             yield from randperm(n, generator=self.generator).tolist()

@@ -16,9 +16,12 @@ from runtime.ops import (
     indexing,
     matmul,
     pooling,
+    rearrange,
     reduction,
+    scan,
     shape,
     softmax,
+    sorting,
 )
 
 ew = elementwise
@@ -35,6 +38,17 @@ def positive(*shape):
 def away_from_zero(*shape):
     """Values with |x| in [0.3, 2]: away from the kinks of abs, relu and reciprocal."""
     return lambda rng: rng.uniform(0.3, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def inside_unit(*shape):
+    """Values in (-0.9, 0.9): the domain of asin, acos and atanh."""
+    return lambda rng: rng.uniform(-0.9, 0.9, shape)
+
+
+def off_integers(*shape):
+    """Values at least 0.1 from an integer or a half: away from the steps of floor and round."""
+    return lambda rng: rng.integers(-3, 3, shape) + rng.uniform(0.1, 0.4, shape) * \
+        rng.choice([1.0, 3.0], shape)
 
 
 def probabilities(*shape):
@@ -105,6 +119,19 @@ CASES = {
     "binary_cross_entropy_with_logits": [
         (ew.binary_cross_entropy_with_logits,
          [lambda rng: 3 * rng.standard_normal((2, 3)), probabilities(2, 3), positive(3)], {})],
+    **{name: [(getattr(ew, name), [normal(2, 3)], {})]
+       for name in ("sin", "cos", "atan", "sinh", "cosh", "asinh", "erf", "erfc", "exp2",
+                    "expm1")},
+    **{name: [(getattr(ew, name), [inside_unit(2, 3)], {})] for name in ("asin", "acos", "atanh")},
+    **{name: [(getattr(ew, name), [positive(2, 3)], {})] for name in ("log2", "log10")},
+    **{name: [(getattr(ew, name), [off_integers(2, 3)], {})]
+       for name in ("floor", "ceil", "trunc", "round", "frac")},
+    "tan": [(ew.tan, [inside_unit(2, 3)], {})],
+    "acosh": [(ew.acosh, [lambda rng: rng.uniform(1.5, 3.0, (2, 3))], {})],
+    "sign": [(ew.sign, [away_from_zero(2, 3)], {})],
+    "atan2": [(ew.atan2, [normal(2, 3), away_from_zero(3)], {})],
+    "lerp": [(ew.lerp, [normal(2, 3), normal(3), probabilities(2, 1)], {}),
+             (lambda a, b: ew.lerp(a, b, 0.3), [normal(2, 3), normal(2, 3)], {})],
     "expand": [(lambda a: shape.expand(a, (2, 3, 4)), [normal(3, 1)], {})],
     "cat": [(lambda a, b: shape.cat([a, b], dim=1), [normal(2, 1), normal(2, 3)], {})],
     "sum_to": [(lambda a: shape.sum_to(a, (3, 1)), [normal(2, 3, 4)], {})],
@@ -137,6 +164,25 @@ CASES = {
     "scatter_add_into_zeros": [
         (lambda g: reduction.scatter_add_into_zeros(g, GATHER_INDEX, 1, (2, 4)), [normal(2, 3)],
          {})],
+    "prod": [(lambda a: reduction.prod(a, 1), [away_from_zero(2, 3)], {}),
+             (lambda a: reduction.prod(a), [away_from_zero(2, 3)], {})],
+    "logsumexp": [(lambda a: reduction.logsumexp(a, 1), [normal(2, 3)], {}),
+                  (lambda a: reduction.logsumexp(a, (0, 1), keepdim=True), [normal(2, 3)], {})],
+    "cumsum": [(lambda a: scan.cumsum(a, 1), [normal(2, 3)], {})],
+    "cumprod": [(lambda a: scan.cumprod(a, 0), [away_from_zero(3, 2)], {})],
+    "flip": [(lambda a: rearrange.flip(a, (0, 1)), [normal(2, 3)], {})],
+    "roll": [(lambda a: rearrange.roll(a, (1, -1), (0, 1)), [normal(2, 3)], {}),
+             (lambda a: rearrange.roll(a, 2), [normal(2, 3)], {})],
+    "repeat": [(lambda a: rearrange.repeat(a, (2, 1, 3)), [normal(2, 3)], {})],
+    "tril": [(lambda a: rearrange.tril(a, -1), [normal(3, 3)], {})],
+    "triu": [(lambda a: rearrange.triu(a), [normal(2, 3, 3)], {})],
+    "sort_values": [(lambda a: sorting.sort(a, 1, descending=True)[0], [distinct(2, 3)], {})],
+    "topk_values": [(lambda a: sorting.topk(a, 2, 0)[0], [distinct(3, 2)], {})],
+    "kthvalue_values": [(lambda a: sorting.kthvalue(a, 2, 1)[0], [distinct(2, 3)], {}),
+                        (lambda a: sorting.kthvalue(a, 1, 0, keepdim=True)[0], [distinct(2, 3)],
+                         {})],
+    "masked_fill": [(lambda a: ew.masked_fill(a, MASK, -1.5), [normal(2, 3)], {}),
+                    (lambda a, v: ew.masked_fill(a, MASK, v), [normal(2, 3), normal()], {})],
     "softmax": [(lambda a: softmax.softmax(a, 1), [normal(2, 3)], {}),
                 (lambda a: softmax.softmax(a, 0), [normal(3)], {})],
     "log_softmax": [(lambda a: softmax.log_softmax(a, -1), [normal(2, 3)], {})],

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import runtime
-from runtime import _creation, _functions
+from runtime import _arrangement, _creation, _functions
 
 torch = pytest.importorskip("torch")
 
@@ -198,12 +198,67 @@ METHODS = {
     "normal_": lambda lib: shape_only(t(lib).normal_(0, 2)),
 }
 
-# Methods that are also public functions are covered by FUNCTIONS (with the same name), and
-# the autograd and metadata methods by tests/runtime/autograd and test_tensor_basics.py.
-METADATA = {"backward", "data", "detach_", "device", "dim", "dtype", "element_size", "grad",
-            "grad_fn", "is_contiguous", "is_floating_point", "is_leaf", "item", "ndim", "numpy",
-            "requires_grad", "requires_grad_", "retain_grad", "retains_grad", "shape", "size",
-            "stride", "type"}
+UNARY_MATH = ["sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh",
+              "atanh", "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "erf",
+              "erfc", "exp2", "expm1", "log2", "log10", "floor", "ceil", "round", "trunc", "fix",
+              "frac", "sign"]
+
+
+def unary(name):
+    return lambda lib: getattr(lib, name)(t(lib, P))
+
+
+FUNCTIONS.update({name: unary(name) for name in UNARY_MATH})
+FUNCTIONS.update({
+    "atan2": lambda lib: lib.atan2(t(lib), t(lib, P)),
+    "arctan2": lambda lib: lib.arctan2(t(lib), t(lib, P)),
+    "lerp": lambda lib: lib.lerp(t(lib), t(lib, P), t(lib, P) / 4),
+    "isinf": lambda lib: lib.isinf(lib.tensor([1.0, float("inf"), -float("inf"), float("nan")])),
+    "isfinite": lambda lib: lib.isfinite(lib.tensor([1.0, float("inf"), float("nan")])),
+})
+METHODS.update({name + "_": in_place(name + "_") for name in UNARY_MATH})
+FUNCTIONS.update({
+    "prod": lambda lib: lib.prod(t(lib), 1),
+    "logsumexp": lambda lib: lib.logsumexp(t(lib), dim=1),
+    "cumsum": lambda lib: lib.cumsum(t(lib), dim=0),
+    "cumprod": lambda lib: lib.cumprod(t(lib), 1),
+    "sort": lambda lib: lib.sort(t(lib), descending=True),
+    "argsort": lambda lib: lib.argsort(t(lib), dim=0),
+    "topk": lambda lib: lib.topk(t(lib), 2),
+    "kthvalue": lambda lib: lib.kthvalue(t(lib), 2, 1),
+    "tril": lambda lib: lib.tril(t(lib)),
+    "triu": lambda lib: lib.triu(t(lib), 1),
+    "flip": lambda lib: lib.flip(t(lib), (0,)),
+    "roll": lambda lib: lib.roll(t(lib), 1, 1),
+    "tile": lambda lib: lib.tile(t(lib), (2, 1)),
+    "masked_fill": lambda lib: lib.masked_fill(t(lib), t(lib) > 0, -1.0),
+    "split": lambda lib: lib.split(t(lib), 2, 1),
+    "chunk": lambda lib: lib.chunk(t(lib), 2),
+    "unbind": lambda lib: lib.unbind(t(lib), 1),
+    "einsum": lambda lib: lib.einsum("ij,kj->ik", t(lib), t(lib)),
+    "multinomial": lambda lib: shape_only(lib.multinomial(t(lib, P), 2)),
+})
+METHODS.update({
+    "repeat": lambda lib: t(lib).repeat(2, 1, 3),
+    "masked_fill_": in_place("masked_fill_", lambda lib: t(lib) > 1, 0.0),
+    "tril_": in_place("tril_"), "triu_": in_place("triu_", -1), "cumsum_": in_place("cumsum_", 1),
+})
+
+METHODS.update({
+    "atan2_": in_place("atan2_", lambda lib: t(lib)),
+    "arctan2_": in_place("arctan2_", lambda lib: t(lib)),
+    "square_": in_place("square_"), "reciprocal_": in_place("reciprocal_"),
+    "rsqrt_": in_place("rsqrt_"), "log1p_": in_place("log1p_"),
+})
+
+
+# Methods that are also public functions are covered by FUNCTIONS (with the same name), the
+# autograd and metadata methods by tests/runtime/autograd and test_tensor_basics.py, the device
+# methods by tests/runtime/test_device.py.
+METADATA = {"backward", "cuda", "data", "detach_", "device", "get_device", "is_cpu", "is_cuda",
+            "dim", "dtype", "element_size", "grad", "grad_fn", "is_contiguous", "is_floating_point",
+            "is_leaf", "item", "ndim", "numpy", "requires_grad", "requires_grad_", "retain_grad",
+            "register_hook", "retains_grad", "shape", "size", "stride", "type"}
 
 
 def assert_same(ours, theirs):
@@ -225,7 +280,7 @@ def assert_same(ours, theirs):
 def test_every_public_function_has_a_case():
     public = {name for name in runtime.__all__
               if getattr(getattr(runtime, name), "__module__", None) in
-              (_functions.__name__, _creation.__name__)}
+              (_functions.__name__, _creation.__name__, _arrangement.__name__)}
     assert public - set(FUNCTIONS) == set()
 
 

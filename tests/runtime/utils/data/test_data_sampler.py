@@ -73,3 +73,23 @@ def test_batch_sampler_errors():
         BatchSampler(range(3), 0, False)
     with pytest.raises(ValueError, match="drop_last should be a boolean value"):
         BatchSampler(range(3), 2, None)
+
+
+def test_random_sampler_with_replacement_draws_lazily():
+    """10**10 indices would need 74.5 GiB at once; the sampler draws them as they are asked
+    for, as PyTorch's does."""
+    import itertools
+    import tracemalloc
+
+    from runtime.utils.data import RandomSampler
+
+    sampler = RandomSampler(range(7), replacement=True, num_samples=10**10)
+    assert len(sampler) == 10**10
+    tracemalloc.start()
+    first = list(itertools.islice(iter(sampler), 1000))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(first) == 1000 and set(first) <= set(range(7))
+    assert peak < 10 * 2**20, f"drawing 1000 of 10**10 samples used {peak} bytes"
+    without = RandomSampler(range(5), num_samples=10**10)
+    assert sorted(itertools.islice(iter(without), 5)) == [0, 1, 2, 3, 4]

@@ -1,0 +1,9 @@
+"""`runtime.backends.mps`: Apple's Metal backend, which this build does not have."""
+
+
+def is_available() -> bool:
+    return False
+
+
+def is_built() -> bool:
+    return False
