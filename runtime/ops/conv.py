@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops._op import Op, VJPContext, apply, numel, register
 from runtime.ops.reduction import sum as reduce_sum
 
 Pairs = tuple[tuple[int, int], ...]
@@ -210,6 +210,11 @@ class Convolution(Op):
     name = "convolution"
     backward_name = "ConvolutionBackward0"
 
+    def flops(self, input_shapes: Sequence[Any], output_shape: Any, **attrs: Any) -> Any:
+        """A multiply and an add per (output element, weight of its group), and the bias."""
+        x, w, *bias = input_shapes
+        return 2 * numel(output_shape) * numel(w[1:]) + (numel(output_shape) if bias else 0)
+
     def infer(self, inputs: Sequence[Any], *, stride: tuple[int, ...], padding: Pairs,
               dilation: tuple[int, ...], groups: int) -> Any:
         x, w = inputs[0], inputs[1]
@@ -269,6 +274,10 @@ class ConvolutionInputGrad(Op):
     name = "convolution_input_grad"
     backward_name = "ConvolutionBackwardBackward0"
 
+    def flops(self, input_shapes: Sequence[Any], output_shape: Any, **attrs: Any) -> Any:
+        g, w = input_shapes
+        return 2 * numel(g) * numel(w[1:])
+
     def infer(self, inputs: Sequence[Any], *, input_size: tuple[int, ...], **attrs: Any) -> Any:
         g, w = inputs
         _check_operands("conv", g, w)
@@ -299,6 +308,10 @@ class ConvolutionWeightGrad(Op):
 
     name = "convolution_weight_grad"
     backward_name = "ConvolutionBackwardBackward0"
+
+    def flops(self, input_shapes: Sequence[Any], output_shape: Any, **attrs: Any) -> Any:
+        x, g = input_shapes
+        return 2 * numel(g) * numel(output_shape[1:])
 
     def infer(self, inputs: Sequence[Any], *, kernel_size: tuple[int, ...], **attrs: Any) -> Any:
         x, g = inputs

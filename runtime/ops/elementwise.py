@@ -14,7 +14,6 @@ sympy is imported on first use of an op, not when `runtime` is imported.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
@@ -281,8 +280,9 @@ def _finite_wherever(candidate: Any, reference: Any, symbols: Sequence[Any]) -> 
     """Whether `candidate` is finite at every probe point where `reference` is."""
     grids = np.meshgrid(*([np.array(_PROBES)] * len(symbols)), indexing="ij")
     with np.errstate(all="ignore"):  # numpy as a module: lambdify's "numpy" star-imports it all
-        values = [np.broadcast_to(sympy().lambdify(symbols, e, modules=[_KERNEL_FUNCTIONS, np])(*grids),
-                                  grids[0].shape) for e in (candidate, reference)]
+        functions = [sympy().lambdify(symbols, e, modules=[_KERNEL_FUNCTIONS, np])
+                     for e in (candidate, reference)]
+        values = [np.broadcast_to(f(*grids), grids[0].shape) for f in functions]
     return bool(np.all(np.isfinite(values[0]) | ~np.isfinite(values[1])))
 
 

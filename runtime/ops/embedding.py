@@ -16,7 +16,7 @@ import numpy as np
 
 from runtime import _dtype
 from runtime.ops import elementwise as ew
-from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops._op import Op, VJPContext, apply, moves_data, one_per_input_element, register
 from runtime.ops.shape import reshape, to_dtype
 
 _INDEX_DTYPES = (_dtype.int64, _dtype.int32)
@@ -30,6 +30,8 @@ def _check_indices(indices: Any) -> None:
 
 
 class Embedding(Op):
+    flops = moves_data
+
     name = "embedding"
     backward_name = "EmbeddingBackward0"
 
@@ -59,6 +61,7 @@ class Embedding(Op):
 
 class EmbeddingBackward(Op):
     """zeros((num_weights, dim)) with each grad row added at its index; the padding row zero."""
+    flops = one_per_input_element  # an add per gradient element
 
     name = "embedding_backward"
     backward_name = "EmbeddingBackwardBackward0"

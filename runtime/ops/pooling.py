@@ -22,7 +22,15 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from runtime import _dtype
-from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops._op import (
+    Op,
+    VJPContext,
+    apply,
+    moves_data,
+    numel,
+    one_per_input_element,
+    register,
+)
 
 
 def pooled_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
@@ -92,6 +100,10 @@ def _windows(xp: np.ndarray, out: Sequence[int], kernel: Sequence[int], stride: 
 class MaxPoolIndices(Op):
     """The flat index into the (unpadded) spatial dims of each window's maximum; NaN wins."""
 
+    def flops(self, input_shapes: Sequence[Any], output_shape: Any, **attrs: Any) -> Any:
+        """One comparison or add per element of each window."""
+        return numel(output_shape) * numel(attrs["kernel"])
+
     name = "max_pool_indices"
     differentiable = False
 
@@ -140,6 +152,7 @@ class MaxPoolIndices(Op):
 class AdaptiveMaxPoolIndices(Op):
     """adaptive_max_pool's indices: window i along a dim of size S covers
     [floor(i * S / out), ceil((i + 1) * S / out))."""
+    flops = one_per_input_element
 
     name = "adaptive_max_pool_indices"
     differentiable = False
@@ -176,6 +189,7 @@ def _flat(x: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class PoolGather(Op):
     """out = x's element at each flat spatial index (the max of each window)."""
+    flops = moves_data
 
     name = "pool_gather"
     backward_name = "MaxPool2DWithIndicesBackward0"
@@ -203,6 +217,7 @@ class PoolGather(Op):
 
 class PoolScatter(Op):
     """zeros of the input's shape with grad added at each flat spatial index."""
+    flops = one_per_input_element  # an add per gradient element
 
     name = "pool_scatter"
     backward_name = "MaxPool2DWithIndicesBackwardBackward0"
@@ -256,6 +271,10 @@ def _divisor(size: Sequence[int], out: Sequence[int], kernel: Sequence[int],
 class AvgPool(Op):
     """The mean of each window (sum / divisor)."""
 
+    def flops(self, input_shapes: Sequence[Any], output_shape: Any, **attrs: Any) -> Any:
+        """One comparison or add per element of each window."""
+        return numel(output_shape) * numel(attrs["kernel"])
+
     name = "avg_pool"
     backward_name = "AvgPool2DBackward0"
 
@@ -294,6 +313,9 @@ class AvgPool(Op):
 
 class AvgPoolBackward(Op):
     """avg_pool's derivative: each window's gradient / divisor added back over the window."""
+
+    def flops(self, input_shapes: Sequence[Any], output_shape: Any, **attrs: Any) -> Any:
+        return numel(input_shapes[0]) * numel(attrs["kernel"])
 
     name = "avg_pool_backward"
     backward_name = "AvgPool2DBackwardBackward0"

@@ -11,11 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops._op import Op, VJPContext, apply, moves_data, register
 from runtime.ops.shape import reshape, wrap_dim
 
 
 class Flip(Op):
+    flops = moves_data
+
     name = "flip"
     backward_name = "FlipBackward0"
 
@@ -34,6 +36,7 @@ class Flip(Op):
 
 class Roll(Op):
     """Shift elements along dims, wrapping around (torch.roll); no dims: the flattened tensor."""
+    flops = moves_data
 
     name = "roll"
     backward_name = "RollBackward0"
@@ -57,6 +60,7 @@ class Roll(Op):
 class Repeat(Op):
     """Copies of the tensor along each dim (Tensor.repeat, torch.tile): `repeats` has one entry
     per output dim (the input gets leading size-1 dims when it has fewer)."""
+    flops = moves_data
 
     name = "repeat"
     backward_name = "RepeatBackward0"
@@ -89,6 +93,7 @@ class Repeat(Op):
 
 class Triangle(Op):
     """The lower (tril) or upper (triu) triangle of the last two dims, the rest zeroed."""
+    flops = moves_data
 
     def __init__(self, name: str, backward_name: str, numpy_triangle: Any) -> None:
         self.name = name

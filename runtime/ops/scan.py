@@ -15,11 +15,13 @@ import numpy as np
 
 from runtime import _dtype
 from runtime.ops import elementwise as ew
-from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops._op import Op, VJPContext, apply, one_per_input_element, register
 from runtime.ops.shape import expand, wrap_dim
 
 
 class Scan(Op):
+    flops = one_per_input_element
+
     def __init__(self, name: str, backward_name: str, numpy_scan: Any) -> None:
         self.name = name
         self.backward_name = backward_name

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from runtime import _dtype
-from runtime.ops._op import Op, VJPContext, apply, register
+from runtime.ops._op import Op, VJPContext, apply, moves_data, numel, register
 from runtime.ops.shape import reshape, wrap_dim
 
 
@@ -24,6 +24,13 @@ class ArgSort(Op):
 
     name = "argsort"
     differentiable = False
+
+    def flops(self, input_shapes: Sequence[Any], output_shape: Any, **attrs: Any) -> Any:
+        """Comparisons of a sort: about n log2 n along the sorted dim, for each row."""
+        shape = input_shapes[0]
+        size = shape[attrs["dim"]] if shape else 1
+        depth = max(1, int(size).bit_length()) if isinstance(size, int) else 1
+        return numel(shape) * depth
 
     def infer(self, inputs: Sequence[Any], *, dim: int, descending: bool, k: int | None) -> Any:
         shape = list(inputs[0].shape)
@@ -62,6 +69,7 @@ def _descending_order(x: np.ndarray, dim: int) -> np.ndarray:
 
 class SelectSorted(Op):
     """x's values at `index` along `dim` (gather), without `dim` unless keepdim."""
+    flops = moves_data
 
     def __init__(self, name: str, backward_name: str) -> None:
         self.name = name

@@ -18,6 +18,9 @@ from compiler.interpret import run
 from compiler.native_build import build_native
 from runtime.nn import functional as F
 from runtime.ops import OPS
+from runtime.ops import conv as conv_ops
+from runtime.ops import embedding as embedding_ops
+from runtime.ops import pooling as pool_ops
 from runtime.ops.indexing import index_add_into_zeros, normalize_key
 from runtime.ops.reduction import scatter_add_into_zeros
 from runtime.ops.shape import sum_to
@@ -160,6 +163,32 @@ CASES = {
     "sort_values": x_only(lambda x: x.sort(1).values * x),
     "topk_values": x_only(lambda x: x.topk(2, 1).values.exp()),
     "kthvalue_values": x_only(lambda x: x.kthvalue(2, 1).values.exp()),
+    # layers: convolution, pooling, embedding, activations (no native lowering yet)
+    "conv2d": Case(lambda x, w, b: F.conv2d(x, w, b, padding=1, stride=(1, 2)).tanh(),
+                   [(("N", 2, 5, 5), "normal")], {"w": ((3, 2, 3, 3), "normal"),
+                                                  "b": ((3,), "normal")}),
+    "conv_input_grad": Case(lambda g, w: conv_ops.convolution_input_grad(
+        g, w, (5, 5), stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1),
+        groups=1).tanh(), [(("N", 3, 5, 5), "normal")], {"w": ((3, 2, 3, 3), "normal")}),
+    "conv_weight_grad": Case(lambda x, g: conv_ops.convolution_weight_grad(
+        x, g, (3, 3), stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1),
+        groups=1).tanh(), [(("N", 2, 5, 5), "normal"), (("N", 3, 5, 5), "normal")]),
+    "max_pool2d": Case(lambda x: F.max_pool2d(x, 2).exp(), [(("N", 2, 4, 4), "normal")]),
+    "pool_scatter": Case(lambda g, x: pool_ops.pool_scatter(
+        g, pool_ops.max_pool_indices(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0),
+                                     dilation=(1, 1), ceil_mode=False), (4, 4)).tanh() * x,
+        [(("N", 2, 2, 2), "normal"), (("N", 2, 4, 4), "normal")]),
+    "avg_pool2d": Case(lambda x: F.avg_pool2d(x, 2, padding=1).exp(),
+                       [(("N", 2, 4, 4), "normal")]),
+    "avg_pool_backward": Case(lambda g: pool_ops.avg_pool_backward(
+        g, (4, 4), kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=False,
+        count_include_pad=True, divisor_override=None).tanh(), [(("N", 2, 2, 2), "normal")]),
+    "embedding": Case(lambda i, w: F.embedding(i, w).tanh(),
+                      [(("N", 3), "index:5")], {"w": ((5, 4), "normal")}),
+    "embedding_backward": Case(lambda g, i: embedding_ops.embedding_backward(
+        g, i, 5, None).tanh(), [(("N", 3, 4), "normal"), (("N", 3), "index:5")]),
+    "gelu": x_only(lambda x: F.gelu(x) * F.gelu(x, approximate="tanh")),
+    "elu": x_only(lambda x: F.elu(x) * x),
 }
 
 
@@ -230,7 +259,13 @@ NOT_LOWERED = {"index_with_a_list": "index", "index_put": "index_put",
                                           "log10", "atan2", "cumsum", "cumprod", "prod",
                                           "logsumexp", "flip", "roll", "repeat", "tril",
                                           "triu")},
-               "sort_values": "argsort", "topk_values": "argsort", "kthvalue_values": "argsort"}
+               "sort_values": "argsort", "topk_values": "argsort", "kthvalue_values": "argsort",
+               "conv2d": "convolution", "conv_input_grad": "convolution_input_grad",
+               "conv_weight_grad": "convolution_weight_grad", "max_pool2d": "max_pool_indices",
+               "pool_scatter": "max_pool_indices", "avg_pool2d": "avg_pool",
+               "avg_pool_backward": "avg_pool_backward", "embedding": "embedding",
+               "embedding_backward": "embedding_backward", "gelu": "gelu",
+               "elu": "fused"}  # elu's formula uses expm1
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

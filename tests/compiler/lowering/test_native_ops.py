@@ -116,6 +116,7 @@ ELEMENTWISE = {
     "sigmoid": unary(lambda x: x.sigmoid()),
     "tanh": unary(lambda x: x.tanh()),
     "sinh": unary(lambda x: x.sinh()),
+    "gelu_tanh": unary(lambda x: runtime.nn.functional.gelu(x, approximate="tanh")),
     "cosh": unary(lambda x: x.cosh()),
     "sign": unary(lambda x: x.sign()),
     "lerp": binary(lambda x, y: runtime.lerp(x, y, 0.3), kind="normal"),
