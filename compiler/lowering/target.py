@@ -78,9 +78,34 @@ def host_cpu_name() -> str:
 
 @functools.cache
 def host_cpu_features() -> str:
-    """The host CPU's feature string, e.g. '+avx2,+fma,-avx512f,...'."""
+    """The feature string code is made for: the host CPU's (e.g. '+avx2,+fma,-avx512f,...'),
+    edited by $SYMGRAD_CPU_FEATURES (see `with_feature_edits`)."""
     initialize_native_target()
-    return str(llvm.get_host_cpu_features().flatten())
+    return with_feature_edits(str(llvm.get_host_cpu_features().flatten()),
+                              os.environ.get("SYMGRAD_CPU_FEATURES", ""))
+
+
+# features that cannot be on without AVX-512F (LLVM turns them off with it)
+_NEEDS_AVX512F = ("avx512", "evex512", "amx-", "avx10")
+
+
+def with_feature_edits(features: str, edits: str) -> str:
+    """`features` with the comma-separated `edits` applied: '-avx512f' turns AVX-512 off (and
+    every feature that needs it), '+name' turns one on. This is how code for a lower ISA than the
+    host's -- an AVX2 machine's, on an AVX-512 host -- is built, tested and benchmarked:
+    SYMGRAD_CPU_FEATURES=-avx512f python benchmarks/run.py."""
+    state = {item[1:]: item[0] for item in features.split(",") if item[:1] in "+-" and item[1:]}
+    for edit in (e.strip() for e in edits.split(",") if e.strip()):
+        sign, name = edit[0], edit[1:]
+        if sign not in "+-" or not name:
+            raise ValueError(f"SYMGRAD_CPU_FEATURES: {edit!r} is not +feature or -feature "
+                             "(for example -avx512f)")
+        state[name] = sign
+        if sign == "-" and name == "avx512f":
+            for other in state:
+                if other.startswith(_NEEDS_AVX512F):
+                    state[other] = "-"
+    return ",".join(f"{sign}{name}" for name, sign in state.items())
 
 
 def host_has_feature(feature: str) -> bool:
