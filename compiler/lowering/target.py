@@ -146,12 +146,15 @@ def host_target_machine() -> llvm.TargetMachine:
     return target_machine()
 
 
-def optimize(module_ref: llvm.ModuleRef, machine: llvm.TargetMachine | None = None) -> None:
-    """Run the new pass manager's O3 pipeline, loop and SLP vectorisation on, in place."""
+def optimize(module_ref: llvm.ModuleRef, machine: llvm.TargetMachine | None = None,
+             unroll: bool = True) -> None:
+    """Run the new pass manager's O3 pipeline, loop and SLP vectorisation on, in place; loop
+    unrolling too unless `unroll` is False."""
     machine = machine or host_target_machine()
     tuning = llvm.create_pipeline_tuning_options(speed_level=3)
     tuning.loop_vectorization = True
     tuning.slp_vectorization = True
+    tuning.loop_unrolling = unroll
     pass_builder = llvm.create_pass_builder(machine, tuning)
     pass_builder.getModulePassManager().run(module_ref, pass_builder)
 
@@ -203,9 +206,18 @@ def compile_object_soon(module: ir.Module | str) -> concurrent.futures.Future[by
     return _background.submit(_optimizers.compile, str(module))
 
 
+NO_UNROLLING = "; symgrad: loop unrolling off\n"
+
+
+def without_loop_unrolling(module: ir.Module | str) -> str:
+    """The IR text of `module`, marked to be optimised without loop unrolling (the mark is part
+    of the text, so it travels to the optimiser process and into the object cache's key)."""
+    return NO_UNROLLING + str(module)
+
+
 def _compile_here(ir_text: str, machine: llvm.TargetMachine) -> bytes:
     module_ref = parse_module(ir_text, machine)
-    optimize(module_ref, machine)
+    optimize(module_ref, machine, unroll=not ir_text.startswith(NO_UNROLLING))
     return bytes(machine.emit_object(module_ref))
 
 
