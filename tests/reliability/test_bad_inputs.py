@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import random
 import re
 import shutil
 import warnings
@@ -244,6 +245,34 @@ def model_converted() -> Any:
     return _recompiled(lambda model: model.double())
 
 
+def layer_replaced() -> None:
+    model = _mlp()
+    fast = compiler.compile(model, (torch.randn(5, 4),))
+    model.out = nn.Linear(3, 2)
+    _same_as(fast, model)
+    assert fast.retraces == ["submodule 'out' was replaced (Linear -> Linear)"]
+
+
+def forward_hook_added() -> None:
+    model = _mlp()
+    fast = compiler.compile(model, (torch.randn(5, 4),))
+    model.hidden.register_forward_hook(lambda module, args, out: out * 0)
+    _same_as(fast, model)
+    assert fast.retraces == ["the forward hooks of 'hidden' changed"]
+
+
+def _same_as(fast: Any, model: MLP) -> None:
+    x = torch.randn(5, 4)
+    with torch.no_grad():
+        np.testing.assert_allclose(fast(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def parameter_replaced_in_train_step() -> Any:
+    model, _, step = _train_step(lambda ps: torch.optim.SGD(ps, lr=0.1))
+    model.out.weight = nn.Parameter(torch.ones(2, 3))
+    return step(torch.randn(5, 4), torch.randn(5, 2))
+
+
 def _train_step(optimizer: Callable[..., Any]) -> tuple[MLP, Any, Any]:
     model = _mlp()
     opt = optimizer(model.parameters())
@@ -278,6 +307,15 @@ def _compile_function(forward: Callable[[torch.Tensor], torch.Tensor]) -> Any:
             return forward(x)
 
     return compiler.compile(Model(), (torch.randn(5, 4),))
+
+
+def forward_draws_random() -> Any:
+    return _compile_function(lambda x: x * random.random())
+
+
+def dropout_in_training() -> Any:
+    model = nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.25))
+    return compiler.compile(model, (torch.randn(5, 4),))
 
 
 def index_tensor() -> Any:
