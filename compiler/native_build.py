@@ -208,7 +208,7 @@ def build_natives_to_keep(
     compiling = []
     for graph in graphs:
         module, meta = _lower(graph, profile=False)
-        compiling.append((meta, host_object_soon(module)))
+        compiling.append((meta, host_object_soon(_model_code(module))))
     built = []
     for meta, future in compiling:
         object_bytes = future.result()
@@ -234,12 +234,16 @@ def _lower(graph: Graph, profile: bool) -> tuple[ir.Module, dict[str, Any]]:
     return module, meta
 
 
+def _model_code(module: ir.Module) -> ir.Module | str:
+    """A lowered graph's module as it goes to LLVM (see MODEL_LOOP_UNROLLING)."""
+    return module if MODEL_LOOP_UNROLLING else without_loop_unrolling(module)
+
+
 def _build(graph: Graph, profile: bool) -> NativeFunction:
     module, meta = _lower(graph, profile)
     symbol = meta["symbol"]
     counters = f"{symbol}_cycles" if profile else None
-    code = module if MODEL_LOOP_UNROLLING else without_loop_unrolling(module)
-    library = jit_compile(code, [symbol] + ([counters] if counters else []),
+    library = jit_compile(_model_code(module), [symbol] + ([counters] if counters else []),
                           imports=lambda: {name: gemm_address(name) for name in meta["gemms"]})
     function = load_native(meta, library)
     if counters:

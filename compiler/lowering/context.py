@@ -32,7 +32,19 @@ class FunctionLowering:
                  define_gemm: bool = False, avx512: bool | None = None) -> None:
         self.module = module
         self.graph = graph
-        self.function = ir.Function(module, FUNCTION_TYPE, name=symbol)
+        self.external = list(graph.inputs) + [v for v in graph.outputs]
+        self.plan: ArenaPlan = plan_arena(graph, set(self.external))
+        self.gemm: dict[str, ir.Function] = {}
+        self.define_gemm = define_gemm  # False: declared, linked to the process's one GEMM
+        self.avx512 = avx512  # the GEMM's tiles: None for the host's, False for portable code
+        self.max_workspace = 0
+        self.begin_function(symbol)
+
+    def begin_function(self, symbol: str) -> ir.Function:
+        """Start emitting into a new function `void symbol(i64 *block)` of the same calling
+        convention: the builder, sizes and pointers now belong to it. A large graph is emitted
+        as several such functions (each optimised on its own) that the entry calls in turn."""
+        self.function = ir.Function(self.module, FUNCTION_TYPE, name=symbol)
         self.function.args[0].name = "block"
         self.function.args[0].add_attribute("noalias")
         self.builder = ir.IRBuilder(self.function.append_basic_block("entry"))
@@ -41,14 +53,9 @@ class FunctionLowering:
         self.arena = self.builder.inttoptr(self._word(1, "arena.word"), PTR, name="arena")
         self.workspace = self.builder.inttoptr(self._word(2, "workspace.word"), PTR,
                                                name="workspace")
-        self.external = list(graph.inputs) + [v for v in graph.outputs]
         self._pointers: dict[Value, ir.Value] = {}
         self._sizes: dict[Any, ir.Value] = {}
-        self.plan: ArenaPlan = plan_arena(graph, set(self.external))
-        self.gemm: dict[str, ir.Function] = {}
-        self.define_gemm = define_gemm  # False: declared, linked to the process's one GEMM
-        self.avx512 = avx512  # the GEMM's tiles: None for the host's, False for portable code
-        self.max_workspace = 0
+        return self.function
 
     def _word(self, index: int, name: str) -> ir.Value:
         address = self.builder.gep(self.block, [ir.Constant(I64, index)], source_etype=I64,
