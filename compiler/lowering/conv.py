@@ -126,6 +126,9 @@ def _col2im(low: FunctionLowering, out: Value, sample_start: ir.Value, geo: Geom
     with counted_range(b, _const(0), _const(geo.channels * geo.size[0] * geo.size[1]),
                        name="zero") as i:
         b.store(ir.Constant(element, 0.0), low.element_pointer(out, b.add(sample_start, i)))
+    if geo.stride[1] == 1:
+        _col2im_by_input_rows(low, out, sample_start, geo, columns)
+        return
 
     def body(column: ir.Value, target: ir.Value, inside: ir.Value | None) -> None:
         value = b.load(b.gep(columns, [column], source_etype=element, inbounds=True),
@@ -137,6 +140,51 @@ def _col2im(low: FunctionLowering, out: Value, sample_start: ir.Value, geo: Geom
             _add_to(low, out, b.add(sample_start, target), value)
 
     _patch_walk(low, geo, body)
+
+
+def _col2im_by_input_rows(low: FunctionLowering, out: Value, sample_start: ir.Value,
+                          geo: Geometry, columns: ir.Value) -> None:
+    """col2im when the width stride is 1: each input row gathers, kernel position by kernel
+    position, the shifted run of columns that reads it. Every pass adds into the same run of
+    the row (the store of one pass forwards to the loads of the next, which a pass per patch
+    row, shifted by one element each time, defeats: it ran 6x slower)."""
+    b = low.builder
+    element = llvm_type(out.dtype)
+    (height, width), (kh, kw), (out_h, out_w) = geo.size, geo.kernel, geo.out
+    with counted_range(b, _const(0), _const(geo.channels), name="c") as c:
+        with counted_range(b, _const(0), _const(height), name="ih") as ih:
+            target_row = b.add(sample_start, b.mul(b.add(b.mul(c, _const(height)), ih),
+                                                   _const(width)))
+            with counted_range(b, _const(0), _const(kh), name="kh") as i:
+                # ih = oh * stride + i * dilation - padding
+                shifted = b.sub(b.add(ih, _const(geo.padding[0])),
+                                b.mul(i, _const(geo.dilation[0])))
+                oh = b.sdiv(shifted, _const(geo.stride[0]))
+                row_exists = b.and_(b.icmp_unsigned("<", oh, _const(out_h)), b.icmp_signed(
+                    "==", b.mul(oh, _const(geo.stride[0])), shifted))
+                row_exists = b.and_(row_exists, b.icmp_signed(">=", shifted, _const(0)))
+                with b.if_then(row_exists):
+                    with counted_range(b, _const(0), _const(kw), name="kw") as j:
+                        # iw = ow + j * dilation - padding
+                        shift = b.sub(_const(geo.padding[1]), b.mul(j, _const(geo.dilation[1])))
+                        first = _maximum(b, _const(0), b.sub(_const(0), shift))
+                        last = _minimum(b, _const(width), b.sub(_const(out_w), shift))
+                        row = b.add(b.mul(b.add(b.mul(c, _const(kh)), i), _const(kw)), j)
+                        source_row = b.add(b.add(b.mul(row, _const(geo.positions)),
+                                                 b.mul(oh, _const(out_w))), shift)
+                        with counted_range(b, first, last, name="iw") as iw:
+                            value = b.load(b.gep(columns, [b.add(source_row, iw)],
+                                                 source_etype=element, inbounds=True),
+                                           typ=element)
+                            _add_to(low, out, b.add(target_row, iw), value)
+
+
+def _minimum(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _maximum(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed(">", x, y), x, y)
 
 
 def _add_to(low: FunctionLowering, value: Value, offset: ir.Value, addend: ir.Value) -> None:
