@@ -232,3 +232,70 @@ def test_explain_shows_the_convolutions_and_their_flops() -> None:
     assert count_text(node_flops(conv1)) == f"{(2 * 25 + 1) * 6 * 28 * 28:,}·N"
     forward_flops, backward_flops = report.flop_table()["simplified"]
     assert count_text(forward_flops) in text and count_text(backward_flops) in text
+
+
+def small_resnet(lib: Any) -> Any:
+    """A ResNet-style network (3x3 convolutions with padding 1, BatchNorm2d, ReLU, MaxPool2d, a
+    residual block, AdaptiveAvgPool2d), written once for symgrad and for torch."""
+    lnn, lF = lib.nn, lib.nn.functional
+
+    class Block(lnn.Module):
+        def __init__(self, channels: int) -> None:
+            super().__init__()
+            self.conv1 = lnn.Conv2d(channels, channels, 3, padding=1, bias=False)
+            self.bn1 = lnn.BatchNorm2d(channels)
+            self.conv2 = lnn.Conv2d(channels, channels, 3, padding=1, bias=False)
+            self.bn2 = lnn.BatchNorm2d(channels)
+
+        def forward(self, x):
+            out = lF.relu(self.bn1(self.conv1(x)))
+            return lF.relu(self.bn2(self.conv2(out)) + x)
+
+    class Net(lnn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = lnn.Sequential(lnn.Conv2d(3, 8, 3, padding=1), lnn.BatchNorm2d(8),
+                                       lnn.ReLU(), lnn.MaxPool2d(2))
+            self.block = Block(8)
+            self.pool = lnn.AdaptiveAvgPool2d((1, 1))
+            self.fc = lnn.Linear(8, 10)
+
+        def forward(self, x):
+            return self.fc(lib.flatten(self.pool(self.block(self.stem(x))), 1))
+
+    return Net()
+
+
+def test_resnet_style_network_in_eval_mode_equals_eager_and_pytorch() -> None:
+    """BatchNorm2d in eval mode (running statistics) inside a residual block: output, input
+    gradient and parameter gradients, float64."""
+    runtime.manual_seed(0)
+    model, reference = small_resnet(runtime).double(), small_resnet(runtime).double()
+    rng = np.random.default_rng(3)
+    state = model.state_dict()
+    for key, value in state.items():
+        if key.endswith("running_mean"):
+            value.copy_(runtime.tensor(rng.normal(0, 0.1, value.shape)))
+        elif key.endswith("running_var"):
+            value.copy_(runtime.tensor(rng.uniform(0.5, 1.5, value.shape)))
+    reference.load_state_dict(model.state_dict())
+    model.eval()
+    reference.eval()
+    x = rng.standard_normal((3, 3, 16, 16))
+    compiled = compiler.compile(model, (runtime.tensor(x),))
+    y = labels(3)
+    got = training_pass(compiled, model, x, y)
+    expected = training_pass(reference, reference, x, y)
+    for what, a, b in zip(("output", "loss", "input gradient"), got, expected):
+        close(a, b, runtime.float64, f"resnet-style: {what}")
+    for (param, a), b in zip(model.named_parameters(), expected[3]):
+        close(a.grad, b, runtime.float64, f"resnet-style: gradient of {param}")
+    with runtime.no_grad():
+        close(compiled(runtime.tensor(x[:1])), reference(runtime.tensor(x[:1])),
+              runtime.float64, "resnet-style inference at batch 1")
+    torch = pytest.importorskip("torch")
+    theirs = small_resnet(torch).double()
+    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in model.state_dict().items()})
+    theirs.eval()
+    with torch.no_grad():
+        close(got[0], theirs(torch.tensor(x)).numpy(), runtime.float64, "resnet-style vs torch")
