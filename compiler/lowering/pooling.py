@@ -56,17 +56,24 @@ def _windows(low: FunctionLowering, input_shape: tuple[Any, ...], out_shape: tup
                        b.sub(b.mul(ow, _const(stride[1])), _const(padding[1])))
 
 
-def _kernel_positions(low: FunctionLowering, input_shape: tuple[Any, ...], top: ir.Value,
-                      left: ir.Value, kernel: tuple[int, int], dilation: tuple[int, int]
-                      ) -> Iterator[tuple[ir.Value, ir.Value]]:
-    """Each kernel position of a window: (flat spatial index, whether it is inside the input)."""
+def _kernel_positions(low: FunctionLowering, input_shape: tuple[Any, ...],
+                      out_shape: tuple[Any, ...], top: ir.Value, left: ir.Value,
+                      attrs: dict[str, Any]) -> Iterator[tuple[ir.Value, ir.Value]]:
+    """Each kernel position of a window: (flat spatial index, whether it is inside the input:
+    a constant True when every window is, which leaves the loop free of tests)."""
     b = low.builder
     height, width = _spatial(input_shape)
+    kernel = _pair(attrs["kernel"], 1)
+    dilation = _pair(attrs.get("dilation", (1,) * len(attrs["kernel"])), 1)
+    stride, padding = _pair(attrs["stride"], 1), _pair(attrs["padding"], 0)
+    all_inside = not any(padding) and all(
+        (o - 1) * s + (k - 1) * d < size for o, s, k, d, size in
+        zip(_spatial(out_shape), stride, kernel, dilation, (height, width)))
     for i, j in itertools.product(range(kernel[0]), range(kernel[1])):
         ih = b.add(top, _const(i * dilation[0]))
         iw = b.add(left, _const(j * dilation[1]))
-        inside = b.and_(b.icmp_unsigned("<", ih, _const(height)),
-                        b.icmp_unsigned("<", iw, _const(width)))
+        inside = ir.Constant(ir.IntType(1), 1) if all_inside else b.and_(
+            b.icmp_unsigned("<", ih, _const(height)), b.icmp_unsigned("<", iw, _const(width)))
         yield b.add(b.mul(ih, _const(width)), iw), inside
 
 
@@ -83,9 +90,7 @@ def max_pool_indices(low: FunctionLowering, node: Node) -> None:
     with _windows(low, x.shape, out.shape, _pair(attrs["stride"], 1),
                   _pair(attrs["padding"], 0)) as (start, out_offset, top, left):
         best = best_index = None
-        for index, inside in _kernel_positions(low, x.shape, top, left,
-                                               _pair(attrs["kernel"], 1),
-                                               _pair(attrs["dilation"], 1)):
+        for index, inside in _kernel_positions(low, x.shape, out.shape, top, left, attrs):
             safe = b.add(start, b.select(inside, index, _const(0)))
             value = b.select(inside, load(low, x, safe, float_type), lowest)
             if best is None:
@@ -191,8 +196,7 @@ def avg_pool(low: FunctionLowering, node: Node) -> None:
     with _windows(low, x.shape, out.shape, _pair(attrs["stride"], 1),
                   _pair(attrs["padding"], 0)) as (start, out_offset, top, left):
         total = zero
-        for index, inside in _kernel_positions(low, x.shape, top, left,
-                                               _pair(attrs["kernel"], 1), (1, 1)):
+        for index, inside in _kernel_positions(low, x.shape, out.shape, top, left, attrs):
             safe = b.add(start, b.select(inside, index, _const(0)))
             total = b.fadd(total, b.select(inside, load(low, x, safe, float_type), zero),
                            flags=FLOAT_FLAGS)
@@ -212,8 +216,7 @@ def avg_pool_backward(low: FunctionLowering, node: Node) -> None:
                   _pair(attrs["padding"], 0)) as (start, grad_offset, top, left):
         share = b.fdiv(load(low, grad, grad_offset, float_type),
                        _divisor(low, out.shape, top, left, attrs, float_type))
-        for index, inside in _kernel_positions(low, out.shape, top, left,
-                                               _pair(attrs["kernel"], 1), (1, 1)):
+        for index, inside in _kernel_positions(low, out.shape, grad.shape, top, left, attrs):
             with b.if_then(inside):
                 pointer = low.element_pointer(out, b.add(start, index))
                 b.store(b.fadd(b.load(pointer, typ=float_type), share, flags=FLOAT_FLAGS),
