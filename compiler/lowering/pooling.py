@@ -1,10 +1,10 @@
-"""Lowering of pooling (runtime/ops/pooling.py) as loop nests: max pooling's indices, the gather
-of the maxima and its derivative (a scatter-add, in order, so the sums are the same every run),
-average pooling and its derivative.
+"""Lowering of pooling (runtime/ops/pooling.py) as loop nests: max pooling's indices (fixed and
+adaptive windows), the gather of the maxima and its derivative (a scatter-add, in order, so the
+sums are the same every run), average pooling and its derivative.
 
-Every op walks rows (N * C) by output positions; a window's kernel positions are unrolled (pooling
-kernels are small). A 1-D pool is the 2-D one with a height of 1. Spatial sizes are integers; the
-batch size may be symbolic.
+Every op walks rows (N * C) by output positions; a fixed window's kernel positions are unrolled
+(pooling kernels are small), an adaptive window's are loops. A 1-D pool is the 2-D one with a
+height of 1. Spatial sizes are integers; the batch size may be symbolic.
 """
 
 from __future__ import annotations
@@ -100,6 +100,50 @@ def max_pool_indices(low: FunctionLowering, node: Node) -> None:
             best = b.select(better, value, best)
             best_index = b.select(better, index, best_index)
         b.store(best_index, low.element_pointer(out, out_offset))
+
+
+def adaptive_max_pool_indices(low: FunctionLowering, node: Node) -> None:
+    """The first maximum of each adaptive window (a NaN wins, the first NaN, as numpy's
+    argmax): window i along a dim of size S covers [floor(i*S/out), ceil((i+1)*S/out))."""
+    (x,) = node.inputs
+    out = node.output
+    check_float(node, x)
+    b = low.builder
+    float_type = float_type_of(x.dtype)
+    height, width = _spatial(x.shape)
+    out_h, out_w = _spatial(out.shape)
+    best_slot, index_slot = low.local(float_type), low.local(I64)
+    rows = low.size(x.shape[0] * x.shape[1])
+
+    def window(i: ir.Value, size: int, count: int) -> tuple[ir.Value, ir.Value]:
+        start = b.sdiv(b.mul(i, _const(size)), _const(count))
+        end = b.sdiv(b.add(b.mul(b.add(i, _const(1)), _const(size)), _const(count - 1)),
+                     _const(count))
+        return start, end
+
+    with counted_range(b, _const(0), rows, name="row") as r:
+        start = b.mul(r, _const(height * width))
+        with counted_range(b, _const(0), _const(out_h), name="oh") as oh:
+            top, bottom = window(oh, height, out_h)
+            with counted_range(b, _const(0), _const(out_w), name="ow") as ow:
+                left, right = window(ow, width, out_w)
+                first = b.add(b.mul(top, _const(width)), left)
+                b.store(load(low, x, b.add(start, first), float_type), best_slot)
+                b.store(first, index_slot)
+                with counted_range(b, top, bottom, name="ih") as ih:
+                    with counted_range(b, left, right, name="iw") as iw:
+                        index = b.add(b.mul(ih, _const(width)), iw)
+                        value = load(low, x, b.add(start, index), float_type)
+                        best = b.load(best_slot, typ=float_type)
+                        better = b.or_(b.fcmp_ordered(">", value, best), b.and_(
+                            b.fcmp_unordered("uno", value, value),
+                            b.fcmp_ordered("ord", best, best)))
+                        b.store(b.select(better, value, best), best_slot)
+                        b.store(b.select(better, index, b.load(index_slot, typ=I64)),
+                                index_slot)
+                out_offset = b.add(b.mul(r, _const(out_h * out_w)),
+                                   b.add(b.mul(oh, _const(out_w)), ow))
+                b.store(b.load(index_slot, typ=I64), low.element_pointer(out, out_offset))
 
 
 def _index_walk(low: FunctionLowering, index_value: Value, spatial_size: int,
@@ -225,6 +269,7 @@ def avg_pool_backward(low: FunctionLowering, node: Node) -> None:
 
 RULES: dict[str, Rule] = {
     "max_pool_indices": max_pool_indices,
+    "adaptive_max_pool_indices": adaptive_max_pool_indices,
     "pool_gather": pool_gather,
     "pool_scatter": pool_scatter,
     "avg_pool": avg_pool,
