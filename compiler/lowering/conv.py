@@ -12,6 +12,7 @@ the 2-D one with a height of 1. Spatial sizes are integers; the batch size may b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +75,8 @@ def _const(n: int) -> ir.Constant:
     return ir.Constant(I64, n)
 
 
-def _patch_walk(low: FunctionLowering, geo: Geometry, body: Any) -> None:
+def _patch_walk(low: FunctionLowering, geo: Geometry,
+                body: Callable[[ir.Value, ir.Value, ir.Value | None], None]) -> None:
     """For every (patch row, output position): body(column offset, input offset within the
     sample, whether the input element exists (False in the padding))."""
     b = low.builder
