@@ -9,9 +9,10 @@ For LeNet as the 60-minute blitz writes it (1x32x32) and the CIFAR-10 tutorial's
 - no-grad inference at batch 1 and 64: symgrad's `compile` against PyTorch eager;
 - each convolution of the networks alone at batch 64 -- forward, input gradient, weight
   gradient -- in GFLOP/s, symgrad's native code against PyTorch's convolution with one thread.
-PyTorch runs with 2 threads for the networks (as many as the GEMM team of symgrad's code), one
-for the single convolutions. Contenders take turns (round-robin blocks after a pause), so they
-share whatever else the machine does; the tables give medians and the ratio (>1: symgrad faster).
+PyTorch runs with 2 threads for the networks (as many as the GEMM team of symgrad's code; set
+by --torch-threads), one for the single convolutions. Contenders take turns (round-robin blocks
+after a pause), so they share whatever else the machine does; the tables give medians and the
+ratio (>1: symgrad faster).
 Nothing is written or installed.
 """
 
@@ -177,6 +178,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="5 repeats")
+    parser.add_argument("--torch-threads", type=int, default=2,
+                        help="PyTorch's threads for the networks (on a busy machine, 1 is fairer)")
     args = parser.parse_args()
     repeats = 5 if args.quick else args.repeats
     try:
@@ -184,8 +187,9 @@ def main() -> None:
     except ImportError:
         sys.exit("benchmarks/cnn.py compares against PyTorch, which is not installed")
     print(f"{cpu_name()}; float32; medians of {repeats}; ratio = torch time / symgrad time")
-    torch.set_num_threads(2)
-    print(f"\n{'network':<10} {'what':<20} {'symgrad ms':>11} {'torch ms':>10} {'ratio':>6}")
+    torch.set_num_threads(args.torch_threads)
+    print(f"\nPyTorch with {args.torch_threads} thread(s)\n"
+          f"{'network':<10} {'what':<20} {'symgrad ms':>11} {'torch ms':>10} {'ratio':>6}")
     for name in NETWORKS:
         rows = [("train step, batch 64", train_steps(torch, name, 64)),
                 ("inference, batch 1", inference(torch, name, 1)),
