@@ -160,10 +160,22 @@ class FunctionLowering:
     def note_gemm(self, dtype: Any, m: int, n: int, k: int) -> None:
         """Record the workspace a GEMM call needs: one per thread of the team, each sized for
         the largest blocks (so it holds for every batch size)."""
+        self.max_workspace = max(self.max_workspace, self._gemm_workspace_bytes(dtype))
+
+    def _gemm_workspace_bytes(self, dtype: Any) -> int:
         config: GemmConfig = gemm_config(dtype.name, avx512=self.avx512)
         one = workspace_elements(config.row_block, config.column_block, config.depth_block,
                                  config) * config.element_bytes
-        self.max_workspace = max(self.max_workspace, 2 * one + 64)
+        return 2 * one + 64
+
+    def scratch(self, dtype: Any, elements: int) -> ir.Value:
+        """A buffer of `elements` of `dtype` for one node's own use (patch columns), placed in
+        the workspace after the GEMM's part (so the GEMMs of `dtype` that the node calls may
+        run while it is in use); a fixed size, planned with the workspace, never allocated."""
+        start = -(-self._gemm_workspace_bytes(dtype) // 64) * 64
+        self.max_workspace = max(self.max_workspace, start + elements * dtype.itemsize)
+        return self.builder.gep(self.workspace, [ir.Constant(I64, start)], source_etype=I8,
+                                inbounds=True)
 
 
 Rule = Callable[[FunctionLowering, Node], None]

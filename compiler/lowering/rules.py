@@ -1,14 +1,14 @@
 """The lowering rule of every op, gathered from the family modules that mirror runtime/ops.
 
-Each family module (elementwise, shape, indexing, reduction, softmax, matmul) defines its rules
-and lists them in its `RULES`; this module joins those tables, each op named once. Elementwise
-ops of any kind (primitive, derivative, fused) share the one expression rule.
+Each family module (elementwise, shape, indexing, reduction, softmax, matmul, conv, pooling)
+defines its rules and lists them in its `RULES`; this module joins those tables, each op named
+once. Elementwise ops of any kind (primitive, derivative, fused) share the one expression rule.
 """
 
 from __future__ import annotations
 
 from compiler.ir import Node
-from compiler.lowering import indexing, matmul, reduction, shape, softmax
+from compiler.lowering import conv, indexing, matmul, pooling, reduction, shape, softmax
 from compiler.lowering.context import Rule
 from compiler.lowering.elementwise import elementwise
 from runtime.ops.elementwise import Elementwise
@@ -24,7 +24,8 @@ def _joined(*tables: dict[str, Rule]) -> dict[str, Rule]:
     return joined
 
 
-RULES = _joined(shape.RULES, indexing.RULES, reduction.RULES, softmax.RULES, matmul.RULES)
+RULES = _joined(shape.RULES, indexing.RULES, reduction.RULES, softmax.RULES, matmul.RULES,
+                conv.RULES, pooling.RULES)
 
 
 def rule_for(node: Node) -> Rule | None:

@@ -260,10 +260,7 @@ NOT_LOWERED = {"index_with_a_list": "index", "index_put": "index_put",
                                           "logsumexp", "flip", "roll", "repeat", "tril",
                                           "triu")},
                "sort_values": "argsort", "topk_values": "argsort", "kthvalue_values": "argsort",
-               "conv2d": "convolution", "conv_input_grad": "convolution_input_grad",
-               "conv_weight_grad": "convolution_weight_grad", "max_pool2d": "max_pool_indices",
-               "pool_scatter": "max_pool_indices", "avg_pool2d": "avg_pool",
-               "avg_pool_backward": "avg_pool_backward", "embedding": "embedding",
+               "embedding": "embedding",
                "embedding_backward": "embedding_backward", "gelu": "gelu",
                "elu": "fused"}  # elu's formula uses expm1
 

@@ -22,6 +22,8 @@ from compiler.passes import simplify
 from compiler.tracing import trace
 from runtime.nn import functional as F
 from runtime.ops import OPS
+from runtime.ops import conv as conv_ops
+from runtime.ops import pooling as pool_ops
 from runtime.ops.elementwise import Elementwise
 from runtime.ops.indexing import index_add_into_zeros, normalize_key
 from runtime.ops.reduction import scatter_add_into_zeros
@@ -256,6 +258,54 @@ STRUCTURED = {
     "detach": unary(lambda x: x.detach() * x),
     "sum_to": Case(lambda x: sum_to(x, (1, 3, 1)), [(("N", 3, 4), "normal")]),
     "sum_to_fewer_dims": Case(lambda x: sum_to(x, (4,)), [(("N", 3, 4), "normal")]),
+    # convolution and its derivatives
+    "conv2d": Case(lambda x, w, b: F.conv2d(x, w, b), [(("N", 2, 6, 5), "normal")],
+                   {"w": ((3, 2, 3, 3), "normal"), "b": ((3,), "normal")}),
+    "conv2d_strided_padded_dilated": Case(
+        lambda x, w: F.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
+        [(("N", 2, 7, 6), "normal")], {"w": ((4, 2, 3, 2), "normal")}),
+    "conv2d_groups_same": Case(lambda x, w, b: F.conv2d(x, w, b, padding="same", groups=2),
+                               [(("N", 4, 5, 5), "normal")],
+                               {"w": ((6, 2, 2, 3), "normal"), "b": ((6,), "normal")}),
+    "conv1d": Case(lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=1),
+                   [(("N", 3, 9), "normal")], {"w": ((2, 3, 4), "normal"), "b": ((2,), "normal")}),
+    "conv_input_grad": Case(lambda g, w: conv_ops.convolution_input_grad(
+        g, w, (7, 6), stride=(2, 1), padding=((1, 1), (2, 2)), dilation=(1, 2), groups=2),
+        [(("N", 4, 4, 8), "normal")], {"w": ((4, 1, 3, 2), "normal")}),
+    "conv_weight_grad": Case(lambda x, g: conv_ops.convolution_weight_grad(
+        x, g, (3, 2), stride=(2, 1), padding=((1, 1), (2, 2)), dilation=(1, 2), groups=2),
+        [(("N", 2, 7, 6), "normal"), (("N", 4, 4, 8), "normal")], scale=4),
+    # pooling and its derivatives
+    "max_pool2d": Case(lambda x: F.max_pool2d(x, 2), [(("N", 2, 4, 6), "coarse")]),
+    "max_pool2d_special": Case(lambda x: F.max_pool2d(x, 2), [(("N", 2, 4, 6), "special")]),
+    "max_pool2d_overlapping_padded_ceil": Case(
+        lambda x: F.max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, return_indices=True),
+        [(("N", 2, 6, 7), "normal")]),
+    "max_pool2d_dilated": Case(lambda x: F.max_pool2d(x, 2, stride=1, dilation=2),
+                               [(("N", 2, 5, 5), "normal")]),
+    "max_pool1d": Case(lambda x: F.max_pool1d(x, 3, stride=2), [(("N", 2, 9), "normal")]),
+    "pool_scatter": Case(lambda g, x: pool_ops.pool_scatter(
+        g, pool_ops.max_pool_indices(x, kernel=(3, 3), stride=(2, 2), padding=(1, 1),
+                                     dilation=(1, 1), ceil_mode=False), (5, 5)),
+        [(("N", 2, 3, 3), "normal"), (("N", 2, 5, 5), "normal")]),
+    "adaptive_max_pool2d": Case(lambda x: F.adaptive_max_pool2d(x, (3, 2), return_indices=True),
+                                [(("N", 2, 7, 5), "normal")]),
+    "adaptive_max_pool2d_special": Case(lambda x: F.adaptive_max_pool2d(x, 2),
+                                        [(("N", 2, 4, 6), "special")]),
+    "adaptive_max_pool1d": Case(lambda x: F.adaptive_max_pool1d(x, 4), [(("N", 2, 9), "coarse")]),
+    "avg_pool2d": Case(lambda x: F.avg_pool2d(x, 2), [(("N", 2, 4, 6), "normal")]),
+    "avg_pool2d_padded": Case(lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True),
+                              [(("N", 2, 6, 7), "normal")]),
+    "avg_pool2d_without_padding_count": Case(
+        lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False),
+        [(("N", 2, 6, 7), "normal")]),
+    "avg_pool2d_divisor_override": Case(lambda x: F.avg_pool2d(x, 2, divisor_override=3),
+                                        [(("N", 2, 4, 4), "normal")]),
+    "adaptive_avg_pool2d": Case(lambda x: F.adaptive_avg_pool2d(x, 1),
+                                [(("N", 3, 4, 4), "normal")]),
+    "avg_pool_backward": Case(lambda g: pool_ops.avg_pool_backward(
+        g, (6, 7), kernel=(3, 3), stride=(2, 2), padding=(1, 1), ceil_mode=True,
+        count_include_pad=False, divisor_override=None), [(("N", 2, 4, 4), "normal")]),
 }
 
 CASES = {**ELEMENTWISE, **STRUCTURED}
@@ -329,7 +379,10 @@ def test_structured_op_matches_eager_float32(name: str, simplified: bool) -> Non
 @pytest.mark.parametrize("name", ["sum_dim(0, 2)_keepFalse", "softmax_dim0", "log_softmax_dim-1",
                                   "matmul_broadcast_batch", "linear", "gather_dim2",
                                   "scatter_add", "mean_all", "amax_special", "argmax_special",
-                                  "cat_dim1", "index_slices"])
+                                  "cat_dim1", "index_slices", "conv2d_groups_same",
+                                  "conv_input_grad", "conv_weight_grad",
+                                  "max_pool2d_overlapping_padded_ceil", "pool_scatter",
+                                  "avg_pool2d_padded", "avg_pool_backward"])
 def test_structured_op_matches_eager_float64(name: str) -> None:
     _check_case(name, np.float64, simplified=True)
 
