@@ -12,13 +12,18 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from runtime import _dtype
 from runtime._grad_mode import is_grad_enabled
 from runtime.autograd._node import AccumulateGrad, Node
+
+if TYPE_CHECKING:  # the methods attached at import time, declared (runtime/_tensor_methods.py)
+    from runtime._tensor_declarations import TensorMethods
+else:
+    TensorMethods = object
 
 
 class _VersionCounter:
@@ -43,7 +48,7 @@ class Size(tuple):
         return int(np.prod(self, dtype=np.int64))
 
 
-class Tensor:
+class Tensor(TensorMethods):
     """A multi-dimensional array that can record the operations applied to it."""
 
     _is_symbolic = False  # True for the compiler's traced tensors

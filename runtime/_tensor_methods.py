@@ -124,7 +124,7 @@ MATH = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "a
         "atan2", "arctan2")
 
 
-def _attach() -> None:
+def _attach() -> dict[str, Any]:
     from runtime._creation import empty, ones, zeros
 
     methods: dict[str, Any] = {
@@ -204,8 +204,13 @@ def _attach() -> None:
         setattr(Tensor, name, fn)
     for name, fn in inplace.items():
         setattr(Tensor, name, _inplace(fn))
-    Tensor.T = property(lambda self: F.permute(self, tuple(range(self.ndim))[::-1]))
-    Tensor.mT = property(lambda self: F.transpose(self, -2, -1))
+    properties = {"T": lambda self: F.permute(self, tuple(range(self.ndim))[::-1]),
+                  "mT": lambda self: F.transpose(self, -2, -1)}
+    for name, fn in properties.items():
+        setattr(Tensor, name, property(fn))
+    return {**methods, **inplace, **properties}
 
 
-_attach()
+# Each attached name and the function behind it (for an in-place method, its out-of-place form);
+# runtime/_tensor_declarations.py declares the same names for a type checker.
+ATTACHED = _attach()

@@ -52,34 +52,38 @@ class Op:
     aliases_input: bool = False  # compiled, the result is input 0's memory (a reshape)
     preserves_elements: bool = False  # the result is input 0's elements, moved or converted
 
-    def infer(self, inputs: Sequence[Any], **attrs: Any) -> tuple[Shape, dtype]:
+    # Each rule takes the op's attributes as keywords; a subclass names the ones it has
+    # (`def infer(self, inputs, *, dim, keepdim)`), which `*args: Any, **attrs: Any` admits.
+    def infer(self, inputs: Sequence[Any], /, *args: Any, **attrs: Any) -> tuple[Shape, dtype]:
         raise NotImplementedError
 
-    def compute(self, arrays: Sequence[np.ndarray], **attrs: Any) -> np.ndarray:
+    def compute(self, arrays: Sequence[np.ndarray], /, *args: Any, **attrs: Any) -> np.ndarray:
         raise NotImplementedError
 
     def vjp(self, ctx: VJPContext, grad: Tensor) -> Sequence[Tensor | None]:
         raise NotImplementedError(f"{self.name} is not differentiable")
 
-    def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> tuple[Sequence[int], bool]:
+    def saves(self, needs_input_grad: Sequence[bool], /, *args: Any,
+              **attrs: Any) -> tuple[Sequence[int], bool]:
         """Indices of the inputs the vjp reads, and whether it reads the output."""
         return range(len(needs_input_grad)), False
 
-    def node_name(self, inputs: Sequence[Any], **attrs: Any) -> str:
+    def node_name(self, inputs: Sequence[Any], /, *args: Any, **attrs: Any) -> str:
         return self.backward_name
 
-    def edge_inputs(self, inputs: Sequence[Any], **attrs: Any) -> Sequence[int]:
+    def edge_inputs(self, inputs: Sequence[Any], /, *args: Any, **attrs: Any) -> Sequence[int]:
         """Positions of the inputs that get an edge (an entry of `grad_fn.next_functions`)."""
         return range(len(inputs))
 
-    def flops(self, input_shapes: Sequence[Shape], output_shape: Shape, **attrs: Any) -> Any:
+    def flops(self, input_shapes: Sequence[Shape], output_shape: Shape, /, *args: Any,
+              **attrs: Any) -> Any:
         """Floating point operations of one application: an int, or a polynomial in the
         batch size when a shape holds it."""
         raise NotImplementedError(
             f"op {self.name!r} has no FLOP count: define {type(self).__name__}.flops "
             "(return 0 for an op that only moves data)")
 
-    def write_back(self, base: Tensor, view_value: Tensor, **attrs: Any) -> Tensor:
+    def write_back(self, base: Tensor, view_value: Tensor, /, *args: Any, **attrs: Any) -> Tensor:
         """For a view op: the value of `base` once its view is changed to `view_value`, built
         with ops (what an in-place change of a view does to its base's history)."""
         raise NotImplementedError(f"in-place changes of a {self.name} view are not supported")
