@@ -55,6 +55,18 @@ class Tensor(TensorMethods):
     _wrapped_number = False  # True for a Python number wrapped to take part in an op
     __array_priority__ = 1000  # numpy scalars on the left defer to our operators
 
+    # Set by _from_array (a traced tensor sets the autograd ones and has no data)
+    _data: np.ndarray
+    _requires_grad: bool
+    _grad_fn: Node | None
+    _output_nr: int
+    _grad: Tensor | None
+    _retains_grad: bool
+    _version: _VersionCounter
+    _accumulator: weakref.ref | None
+    _view_of: tuple[Tensor, Any, dict[str, Any]] | None  # (base, op, attrs)
+    _leaf_hooks: dict[int, Any]  # register_hook on a leaf: {handle id: hook}
+
     def __new__(cls, *args: Any, device: Any = None) -> Tensor:
         """`Tensor(data)`, `Tensor(2, 3)`, `Tensor(size)`, `Tensor()`, `Tensor(other)`: PyTorch's
         legacy constructor, a tensor of the default float dtype (sizes give zeros here, where
@@ -85,14 +97,14 @@ class Tensor(TensorMethods):
         self = object.__new__(cls)
         self._data = data
         self._requires_grad = requires_grad
-        self._grad_fn: Node | None = None
+        self._grad_fn = None
         self._output_nr = 0
-        self._grad: Tensor | None = None
+        self._grad = None
         self._retains_grad = False
         self._version = _VersionCounter()
-        self._accumulator: weakref.ref | None = None
-        self._view_of: tuple[Tensor, Any, dict[str, Any]] | None = None  # (base, op, attrs)
-        self._leaf_hooks: dict[int, Any] = {}  # register_hook on a leaf: {handle id: hook}
+        self._accumulator = None
+        self._view_of = None
+        self._leaf_hooks = {}
         return self
 
     # ----- autograd state -------------------------------------------------------------------
@@ -404,6 +416,7 @@ class Tensor(TensorMethods):
     def _update_view(self, result: Tensor) -> Tensor:
         """An in-place change of a view that records: the base takes the change into its
         history (its view op's `write_back`), and this view becomes a view of the new base."""
+        assert self._view_of is not None, "_inplace_update calls this for a view only"
         base, op, attrs = self._view_of
         if base._requires_grad and base._grad_fn is None:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
@@ -414,6 +427,7 @@ class Tensor(TensorMethods):
         from runtime.ops._op import apply
 
         view = apply(op, [base], **attrs)
+        assert view._grad_fn is not None, "a view of a base that records has a grad_fn"
         self._set_history(view._grad_fn, view._output_nr)
         return self
 

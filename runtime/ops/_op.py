@@ -128,7 +128,7 @@ class VJPContext:
     __slots__ = ("inputs", "output", "attrs", "needs_input_grad", "input_shapes", "input_dtypes")
 
     def __init__(self, inputs: list[Any], output: Any, attrs: dict[str, Any],
-                 needs_input_grad: Sequence[bool], input_shapes: list[Shape],
+                 needs_input_grad: Sequence[bool], input_shapes: Sequence[Shape],
                  input_dtypes: list[dtype]) -> None:
         self.inputs = inputs
         self.output = output
@@ -176,7 +176,9 @@ class OpNode(Node):
         output = self._saved_output.unpack(self) if self._saved_output is not None else None
         ctx = VJPContext(inputs, output, self.attrs, self.needs_input_grad, self.input_shapes,
                          self.input_dtypes)
-        grads = self.op.vjp(ctx, grad_outputs[0])
+        grad = grad_outputs[0]
+        assert grad is not None, "the engine runs a node only with a gradient to pass back"
+        grads = self.op.vjp(ctx, grad)
         return [grads[i] if self.needs_input_grad[i] else None for i in self._edges]
 
     def protect_saved(self, tensor: Tensor) -> None:
