@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -24,6 +24,25 @@ if TYPE_CHECKING:  # the methods attached at import time, declared (runtime/_ten
     from runtime._tensor_declarations import TensorMethods
 else:
     TensorMethods = object
+
+TensorT = TypeVar("TensorT", bound="Tensor")
+
+
+class _Layers:
+    """What Tensor's own methods need from the modules above it, which import this one (so it
+    cannot import them): `runtime/_tensor_methods.py` sets them when it gives Tensor its other
+    methods (importing `runtime` does), as the compiler installs its tracer with
+    `runtime.ops._op.set_symbolic_handler`."""
+
+    zeros: Callable[..., Tensor]  # runtime._creation: Tensor(2, 3)
+    tensor: Callable[..., Tensor]  # runtime._creation: Tensor(data)
+    backward: Callable[..., None]  # runtime.autograd._engine
+    apply: Callable[..., Tensor]  # runtime.ops._op: an in-place change of a view
+    index_put: Callable[[Tensor, Any, Any], Tensor]  # runtime.ops.indexing: in-place updates
+    expand: Callable[[Tensor, Sequence[Any]], Tensor]  # runtime.ops.shape: copy_
+
+
+layers = _Layers()
 
 
 class _VersionCounter:
@@ -71,20 +90,18 @@ class Tensor(TensorMethods):
         """`Tensor(data)`, `Tensor(2, 3)`, `Tensor(size)`, `Tensor()`, `Tensor(other)`: PyTorch's
         legacy constructor, a tensor of the default float dtype (sizes give zeros here, where
         PyTorch leaves the memory uninitialized); `Tensor(other)` shares other's memory."""
-        from runtime import _creation
-
         if cls is not Tensor:
             raise TypeError(f"{cls.__name__}(...) must be created by its own constructor")
         if len(args) == 1 and isinstance(args[0], Tensor):
             return args[0].detach()
         if not args:
-            return _creation.zeros(0, device=device)
+            return layers.zeros(0, device=device)
         if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args):
-            return _creation.zeros(*args, device=device)
+            return layers.zeros(*args, device=device)
         if len(args) == 1 and isinstance(args[0], Size):
-            return _creation.zeros(tuple(args[0]), device=device)
+            return layers.zeros(tuple(args[0]), device=device)
         if len(args) == 1:
-            return _creation.tensor(args[0], dtype=_dtype.get_default_dtype(), device=device)
+            return layers.tensor(args[0], dtype=_dtype.get_default_dtype(), device=device)
         raise TypeError(f"Tensor() received an invalid combination of arguments: {args!r}; "
                         "expected data, sizes, or a tensor")
 
@@ -92,7 +109,7 @@ class Tensor(TensorMethods):
         """All the work is done by __new__."""
 
     @classmethod
-    def _from_array(cls, data: np.ndarray, requires_grad: bool = False) -> Tensor:
+    def _from_array(cls: type[TensorT], data: np.ndarray, requires_grad: bool = False) -> TensorT:
         """Wrap a numpy array without copying it (internal constructor)."""
         self = object.__new__(cls)
         self._data = data
@@ -215,10 +232,8 @@ class Tensor(TensorMethods):
     def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
                  create_graph: bool = False, inputs: Sequence[Tensor] | None = None) -> None:
         """Accumulate the gradient of this tensor into the `.grad` of the leaves it depends on."""
-        from runtime.autograd._engine import backward
-
-        backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph,
-                 inputs=inputs)
+        layers.backward([self], [gradient], retain_graph=retain_graph,
+                        create_graph=create_graph, inputs=inputs)
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (shares memory and version counter)."""
@@ -400,9 +415,7 @@ class Tensor(TensorMethods):
         recording = is_grad_enabled() and (self._requires_grad or result.requires_grad)
         if recording and result._grad_fn is None:
             # New values that owe nothing to the old ones: a node that passes them no gradient.
-            from runtime.ops.indexing import index_put
-
-            result = index_put(self, Ellipsis, result)
+            result = layers.index_put(self, Ellipsis, result)
         if recording and self._view_of is not None:
             return self._update_view(result)
         if result._grad_fn is not None:
@@ -424,9 +437,7 @@ class Tensor(TensorMethods):
         if result._grad_fn is not None:
             result._grad_fn.protect_saved(self)
         base._inplace_update(op.write_back(base, result, **attrs))
-        from runtime.ops._op import apply
-
-        view = apply(op, [base], **attrs)
+        view = layers.apply(op, [base], **attrs)
         assert view._grad_fn is not None, "a view of a base that records has a grad_fn"
         self._set_history(view._grad_fn, view._output_nr)
         return self
@@ -458,10 +469,8 @@ class Tensor(TensorMethods):
         return self._fill_values(float(value) if isinstance(value, Tensor) else value)
 
     def copy_(self, src: Any) -> Tensor:
-        from runtime.ops import shape as shape_ops
-
         src = src if isinstance(src, Tensor) else Tensor._from_array(np.asarray(src))
-        expanded = shape_ops.expand(src.to(self.dtype), self.shape)
+        expanded = layers.expand(src.to(self.dtype), self.shape)
         return self._inplace_update(expanded)
 
     def _random_(self, values: np.ndarray) -> Tensor:

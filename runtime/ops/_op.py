@@ -26,8 +26,8 @@ computes, and when grad mode is on and an input requires grad it records an `OpN
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -92,7 +92,7 @@ class Op:
         return f"<op {self.name}>"
 
 
-def numel(shape: Shape) -> Any:
+def numel(shape: Sequence[Any]) -> Any:
     """The number of elements of a shape (an int, or an expression of symbolic sizes)."""
     count: Any = 1
     for size in shape:
@@ -197,7 +197,15 @@ class OpNode(Node):
             self._saved_output.free()
 
 
-SymbolicHandler = Callable[[Op, Sequence[Any], dict[str, Any]], Any]
+class SymbolicHandler(Protocol):
+    """What a tracer offers the runtime: it records an op applied to symbolic tensors, and
+    makes a tensor of a size that depends on the traced batch size."""
+
+    def __call__(self, op: Op, inputs: Sequence[Any], attrs: dict[str, Any], /) -> Any: ...
+
+    def symbolic_size(self, expr: Any, dtype: dtype, /) -> Tensor: ...
+
+
 _tracing = threading.local()
 
 

@@ -15,9 +15,12 @@ def declared() -> dict[str, object]:
             if callable(value) or isinstance(value, property)}
 
 
-def parameters(fn: Any, skip: int) -> list[tuple[str, str]]:
-    """The names and kinds of a function's parameters after the first `skip`."""
-    params = list(inspect.signature(fn).parameters.values())[skip:]
+def parameters(fn: Any, operands_only: bool) -> list[tuple[str, str]]:
+    """The names and kinds of a function's parameters after the tensor; an operator (called
+    by syntax, `x + y`) is declared with its operands only."""
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    if operands_only:
+        params = [p for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
     return [(p.name, p.kind.name) for p in params]
 
 
@@ -33,7 +36,8 @@ def test_each_declaration_takes_the_arguments_of_its_function():
         if isinstance(declaration, property):
             continue
         implementation = ATTACHED[name]
-        assert parameters(declaration, 1) == parameters(implementation, 1), (
+        operator = name.startswith("__")
+        assert parameters(declaration, operator) == parameters(implementation, operator), (
             f"Tensor.{name}: the declaration's parameters differ from those of "
             f"{getattr(implementation, '__qualname__', implementation)}")
 
@@ -43,3 +47,11 @@ def test_the_declarations_are_not_a_base_of_tensor_at_run_time():
 
     assert TensorMethods not in runtime.Tensor.__mro__
     assert runtime.ones(2).sum().item() == 2.0
+
+
+def test_tensor_has_every_layer_above_it_once_runtime_is_imported():
+    import runtime._tensor as tensor_module
+
+    needed = tensor_module._Layers.__annotations__
+    missing = [name for name in needed if not hasattr(tensor_module.layers, name)]
+    assert not missing, f"runtime._tensor.layers not set by runtime/_tensor_methods.py: {missing}"
