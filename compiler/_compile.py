@@ -49,6 +49,7 @@ class TrainingFunctions:
 
 
 def _training_artifact(functions: TrainingFunctions) -> artifact_cache.Artifact:
+    assert functions.kept is not None, "kept by the build that made them"
     natives, objects = functions.kept
     parts = functions.partition
     meta = {**natives, "wrt": [v.name for v in functions.wrt],
@@ -75,7 +76,7 @@ class CompiledBackward(Node):
         super().__init__(edges)
         self._batch_size = batch_size  # the forward's N: backward needs it even when no
         self._functions = functions  # argument of its own has the batch dimension (x.sum(0))
-        self._args = backward_args
+        self._args: list[np.ndarray] | None = backward_args
         self._versions = versions
         self._out_meta = out_meta
         self._module_name = module.name
@@ -173,9 +174,10 @@ class CompiledModule:
     def _cache_key(self, kind: str, *parts: Any) -> str | None:
         """The artifact cache's key of a compilation of this module's graph (None: no key)."""
         texts = [artifact_cache.exact_text(p) for p in (self.name, *parts)]
-        if self._graph_key is None or any(t is None for t in texts):
+        known = [t for t in texts if t is not None]
+        if self._graph_key is None or len(known) < len(texts):
             return None
-        return artifact_cache.entry_key(kind, self._graph_key, *texts)
+        return artifact_cache.entry_key(kind, self._graph_key, *known)
 
     # ----- building ------------------------------------------------------------------------------
 

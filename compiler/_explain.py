@@ -29,7 +29,7 @@ import sympy
 
 from compiler import pipeline
 from compiler.autodiff import grad
-from compiler.ir import Graph, Node, Value
+from compiler.ir import Graph, Node, Value, count_text
 from compiler.lowering.memory import value_bytes
 from compiler.partition import Partition
 from compiler.passes import RewriteLog
@@ -134,19 +134,6 @@ def node_flops(node: Node) -> sympy.Expr:
 def flops(nodes: Sequence[Node]) -> sympy.Expr:
     """The FLOPs of these nodes, a polynomial in the batch size N."""
     return sympy.expand(sum((node_flops(n) for n in nodes), sympy.Integer(0)))
-
-
-def count_text(count: Any, unit: str = "") -> str:
-    """`2140160*N + 512` as `2,140,160·N + 512`, with `unit` after each number."""
-    expr = sympy.expand(sympy.sympify(count))
-    if not expr.free_symbols <= {BATCH} or not expr.is_polynomial(BATCH):
-        return f"{expr}{unit}"
-    terms = sympy.Poly(expr, BATCH).terms()
-    parts = []
-    for (power,), coefficient in terms:
-        number = f"{int(coefficient):,}{unit}"
-        parts.append(number + ("" if power == 0 else "·N" if power == 1 else f"·N^{power}"))
-    return " + ".join(parts) or f"0{unit}"
 
 
 # ----- the report ---------------------------------------------------------------------------------
@@ -360,7 +347,7 @@ def _trace_with_loss(model: Any, example_inputs: tuple[Tensor, ...],
     with builder.active():
         builder.scope = ["loss"]
         loss = loss_fn(SymbolicTensor.of(graph.outputs[0]), SymbolicTensor.of(target_value))
-    if not isinstance(loss, Tensor) or not loss._is_symbolic:
+    if not isinstance(loss, SymbolicTensor):
         raise ValueError("loss_fn must return a tensor computed from the model's output")
     loss._value.name = graph.unique_name("loss")
     graph.outputs = [loss._value]

@@ -114,7 +114,7 @@ def load_data(directory: str | None, seed: int, limit: int | None) -> Any:
         return data
     first = [runtime.utils.data.TensorDataset(*(t[:limit] for t in part.tensors))
              for part in (data.train, data.test)]
-    return ImageSplit(*first, f"{data.description}, first {len(first[0]):,} train / "
+    return ImageSplit(first[0], first[1], f"{data.description}, first {len(first[0]):,} train / "
                               f"{len(first[1]):,} test images used")
 
 

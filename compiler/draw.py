@@ -19,10 +19,12 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from compiler.ir import Graph, Value
+if TYPE_CHECKING:  # (compiler.ir imports this module for Graph.to_dot)
+    from compiler.ir import Graph, Value
 
-Decorate = Callable[[Value], dict[str, str]]
+Decorate = Callable[["Value"], dict[str, str]]
 
 CHAR_WIDTH = 7.3  # px per character of 12px monospace
 LINE_HEIGHT = 15
@@ -160,6 +162,11 @@ class _Item:
     def center(self) -> float:
         return self.x + self.width / 2
 
+    @property
+    def value(self) -> Value:
+        assert self.vertex is not None, "a virtual point of a long edge has no value"
+        return self.vertex.value
+
 
 def _size(vertex: Vertex) -> tuple[float, float]:
     width = max(len(line) for line in vertex.lines) * CHAR_WIDTH + 2 * PAD_X
@@ -223,8 +230,11 @@ def _order(rows: list[list[_Item]]) -> None:
                                     (range(len(rows) - 2, -1, -1), "successors")):
             for i in indices:
                 rank = {id(item): k for row in rows for k, item in enumerate(row)}
-                rows[i].sort(key=lambda item, rank=rank, attr=neighbours: _barycenter(
-                    item, getattr(item, attr), rank))
+                rows[i].sort(key=_by_barycenter(rank, neighbours))
+
+
+def _by_barycenter(rank: dict[int, int], neighbours: str) -> Callable[[_Item], float]:
+    return lambda item: _barycenter(item, getattr(item, neighbours), rank)
 
 
 def _barycenter(item: _Item, neighbours: list[_Item], rank: dict[int, int]) -> float:
@@ -277,7 +287,7 @@ def layered_svg(graph: Graph, decorate: Decorate | None = None) -> str:
              'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
              'fill="#555555"/></marker></defs>']
     arity = {n.output: len(n.inputs) for n in graph.nodes}
-    parts += [_edge_path(route, arity[route.end.vertex.value], y_of) for route in routes]
+    parts += [_edge_path(route, arity[route.end.value], y_of) for route in routes]
     for vertex in drawn:
         item = items[vertex.value]
         parts.append(_vertex_svg(vertex, item.x, y_of(item), item.width, item.height,

@@ -12,14 +12,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
 from compiler import draw
-from compiler._explain import Report, count_text
-from compiler.ir import Graph, Value, is_reverse_mode_name
+from compiler.ir import Graph, Value, count_text, is_reverse_mode_name
 from compiler.tracing import BATCH
+
+if TYPE_CHECKING:
+    from compiler._explain import Report
 
 TEMPLATE = "report.html.j2"
 

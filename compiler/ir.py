@@ -22,13 +22,16 @@ import hashlib
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sympy
 
 from runtime._dtype import dtype as DType
 from runtime._dtype import from_numpy_dtype
+
+if TYPE_CHECKING:
+    from compiler.passes.driver import RewriteLog
 
 BATCH = sympy.Symbol("N", integer=True, positive=True)  # the batch size, where it stays symbolic
 
@@ -104,6 +107,12 @@ def _attr_text(value: Any) -> str:
 
 class Graph:
     """A static dataflow graph; see the module docstring."""
+
+    # Set by the step that makes them: the rewrites that fired (passes.simplify), the output
+    # of each gradient (autodiff.grad), whether the model returned a tuple (tracing.trace).
+    rewrite_log: RewriteLog
+    gradient_of: dict[str, Value]
+    _return_structure: str
 
     def __init__(self, name: str = "forward") -> None:
         self.name = name
@@ -265,3 +274,16 @@ def value_bytes(value: Value) -> tuple[int, int]:
         raise ValueError(f"%{value.name} has size {numel}, not linear in the batch size")
     coeffs = dict(zip(total.monoms(), total.coeffs()))
     return int(coeffs.get((1,), 0)), int(coeffs.get((0,), 0))
+
+
+def count_text(count: Any, unit: str = "") -> str:
+    """`2140160*N + 512` as `2,140,160·N + 512`, with `unit` after each number."""
+    expr = sympy.expand(sympy.sympify(count))
+    if not expr.free_symbols <= {BATCH} or not expr.is_polynomial(BATCH):
+        return f"{expr}{unit}"
+    terms = sympy.Poly(expr, BATCH).terms()
+    parts = []
+    for (power,), coefficient in terms:
+        number = f"{int(coefficient):,}{unit}"
+        parts.append(number + ("" if power == 0 else "·N" if power == 1 else f"·N^{power}"))
+    return " + ".join(parts) or f"0{unit}"

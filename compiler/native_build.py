@@ -122,7 +122,7 @@ def prepare_kernels(dtypes: Iterable[Any]) -> None:
     nor the disk cache has: they compile on another core while the caller traces and
     differentiates. `kernel_library` picks them up."""
     with _kernel_lock:
-        for dtype in {_gemm_dtype(d) for d in dtypes} - {None}:
+        for dtype in {g for d in dtypes if (g := _gemm_dtype(d)) is not None}:
             missing = [part for part in _kernel_parts(dtype) if part not in _kernel_libraries
                        and part not in _pending_parts
                        and artifact_cache.load(_kernel_key(part)) is None]

@@ -19,7 +19,8 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from types import FrameType
+from typing import Any, cast
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class TracingError(RuntimeError):
 
 def user_source_line() -> str:
     """`file:line` of the innermost frame outside runtime/ and compiler/ (the model's code)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
         if not filename.startswith(_PACKAGE_DIRS) and "importlib" not in filename:
@@ -51,6 +52,7 @@ class SymbolicTensor(Tensor):
     """A tensor that stands for an IR value while tracing."""
 
     _is_symbolic = True
+    _value: Value  # what it stands for
 
     @classmethod
     def of(cls, value: Value) -> SymbolicTensor:
@@ -139,7 +141,7 @@ class SymbolicTensor(Tensor):
         """In-place ops in a traced model become out-of-place: this tensor now names the result."""
         if result.shape != self.shape:
             raise TracingError(f"in-place update changes the shape of %{self._value.name}")
-        self._value = result._value
+        self._value = cast(SymbolicTensor, result)._value
         return self
 
     def zero_(self) -> Tensor:
@@ -165,7 +167,7 @@ class GraphBuilder:
         self.scope: list[str] = []
 
     def value_of(self, t: Tensor) -> Value:
-        if t._is_symbolic:
+        if isinstance(t, SymbolicTensor):
             return t._value
         known = self.bound.get(id(t))
         if known is not None:
@@ -215,8 +217,9 @@ def _named_module_outputs(model: Any, builder: GraphBuilder) -> Iterator[None]:
         return
     paths = {id(m): name for name, m in model.named_modules()} if isinstance(model, Module) else {}
     original = Module.__call__
+    named: set[Value] = set()  # the values a module has named (the innermost module names it)
 
-    def traced_call(module: Any, *args: Any, **kwargs: Any) -> Any:
+    def traced_call(module: Module, *args: Any, **kwargs: Any) -> Any:
         path = paths.get(id(module))
         if path is None or path == "":
             return original(module, *args, **kwargs)
@@ -226,16 +229,17 @@ def _named_module_outputs(model: Any, builder: GraphBuilder) -> Iterator[None]:
         finally:
             builder.scope.pop()
         if isinstance(result, SymbolicTensor) and result._value.kind == "node" \
-                and not getattr(result._value, "_named_by_module", False):
+                and result._value not in named:
             result._value.name = builder.graph.unique_name(f"{path}.out")
-            result._value._named_by_module = True
+            named.add(result._value)
         return result
 
-    Module.__call__ = traced_call
+    # patched on purpose (and undone below); `module` is the instance, as `self` is
+    Module.__call__ = traced_call  # type: ignore[method-assign, assignment]
     try:
         yield
     finally:
-        Module.__call__ = original
+        Module.__call__ = original  # type: ignore[method-assign]
 
 
 def _input_names(model: Callable[..., Any], count: int) -> list[str]:
@@ -300,7 +304,7 @@ def trace(model: Any, example_inputs: Sequence[Tensor], *, dynamic_batch: bool =
         if not isinstance(out, Tensor):
             raise TracingError(f"the model returned a {type(out).__name__} as output {i}; "
                                "a compiled model must return tensors")
-        if not out._is_symbolic:
+        if not isinstance(out, SymbolicTensor):
             raise TracingError(f"output {i} does not depend on the inputs or parameters")
         graph.outputs.append(out._value)
     graph._return_structure = "tuple" if isinstance(result, (tuple, list)) else "single"

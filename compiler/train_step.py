@@ -141,9 +141,10 @@ class CompiledTrainStep:
                  artifact_cache.exact_text([v.name for v in self.param_values]),
                  artifact_cache.exact_text([v.name for v in forward.inputs]),
                  type(self.model).__name__]
-        if any(part is None for part in parts):
+        known = [part for part in parts if part is not None]
+        if len(known) < len(parts):
             return None
-        return artifact_cache.entry_key("train_step", *parts)
+        return artifact_cache.entry_key("train_step", *known)
 
     def _load(self, key: str, forward: Graph) -> bool:
         """Take the native step from the artifact cache, if it has this compilation (then

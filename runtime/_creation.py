@@ -195,12 +195,13 @@ def randn(*size: Any, generator: Generator | None = None, dtype: _dtype.dtype | 
     return _finish(data, requires_grad)
 
 
-def randint(low: int, high: int | None = None, size: Sequence[int] = (), *,
+def randint(low: int, high: int | Sequence[int] | None = None, size: Sequence[int] = (), *,
             generator: Generator | None = None, dtype: _dtype.dtype | None = None,
             device: Any = None, requires_grad: bool = False) -> Tensor:
     check_device(device)
     if high is None or isinstance(high, (tuple, list)):  # randint(high, size)
-        low, high, size = 0, low, (size if high is None else high)
+        size = size if high is None else high
+        low, high = 0, low
     d = _dtype.int64 if dtype is None else dtype
     data = numpy_rng(generator).integers(low, high, size=_shape((size,))).astype(d.numpy)
     return _finish(data, requires_grad)

@@ -28,7 +28,7 @@ def einsum(equation: str, operands: Sequence[Tensor]) -> Tensor:
     (a, b), (la, lb) = operands, inputs
     a, la = _sum_unused(a, la, output + lb)
     b, lb = _sum_unused(b, lb, output + la)
-    sizes = {}
+    sizes: dict[str, Any] = {}
     for x, letters in ((a, la), (b, lb)):
         for letter, size in zip(letters, x.shape):
             if sizes.setdefault(letter, size) != size:
@@ -42,9 +42,9 @@ def einsum(equation: str, operands: Sequence[Tensor]) -> Tensor:
     a = _arrange(a, la, batch + left + contracted, [batch, left, contracted], sizes)
     b = _arrange(b, lb, batch + contracted + right, [batch, contracted, right], sizes)
     product = matmul.matmul(a, b)
-    letters = batch + left + right
+    letters = "".join(batch + left + right)
     product = _reshape(product, tuple(sizes[c] for c in letters))
-    return _to_output(product, "".join(letters), output)
+    return _to_output(product, letters, output)
 
 
 def _parse(equation: str, operands: Sequence[Tensor]) -> tuple[list[str], str]:

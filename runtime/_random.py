@@ -6,14 +6,23 @@ Draws come from numpy's PCG64, so a seed reproduces symgrad's draws exactly, but
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+
+def _fresh_seed() -> int:
+    """A seed below 2**63 from the operating system's entropy."""
+    entropy = np.random.SeedSequence().entropy  # an int, when no entropy is given
+    assert isinstance(entropy, int)
+    return entropy % (2**63)
 
 
 class Generator:
     """A source of random numbers (torch.Generator); `manual_seed` makes its draws reproducible."""
 
     def __init__(self, device: str = "cpu") -> None:
-        self._seed = int(np.random.SeedSequence().entropy % (2**63))
+        self._seed = _fresh_seed()
         self._rng = np.random.Generator(np.random.PCG64(self._seed))
 
     def manual_seed(self, seed: int) -> Generator:
@@ -22,13 +31,13 @@ class Generator:
         return self
 
     def seed(self) -> int:
-        return self.manual_seed(int(np.random.SeedSequence().entropy % (2**63)))._seed
+        return self.manual_seed(_fresh_seed())._seed
 
     def initial_seed(self) -> int:
         return self._seed
 
-    def get_state(self) -> dict:
-        return self._rng.bit_generator.state
+    def get_state(self) -> dict[str, Any]:
+        return dict(self._rng.bit_generator.state)
 
     def set_state(self, state: dict) -> Generator:
         self._rng.bit_generator.state = state

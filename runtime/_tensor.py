@@ -11,14 +11,38 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from runtime import _dtype
 from runtime._grad_mode import is_grad_enabled
 from runtime.autograd._node import AccumulateGrad, Node
+
+if TYPE_CHECKING:  # the methods attached at import time, declared (runtime/_tensor_methods.py)
+    from runtime._tensor_declarations import TensorMethods
+else:
+    TensorMethods = object
+
+TensorT = TypeVar("TensorT", bound="Tensor")
+
+
+class _Layers:
+    """What Tensor's own methods need from the modules above it, which import this one (so it
+    cannot import them): `runtime/_tensor_methods.py` sets them when it gives Tensor its other
+    methods (importing `runtime` does), as the compiler installs its tracer with
+    `runtime.ops._op.set_symbolic_handler`."""
+
+    zeros: Callable[..., Tensor]  # runtime._creation: Tensor(2, 3)
+    tensor: Callable[..., Tensor]  # runtime._creation: Tensor(data)
+    backward: Callable[..., None]  # runtime.autograd._engine
+    apply: Callable[..., Tensor]  # runtime.ops._op: an in-place change of a view
+    index_put: Callable[[Tensor, Any, Any], Tensor]  # runtime.ops.indexing: in-place updates
+    expand: Callable[[Tensor, Sequence[Any]], Tensor]  # runtime.ops.shape: copy_
+
+
+layers = _Layers()
 
 
 class _VersionCounter:
@@ -43,31 +67,41 @@ class Size(tuple):
         return int(np.prod(self, dtype=np.int64))
 
 
-class Tensor:
+class Tensor(TensorMethods):
     """A multi-dimensional array that can record the operations applied to it."""
 
     _is_symbolic = False  # True for the compiler's traced tensors
     _wrapped_number = False  # True for a Python number wrapped to take part in an op
     __array_priority__ = 1000  # numpy scalars on the left defer to our operators
 
+    # Set by _from_array (a traced tensor sets the autograd ones and has no data)
+    _data: np.ndarray
+    _requires_grad: bool
+    _grad_fn: Node | None
+    _output_nr: int
+    _grad: Tensor | None
+    _retains_grad: bool
+    _version: _VersionCounter
+    _accumulator: weakref.ref | None
+    _view_of: tuple[Tensor, Any, dict[str, Any]] | None  # (base, op, attrs)
+    _leaf_hooks: dict[int, Any]  # register_hook on a leaf: {handle id: hook}
+
     def __new__(cls, *args: Any, device: Any = None) -> Tensor:
         """`Tensor(data)`, `Tensor(2, 3)`, `Tensor(size)`, `Tensor()`, `Tensor(other)`: PyTorch's
         legacy constructor, a tensor of the default float dtype (sizes give zeros here, where
         PyTorch leaves the memory uninitialized); `Tensor(other)` shares other's memory."""
-        from runtime import _creation
-
         if cls is not Tensor:
             raise TypeError(f"{cls.__name__}(...) must be created by its own constructor")
         if len(args) == 1 and isinstance(args[0], Tensor):
             return args[0].detach()
         if not args:
-            return _creation.zeros(0, device=device)
+            return layers.zeros(0, device=device)
         if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args):
-            return _creation.zeros(*args, device=device)
+            return layers.zeros(*args, device=device)
         if len(args) == 1 and isinstance(args[0], Size):
-            return _creation.zeros(tuple(args[0]), device=device)
+            return layers.zeros(tuple(args[0]), device=device)
         if len(args) == 1:
-            return _creation.tensor(args[0], dtype=_dtype.get_default_dtype(), device=device)
+            return layers.tensor(args[0], dtype=_dtype.get_default_dtype(), device=device)
         raise TypeError(f"Tensor() received an invalid combination of arguments: {args!r}; "
                         "expected data, sizes, or a tensor")
 
@@ -75,19 +109,19 @@ class Tensor:
         """All the work is done by __new__."""
 
     @classmethod
-    def _from_array(cls, data: np.ndarray, requires_grad: bool = False) -> Tensor:
+    def _from_array(cls: type[TensorT], data: np.ndarray, requires_grad: bool = False) -> TensorT:
         """Wrap a numpy array without copying it (internal constructor)."""
         self = object.__new__(cls)
         self._data = data
         self._requires_grad = requires_grad
-        self._grad_fn: Node | None = None
+        self._grad_fn = None
         self._output_nr = 0
-        self._grad: Tensor | None = None
+        self._grad = None
         self._retains_grad = False
         self._version = _VersionCounter()
-        self._accumulator: weakref.ref | None = None
-        self._view_of: tuple[Tensor, Any, dict[str, Any]] | None = None  # (base, op, attrs)
-        self._leaf_hooks: dict[int, Any] = {}  # register_hook on a leaf: {handle id: hook}
+        self._accumulator = None
+        self._view_of = None
+        self._leaf_hooks = {}
         return self
 
     # ----- autograd state -------------------------------------------------------------------
@@ -198,10 +232,8 @@ class Tensor:
     def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
                  create_graph: bool = False, inputs: Sequence[Tensor] | None = None) -> None:
         """Accumulate the gradient of this tensor into the `.grad` of the leaves it depends on."""
-        from runtime.autograd._engine import backward
-
-        backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph,
-                 inputs=inputs)
+        layers.backward([self], [gradient], retain_graph=retain_graph,
+                        create_graph=create_graph, inputs=inputs)
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (shares memory and version counter)."""
@@ -383,9 +415,7 @@ class Tensor:
         recording = is_grad_enabled() and (self._requires_grad or result.requires_grad)
         if recording and result._grad_fn is None:
             # New values that owe nothing to the old ones: a node that passes them no gradient.
-            from runtime.ops.indexing import index_put
-
-            result = index_put(self, Ellipsis, result)
+            result = layers.index_put(self, Ellipsis, result)
         if recording and self._view_of is not None:
             return self._update_view(result)
         if result._grad_fn is not None:
@@ -399,6 +429,7 @@ class Tensor:
     def _update_view(self, result: Tensor) -> Tensor:
         """An in-place change of a view that records: the base takes the change into its
         history (its view op's `write_back`), and this view becomes a view of the new base."""
+        assert self._view_of is not None, "_inplace_update calls this for a view only"
         base, op, attrs = self._view_of
         if base._requires_grad and base._grad_fn is None:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
@@ -406,9 +437,8 @@ class Tensor:
         if result._grad_fn is not None:
             result._grad_fn.protect_saved(self)
         base._inplace_update(op.write_back(base, result, **attrs))
-        from runtime.ops._op import apply
-
-        view = apply(op, [base], **attrs)
+        view = layers.apply(op, [base], **attrs)
+        assert view._grad_fn is not None, "a view of a base that records has a grad_fn"
         self._set_history(view._grad_fn, view._output_nr)
         return self
 
@@ -439,10 +469,8 @@ class Tensor:
         return self._fill_values(float(value) if isinstance(value, Tensor) else value)
 
     def copy_(self, src: Any) -> Tensor:
-        from runtime.ops import shape as shape_ops
-
         src = src if isinstance(src, Tensor) else Tensor._from_array(np.asarray(src))
-        expanded = shape_ops.expand(src.to(self.dtype), self.shape)
+        expanded = layers.expand(src.to(self.dtype), self.shape)
         return self._inplace_update(expanded)
 
     def _random_(self, values: np.ndarray) -> Tensor:

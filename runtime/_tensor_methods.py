@@ -1,6 +1,8 @@
 """The table that gives Tensor its methods and operators, each calling a function of
 `runtime/_functions.py` (so `x.exp()`, `runtime.exp(x)` and a traced `exp` are one thing).
 In-place forms (`x.add_(y)`, `x += y`) compute out of place and write back into x's memory.
+It also hands Tensor's own methods what they need from the modules above `runtime/_tensor.py`
+(`runtime._tensor.layers`), which that module cannot import.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from runtime import _arrangement as A
 from runtime import _dtype
 from runtime import _functions as F
 from runtime._random import Generator, numpy_rng
-from runtime._tensor import Tensor
-from runtime.ops import indexing
+from runtime._tensor import Tensor, layers
+from runtime.autograd import _engine
+from runtime.ops import _op, indexing
+from runtime.ops import shape as shape_ops
 
 
 def _swap(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -34,24 +38,24 @@ def _to(self: Tensor, *args: Any, dtype: Any = None, device: Any = None,
     exists), the dtype converted; the same tensor when nothing changes, unless copy=True."""
     from runtime._device import check_device
 
-    args = list(args)
-    if args and isinstance(args[0], Tensor):  # to(other, non_blocking=False, copy=False)
-        other = args.pop(0)
+    rest = list(args)
+    if rest and isinstance(rest[0], Tensor):  # to(other, non_blocking=False, copy=False)
+        other = rest.pop(0)
         dtype, device = other.dtype, other.device
-    elif args and not isinstance(args[0], _dtype.dtype):  # to(device, dtype=None, ...)
-        device = args.pop(0)
+    elif rest and not isinstance(rest[0], _dtype.dtype):  # to(device, dtype=None, ...)
+        device = rest.pop(0)
         if device is None:
             raise TypeError("to() received an invalid combination of arguments: the device is "
                             "None; expected a device, a dtype or a tensor")
-    if args and isinstance(args[0], _dtype.dtype):
-        dtype = args.pop(0)
-    if args and isinstance(args[0], bool):
-        args.pop(0)  # non_blocking: every copy here is synchronous
-    if args and isinstance(args[0], bool):
-        copy = args.pop(0)
-    if args:
+    if rest and isinstance(rest[0], _dtype.dtype):
+        dtype = rest.pop(0)
+    if rest and isinstance(rest[0], bool):
+        rest.pop(0)  # non_blocking: every copy here is synchronous
+    if rest and isinstance(rest[0], bool):
+        copy = rest.pop(0)
+    if rest:
         raise TypeError(f"to() received an invalid combination of arguments - got "
-                        f"{tuple(type(a).__name__ for a in args)}; expected "
+                        f"{tuple(type(a).__name__ for a in rest)}; expected "
                         "(device, dtype), (dtype) or (tensor)")
     if device is not None:
         check_device(device)
@@ -124,8 +128,14 @@ MATH = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "a
         "atan2", "arctan2")
 
 
-def _attach() -> None:
+def _attach() -> dict[str, Any]:
+    from runtime import _creation
     from runtime._creation import empty, ones, zeros
+
+    # what Tensor's own methods need from the modules above it (runtime/_tensor.py: _Layers)
+    layers.zeros, layers.tensor = _creation.zeros, _creation.tensor
+    layers.backward, layers.apply = _engine.backward, _op.apply
+    layers.index_put, layers.expand = indexing.index_put, shape_ops.expand
 
     methods: dict[str, Any] = {
         # arithmetic
@@ -204,8 +214,13 @@ def _attach() -> None:
         setattr(Tensor, name, fn)
     for name, fn in inplace.items():
         setattr(Tensor, name, _inplace(fn))
-    Tensor.T = property(lambda self: F.permute(self, tuple(range(self.ndim))[::-1]))
-    Tensor.mT = property(lambda self: F.transpose(self, -2, -1))
+    properties = {"T": lambda self: F.permute(self, tuple(range(self.ndim))[::-1]),
+                  "mT": lambda self: F.transpose(self, -2, -1)}
+    for name, fn in properties.items():
+        setattr(Tensor, name, property(fn))
+    return {**methods, **inplace, **properties}
 
 
-_attach()
+# Each attached name and the function behind it (for an in-place method, its out-of-place form);
+# runtime/_tensor_declarations.py declares the same names for a type checker.
+ATTACHED = _attach()

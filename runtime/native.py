@@ -50,7 +50,8 @@ def _address(array: np.ndarray) -> int:
     """Where an array's data starts (~0.2 us through ctypes' buffer view, 1 us through
     __array_interface__, which read-only and empty arrays need)."""
     try:
-        return ctypes.addressof(ctypes.c_char.from_buffer(array))
+        # numpy's stubs do not declare ndarray's buffer protocol
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))  # type: ignore[arg-type]
     except (TypeError, ValueError, BufferError):
         return array.__array_interface__["data"][0]
 
@@ -72,6 +73,10 @@ class _Prepared:
 
 class NativeFunction:
     """A native function of the compiler's calling convention, called with numpy arrays."""
+
+    # Set by the compiler on a function built with profile=True: its per-node cycle counts
+    cycle_counters: np.ndarray
+    profiled_graph: Any
 
     def __init__(self, name: str, address: int, inputs: Sequence[BufferSpec],
                  outputs: Sequence[BufferSpec], arena_bytes: tuple[int, int],

@@ -189,8 +189,11 @@ class _CheckpointPickler(pickle._Pickler):  # the Python pickler: its save_globa
     """Pickles tensors as PyTorch does (rebuild calls over persistent storages) and writes
     symgrad's dtypes, Size, device and rebuild functions under PyTorch's names."""
 
+    # typeshed declares only part of pickle._Pickler (not save_global, write or memoize, and
+    # its dispatch as taking an Unpickler): hence the ignores below.
     dispatch = pickle._Pickler.dispatch.copy()
-    dispatch[types.FunctionType] = lambda self, obj: self.save_global(obj)  # (not the base's)
+    dispatch[types.FunctionType] = lambda self, obj: (  # (this class's save_global)
+        self.save_global(obj))  # type: ignore[attr-defined]
 
     def __init__(self, file: Any, protocol: int) -> None:
         super().__init__(file, protocol)
@@ -227,11 +230,11 @@ class _CheckpointPickler(pickle._Pickler):  # the Python pickler: its save_globa
     def save_global(self, obj: Any, name: str | None = None) -> None:
         written = _WRITTEN_AS.get(id(obj))
         if written is None:
-            super().save_global(obj, name)
+            super().save_global(obj, name)  # type: ignore[misc]
             return
         module, qualname = written
-        self.write(pickle.GLOBAL + f"{module}\n{qualname}\n".encode())
-        self.memoize(obj)
+        self.write(pickle.GLOBAL + f"{module}\n{qualname}\n".encode())  # type: ignore[attr-defined]
+        self.memoize(obj)  # type: ignore[attr-defined]
 
 
 def save(obj: Any, f: Any, pickle_module: Any = pickle, pickle_protocol: int = 2,
@@ -271,6 +274,7 @@ def _archive_name(f: Any) -> str:
 
 def _write_archive(file: Any, prefix: str, records: list[tuple[str, bytes]]) -> None:
     with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as archive:
+        assert archive.fp is not None  # open for writing
         for name, data in records:
             info = zipfile.ZipInfo(f"{prefix}/{name}", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_STORED

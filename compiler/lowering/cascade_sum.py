@@ -65,21 +65,27 @@ def _static(size: Any) -> int | None:
     return int(expr) if expr.is_Integer else None
 
 
+def _longer_than_block(size: Any) -> bool:
+    static = _static(size)
+    return static is None or static > BLOCK
+
+
 def plan_cascade(shape: Sequence[Any], source_strides: Sequence[Any], out_strides: Sequence[Any],
                  element_bytes: int) -> CascadePlan | None:
     """The plan for a sum nest (merged: see `loops.merge_dimensions`), or None when no reduced
     dimension is long or the output region a row touches grows with the batch size."""
     long = [k for k, (size, stride) in enumerate(zip(shape, out_strides))
-            if _static(stride) == 0 and (_static(size) is None or _static(size) > BLOCK)]
+            if _static(stride) == 0 and _longer_than_block(size)]
     if not long:
         return None
     dim = long[0]
     sizes = [_static(s) for s in shape[dim + 1:]]
     strides = [_static(s) for s in out_strides[dim + 1:]]
     kept = [(size, stride) for size, stride in zip(sizes, strides) if stride != 0]
-    if any(size is None or stride is None for size, stride in kept):
+    known = [(size, stride) for size, stride in kept if size is not None and stride is not None]
+    if len(known) < len(kept):
         return None
-    span = 1 + sum((size - 1) * stride for size, stride in kept)  # type: ignore[operator]
+    span = 1 + sum((size - 1) * stride for size, stride in known)
     capacity = PARTIAL_BYTES // element_bytes
     rows = _static(shape[dim])
     tiling: dict[str, int] = {}

@@ -9,7 +9,7 @@ products call. A lowering rule is a function `rule(lowering, node)` that emits o
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import sympy
@@ -113,7 +113,7 @@ class FunctionLowering:
         string keeps the IR text compact for a layer's weights), in the byte order of the
         module's data layout ('E' big-endian, 'e' little, unset: this machine's)."""
         layout = str(self.module.data_layout).split("-")
-        order = ">" if "E" in layout else "<" if "e" in layout else "="
+        order: Literal[">", "<", "="] = ">" if "E" in layout else "<" if "e" in layout else "="
         array = np.asarray(self.graph.constants[value], dtype=value.dtype.numpy)
         data = bytearray(array.astype(array.dtype.newbyteorder(order)).tobytes()) or bytearray(1)
         array_type = ir.ArrayType(I8, len(data))

@@ -62,17 +62,17 @@ def merge_dimensions(shape: Sequence[Any], strides: Sequence[Sequence[Any]]
                      ) -> tuple[list[Any], list[list[Any]]]:
     """Merge dimension i into i+1 where every operand has stride[i] == stride[i+1] * size[i+1]."""
     shape = list(shape)
-    strides = [list(s) for s in strides]
+    rows = [list(s) for s in strides]  # one row of strides per operand
     i = len(shape) - 2
     while i >= 0:
-        if all(_same(s[i], s[i + 1] * shape[i + 1]) for s in strides):
+        if all(_same(s[i], s[i + 1] * shape[i + 1]) for s in rows):
             shape[i:i + 2] = [shape[i] * shape[i + 1]]
-            for s in strides:
+            for s in rows:
                 s[i:i + 2] = [s[i + 1]]
         i -= 1
     # size-1 dimensions contribute nothing
     keep = [k for k, size in enumerate(shape) if not _same(size, 1)]
-    return [shape[k] for k in keep], [[s[k] for k in keep] for s in strides]
+    return [shape[k] for k in keep], [[s[k] for k in keep] for s in rows]
 
 
 def contiguous_strides(shape: Sequence[Any]) -> list[Any]:

@@ -19,7 +19,7 @@ from runtime.ops._broadcast import broadcast_shapes
 
 
 def matmul(low: FunctionLowering, node: Node) -> None:
-    _product(low, node, *node.inputs, accumulate=False)
+    _product(low, node, node.inputs[0], node.inputs[1], accumulate=False)
 
 
 def gemm_accumulate(low: FunctionLowering, node: Node) -> None:

@@ -11,6 +11,7 @@ lifetime.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from compiler.errors import CompileError
@@ -82,7 +83,7 @@ def plan_arena(graph: Graph, external: set[Value]) -> ArenaPlan:
         if node.op.aliases_input and node.output not in external:
             source = node.inputs[0]
             aliases[node.output] = aliases.get(source, source)
-    storage = lambda v: aliases.get(v, v)  # noqa: E731
+    storage: Callable[[Value], Value] = lambda v: aliases.get(v, v)  # noqa: E731
     start: dict[Value, int] = {}
     end: dict[Value, int] = {}
     for index, node in enumerate(graph.nodes):

@@ -298,6 +298,7 @@ class _Optimizer:
         if self._process is None or self._runs >= OPTIMIZER_RUNS:
             self._restart()
         process = self._process
+        assert process is not None and process.stdin is not None  # piped by _restart
         self._runs += 1
         try:
             process.stdin.write(_LENGTH.pack(len(data)) + data)
@@ -340,6 +341,7 @@ class _Optimizer:
         """End the child (it exits when its input closes)."""
         process, self._process = self._process, None
         if process is not None:
+            assert process.stdin is not None and process.stdout is not None  # piped by _restart
             with contextlib.suppress(OSError):
                 process.stdin.close()
             process.wait()

@@ -10,10 +10,12 @@ denormals.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any, TypeAlias
 
 from llvmlite import ir
 
-FloatValue = ir.Value  # a float, double or vector-of-those IR value
+FloatValue: TypeAlias = ir.Value  # a float, double or vector-of-those IR value
 
 
 def _element_type(type_: ir.Type) -> ir.Type:
@@ -68,7 +70,7 @@ def fma(builder: ir.IRBuilder, a: FloatValue, b: FloatValue, c: FloatValue) -> F
     return builder.call(function, [a, b, c])
 
 
-def _horner(builder: ir.IRBuilder, x: FloatValue, coefficients: list[float]) -> FloatValue:
+def _horner(builder: ir.IRBuilder, x: FloatValue, coefficients: Sequence[float]) -> FloatValue:
     """c0*x^(n-1) + ... + c_(n-1), coefficients from the highest power down, by FMA."""
     result = _constant(x.type, coefficients[0])
     for coefficient in coefficients[1:]:
@@ -92,7 +94,7 @@ class _Format:
 
 
 # exp: e^x = 2^n * e^r, n = round(x / ln 2), r = x - n ln 2 (Cody-Waite: ln 2 = hi + lo)
-_EXP_F32 = {
+_EXP_F32: dict[str, Any] = {
     "clamp": (-104.0, 89.0),  # beyond: 0 and inf come out of the scaling itself
     "ln2": (0.693359375, -2.12194440e-4),
     # Cephes expf: e^r ~ 1 + r + r^2 * P(r) on [-ln2/2, ln2/2]
@@ -105,7 +107,7 @@ _EXP_F32 = {
         5.0000001201e-1,
     ],
 }
-_EXP_F64 = {
+_EXP_F64: dict[str, Any] = {
     "clamp": (-746.0, 710.0),
     "ln2": (6.93147180369123816490e-01, 1.90821492927058770002e-10),
     # Taylor to r^13: truncation error below 1e-17 on [-ln2/2, ln2/2]
@@ -253,7 +255,7 @@ def _intrinsic(builder: ir.IRBuilder, name: str, *values: FloatValue) -> FloatVa
 # tanh: below `bound`, x + x^3 P(x^2), P minimax for the relative error of tanh (where
 # 1 - 2/(e^2|x| + 1) cancels: it was 11 ulp at |x| = 1/8); above, that form, whose error is
 # damped there by (2/(e^2|x| + 1)) / tanh|x| <= 0.31 (float32) and 0.8 (float64)
-_TANH_F32 = {
+_TANH_F32: dict[str, Any] = {
     "bound": 1.0,
     "poly": [
         -0.00035861122887581587,
@@ -265,7 +267,7 @@ _TANH_F32 = {
         -0.33333295583724976,
     ],  # 4.7e-9 relative, float32 coefficients
 }
-_TANH_F64 = {
+_TANH_F64: dict[str, Any] = {
     "bound": 0.625,
     "poly": [
         -1.6071916567790882e-05,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from compiler.ir import Graph, Node, Value
-from compiler.passes.driver import RewriteLog, graph_pass
+from compiler.passes.driver import RewriteLog, eliminate_dead_code, graph_pass
 
 
 def _op_key(op: Any) -> Any:
@@ -43,15 +43,3 @@ def merge_equal_nodes(graph: Graph, log: RewriteLog) -> Graph:
 def remove_dead_nodes(graph: Graph, log: RewriteLog) -> Graph:
     """Nodes whose values no output needs are dropped."""
     return eliminate_dead_code(graph)
-
-
-def eliminate_dead_code(graph: Graph) -> Graph:
-    live = set(graph.outputs)
-    kept: list[Node] = []
-    for node in reversed(graph.nodes):
-        if node.output in live:
-            kept.append(node)
-            live.update(node.inputs)
-    if len(kept) == len(graph.nodes):
-        return graph
-    return graph.rebuild(kept[::-1], graph.outputs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from compiler.ir import Graph, Node, Value
 
@@ -104,11 +104,22 @@ def _value_text(ctx: RewriteContext, value: Value) -> str:
     return node.text() if node is not None else f"%{value.name}"
 
 
+def eliminate_dead_code(graph: Graph) -> Graph:
+    """The graph without the nodes whose values no output needs (the same graph if none)."""
+    live = set(graph.outputs)
+    kept: list[Node] = []
+    for node in reversed(graph.nodes):
+        if node.output in live:
+            kept.append(node)
+            live.update(node.inputs)
+    if len(kept) == len(graph.nodes):
+        return graph
+    return graph.rebuild(kept[::-1], graph.outputs)
+
+
 def run_rewrites(graph: Graph, stage: str, rewrites: list[Rewrite], log: RewriteLog) -> Graph:
     """One pass over the nodes in order, applying the first rewrite that fires to each.
     Dead nodes are dropped first, so use counts (which fusion and folding rely on) are true."""
-    from compiler.passes.cse import eliminate_dead_code
-
     graph = eliminate_dead_code(graph)
     uses: dict[Value, int] = {}
     for node in graph.nodes:
@@ -140,6 +151,14 @@ def run_rewrites(graph: Graph, stage: str, rewrites: list[Rewrite], log: Rewrite
     return work
 
 
+def is_graph_pass(entry: Rewrite | GraphPass) -> TypeGuard[GraphPass]:
+    return bool(getattr(entry, "is_graph_pass", False))
+
+
+def is_rewrite(entry: Rewrite | GraphPass) -> TypeGuard[Rewrite]:
+    return not is_graph_pass(entry)
+
+
 def run_stage(graph: Graph, stage: str, log: RewriteLog | None = None,
               max_rounds: int = 8) -> Graph:
     """Run one stage's rewrites and passes until nothing fires (at most max_rounds times)."""
@@ -147,9 +166,9 @@ def run_stage(graph: Graph, stage: str, log: RewriteLog | None = None,
     for _ in range(max_rounds):
         before = len(log.events)
         for entry in STAGES[stage]:
-            if getattr(entry, "is_graph_pass", False):
-                graph = entry(graph, log)  # type: ignore[call-arg]
-        rewrites = [e for e in STAGES[stage] if not getattr(e, "is_graph_pass", False)]
+            if is_graph_pass(entry):
+                graph = entry(graph, log)
+        rewrites = [e for e in STAGES[stage] if is_rewrite(e)]
         if rewrites:
             graph = run_rewrites(graph, stage, rewrites, log)
         if len(log.events) == before:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 from runtime.autograd._node import AccumulateGrad, Node
 
 Edge = tuple[Node, int]
+MaybeEdge = tuple[Node | None, int]  # a tensor that requires no grad has no edge: (None, 0)
 
 
 def _root_gradients(roots: Sequence[Tensor], grads: Sequence[Tensor | None]) -> list[Tensor]:
@@ -45,6 +46,12 @@ def _root_gradients(roots: Sequence[Tensor], grads: Sequence[Tensor | None]) -> 
                                f"{grad.shape} and output[{i}] has a shape of {root.shape}.")
         result.append(grad)
     return result
+
+
+def _root_edge(root: Tensor) -> Edge:
+    node, nr = root._gradient_edge()
+    assert node is not None, "a root requires grad (checked by _root_gradients)"
+    return node, nr
 
 
 def _count_dependencies(roots: Sequence[Node]) -> dict[Node, int]:
@@ -82,13 +89,14 @@ def _leading_to(targets: set[Node], nodes: Collection[Node]) -> set[Node]:
 
 
 def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retain_graph: bool,
-                 create_graph: bool, capture: Sequence[Edge] | None = None,
-                 accumulate: bool = True) -> dict[Edge, Tensor | None]:
+                 create_graph: bool, capture: Sequence[MaybeEdge] | None = None,
+                 accumulate: bool = True) -> dict[MaybeEdge, Tensor | None]:
     """Run the graph behind `roots`; return the gradients arriving at the `capture` edges."""
-    root_edges = [r._gradient_edge() for r in roots]
+    root_edges = [_root_edge(r) for r in roots]
     dependencies = _count_dependencies([node for node, _ in root_edges])
-    captured: dict[Edge, Tensor | None] = {edge: None for edge in capture or ()}
-    wanted = None if accumulate else _leading_to({node for node, _ in captured}, dependencies)
+    captured: dict[MaybeEdge, Tensor | None] = {edge: None for edge in capture or ()}
+    wanted = None if accumulate else _leading_to(
+        {node for node, _ in captured if node is not None}, dependencies)
 
     buffers: dict[Node, list[Tensor | None]] = {}
     for (node, nr), grad in zip(root_edges, root_grads):
@@ -100,9 +108,9 @@ def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retai
             node = ready.pop()
             grads_in = _run_tensor_hooks(node, buffers.pop(node, [None] * node.num_outputs))
             for nr, ref in node._retained.items():
-                tensor = ref()
-                if tensor is not None and grads_in[nr] is not None:
-                    g = grads_in[nr] if create_graph else grads_in[nr].detach()
+                tensor, g = ref(), grads_in[nr]
+                if tensor is not None and g is not None:
+                    g = g if create_graph else g.detach()
                     tensor._grad = g if tensor._grad is None else tensor._grad + g
             for nr in range(node.num_outputs):
                 if (node, nr) in captured and grads_in[nr] is not None:
@@ -113,9 +121,9 @@ def run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *, retai
             grads_out = _validate(node, node.apply(grads_in)) if runs else ()
             if not retain_graph and (wanted is None or node in wanted):
                 node.release()
-            for (child, nr), grad in zip(node.next_functions, grads_out):
-                if child is not None and grad is not None:
-                    _add_to_buffer(buffers, child, nr, grad)
+            for (child, nr), child_grad in zip(node.next_functions, grads_out):
+                if child is not None and child_grad is not None:
+                    _add_to_buffer(buffers, child, nr, child_grad)
             for child, _ in node.next_functions:
                 if child is None:
                     continue
@@ -202,11 +210,11 @@ def _accumulate_non_leaf(t: Tensor, g: Tensor) -> None:
 def grad(outputs: Sequence[Tensor] | Tensor, inputs: Sequence[Tensor] | Tensor,
          grad_outputs: Sequence[Tensor | None] | Tensor | None = None,
          retain_graph: bool | None = None, create_graph: bool = False,
-         allow_unused: bool | None = None, materialize_grads: bool = False) -> tuple[Tensor, ...]:
+         allow_unused: bool | None = None,
+         materialize_grads: bool = False) -> tuple[Tensor | None, ...]:
     """The gradients of `outputs` with respect to `inputs`, returned rather than accumulated."""
     outputs = [outputs] if isinstance(outputs, _tensor.Tensor) else list(outputs)
-    single_input = isinstance(inputs, _tensor.Tensor)
-    inputs = [inputs] if single_input else list(inputs)
+    inputs = [inputs] if isinstance(inputs, _tensor.Tensor) else list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, _tensor.Tensor):
@@ -220,7 +228,7 @@ def grad(outputs: Sequence[Tensor] | Tensor, inputs: Sequence[Tensor] | Tensor,
     edges = [t._gradient_edge() for t in inputs]
     captured = run_backward(outputs, grads, retain_graph=retain_graph, create_graph=create_graph,
                             capture=edges, accumulate=False)
-    result = []
+    result: list[Tensor | None] = []
     for t, edge in zip(inputs, edges):
         g = captured[edge]
         if g is None:

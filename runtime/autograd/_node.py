@@ -17,7 +17,7 @@ use; so recorded graphs have no reference cycles and are freed as soon as their 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from runtime._tensor import Tensor
@@ -78,9 +78,10 @@ class Node:
 
 
 _node_classes: dict[tuple[type, str], type] = {}
+NodeT = TypeVar("NodeT", bound=Node)
 
 
-def named_node_class(base: type[Node], name: str) -> type[Node]:
+def named_node_class(base: type[NodeT], name: str) -> type[NodeT]:
     """The subclass of `base` called `name` (AddBackward0, CubeBackward), made once."""
     key = (base, name)
     if key not in _node_classes:
@@ -120,9 +121,11 @@ class SavedTensor:
         self._requires_grad = tensor.requires_grad
         self._output_nr = tensor._output_nr
         # A saved output keeps only its data: no reference back to the node, so no cycle.
-        self._data_tensor = tensor.detach() if is_output else tensor
+        self._data_tensor: Tensor | None = tensor.detach() if is_output else tensor
 
-    def unpack(self, owner: Node) -> Tensor:
+    def unpack(self, owner: Node | None) -> Tensor:
+        """The saved value; `owner` is the node that saved it (None for a value saved with no
+        graph recorded, never an output)."""
         tensor = self._data_tensor
         if tensor is None:
             raise RuntimeError(FREED_MESSAGE)
@@ -131,7 +134,7 @@ class SavedTensor:
                                                  owner if self._is_output else tensor.grad_fn))
         if self._is_output:
             rebuilt = tensor.detach()
-            if self._requires_grad:
+            if self._requires_grad and owner is not None:
                 rebuilt._set_history(owner, self._output_nr)
             return rebuilt
         return tensor
@@ -141,8 +144,9 @@ class SavedTensor:
 
     def keep_private_copy(self) -> None:
         """Hold a copy of the saved values (same history), before their memory is overwritten."""
-        self._data_tensor = self._data_tensor._snapshot()
-        self._version = self._data_tensor._version.value
+        if self._data_tensor is not None:  # freed values need no copy
+            self._data_tensor = self._data_tensor._snapshot()
+            self._version = self._data_tensor._version.value
 
     def free(self) -> None:
         self._data_tensor = None

@@ -54,7 +54,7 @@ def _tree_changed() -> None:
     _tree_version += 1
 
 
-class _Registry(dict):  # type: ignore[type-arg]
+class _Registry(dict):
     """A module's registry (children, parameters, buffers, hooks): a dict whose every change
     advances `tree_version()`. Reading costs what a dict read costs."""
 

@@ -26,8 +26,8 @@ computes, and when grad mode is on and an input requires grad it records an `OpN
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -52,34 +52,38 @@ class Op:
     aliases_input: bool = False  # compiled, the result is input 0's memory (a reshape)
     preserves_elements: bool = False  # the result is input 0's elements, moved or converted
 
-    def infer(self, inputs: Sequence[Any], **attrs: Any) -> tuple[Shape, dtype]:
+    # Each rule takes the op's attributes as keywords; a subclass names the ones it has
+    # (`def infer(self, inputs, *, dim, keepdim)`), which `*args: Any, **attrs: Any` admits.
+    def infer(self, inputs: Sequence[Any], /, *args: Any, **attrs: Any) -> tuple[Shape, dtype]:
         raise NotImplementedError
 
-    def compute(self, arrays: Sequence[np.ndarray], **attrs: Any) -> np.ndarray:
+    def compute(self, arrays: Sequence[np.ndarray], /, *args: Any, **attrs: Any) -> np.ndarray:
         raise NotImplementedError
 
     def vjp(self, ctx: VJPContext, grad: Tensor) -> Sequence[Tensor | None]:
         raise NotImplementedError(f"{self.name} is not differentiable")
 
-    def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> tuple[Sequence[int], bool]:
+    def saves(self, needs_input_grad: Sequence[bool], /, *args: Any,
+              **attrs: Any) -> tuple[Sequence[int], bool]:
         """Indices of the inputs the vjp reads, and whether it reads the output."""
         return range(len(needs_input_grad)), False
 
-    def node_name(self, inputs: Sequence[Any], **attrs: Any) -> str:
+    def node_name(self, inputs: Sequence[Any], /, *args: Any, **attrs: Any) -> str:
         return self.backward_name
 
-    def edge_inputs(self, inputs: Sequence[Any], **attrs: Any) -> Sequence[int]:
+    def edge_inputs(self, inputs: Sequence[Any], /, *args: Any, **attrs: Any) -> Sequence[int]:
         """Positions of the inputs that get an edge (an entry of `grad_fn.next_functions`)."""
         return range(len(inputs))
 
-    def flops(self, input_shapes: Sequence[Shape], output_shape: Shape, **attrs: Any) -> Any:
+    def flops(self, input_shapes: Sequence[Shape], output_shape: Shape, /, *args: Any,
+              **attrs: Any) -> Any:
         """Floating point operations of one application: an int, or a polynomial in the
         batch size when a shape holds it."""
         raise NotImplementedError(
             f"op {self.name!r} has no FLOP count: define {type(self).__name__}.flops "
             "(return 0 for an op that only moves data)")
 
-    def write_back(self, base: Tensor, view_value: Tensor, **attrs: Any) -> Tensor:
+    def write_back(self, base: Tensor, view_value: Tensor, /, *args: Any, **attrs: Any) -> Tensor:
         """For a view op: the value of `base` once its view is changed to `view_value`, built
         with ops (what an in-place change of a view does to its base's history)."""
         raise NotImplementedError(f"in-place changes of a {self.name} view are not supported")
@@ -88,7 +92,7 @@ class Op:
         return f"<op {self.name}>"
 
 
-def numel(shape: Shape) -> Any:
+def numel(shape: Sequence[Any]) -> Any:
     """The number of elements of a shape (an int, or an expression of symbolic sizes)."""
     count: Any = 1
     for size in shape:
@@ -124,7 +128,7 @@ class VJPContext:
     __slots__ = ("inputs", "output", "attrs", "needs_input_grad", "input_shapes", "input_dtypes")
 
     def __init__(self, inputs: list[Any], output: Any, attrs: dict[str, Any],
-                 needs_input_grad: Sequence[bool], input_shapes: list[Shape],
+                 needs_input_grad: Sequence[bool], input_shapes: Sequence[Shape],
                  input_dtypes: list[dtype]) -> None:
         self.inputs = inputs
         self.output = output
@@ -172,7 +176,9 @@ class OpNode(Node):
         output = self._saved_output.unpack(self) if self._saved_output is not None else None
         ctx = VJPContext(inputs, output, self.attrs, self.needs_input_grad, self.input_shapes,
                          self.input_dtypes)
-        grads = self.op.vjp(ctx, grad_outputs[0])
+        grad = grad_outputs[0]
+        assert grad is not None, "the engine runs a node only with a gradient to pass back"
+        grads = self.op.vjp(ctx, grad)
         return [grads[i] if self.needs_input_grad[i] else None for i in self._edges]
 
     def protect_saved(self, tensor: Tensor) -> None:
@@ -191,7 +197,15 @@ class OpNode(Node):
             self._saved_output.free()
 
 
-SymbolicHandler = Callable[[Op, Sequence[Any], dict[str, Any]], Any]
+class SymbolicHandler(Protocol):
+    """What a tracer offers the runtime: it records an op applied to symbolic tensors, and
+    makes a tensor of a size that depends on the traced batch size."""
+
+    def __call__(self, op: Op, inputs: Sequence[Any], attrs: dict[str, Any], /) -> Any: ...
+
+    def symbolic_size(self, expr: Any, dtype: dtype, /) -> Tensor: ...
+
+
 _tracing = threading.local()
 
 

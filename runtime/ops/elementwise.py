@@ -179,7 +179,7 @@ class Elementwise(Op):
         return ops
 
     def saves(self, needs_input_grad: Sequence[bool], **attrs: Any) -> tuple[Sequence[int], bool]:
-        names = set()
+        names: set[str] = set()
         for i, needed in enumerate(needs_input_grad):
             op = self._vjp_ops[i] if needed else None
             if op is not None:
@@ -320,7 +320,9 @@ def wrap_operands(operands: Sequence[Any]) -> list[Any]:
             continue
         if _is_size(x):  # a size that depends on the traced batch size: the tracer's value
             d = _dtype.lift(tensors_dtype, 1)
-            wrapped.append(_op.symbolic_handler().symbolic_size(x, d))
+            handler = _op.symbolic_handler()
+            assert handler is not None, "a symbolic size exists only while tracing"
+            wrapped.append(handler.symbolic_size(x, d))
             continue
         wrapped.append(wrapped_number(x, _dtype.lift(tensors_dtype, x)))
     return wrapped

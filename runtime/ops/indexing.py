@@ -62,7 +62,7 @@ def normalize_key(key: Any, shape: Sequence[int]) -> tuple[tuple[Any, ...], list
         elif isinstance(item, slice):
             template.append((slice, _slice_part(item.start), _slice_part(item.stop),
                              _slice_part(item.step)))
-            if item.step is not None and _slice_part(item.step) <= 0:
+            if item.step is not None and int(item.step) <= 0:
                 raise ValueError("step must be greater than zero")
             consumed += 1
         elif item is None or item is Ellipsis:

@@ -123,7 +123,8 @@ class MaxPoolIndices(Op):
         # One pass per kernel position over output-sized strided views: keep the larger value
         # (or a NaN, as PyTorch) and the position it came from.
         has_nan = x.dtype.kind == "f" and bool(np.isnan(x).any())
-        best = best_position = None
+        best: np.ndarray | None = None
+        best_position: Any = None  # an array once the first position is seen
         positions = list(itertools.product(*(range(k) for k in kernel)))
         for k, position in enumerate(positions):
             values = xp[(slice(None), slice(None), *(
@@ -173,7 +174,7 @@ class AdaptiveMaxPoolIndices(Op):
             index = np.zeros(x.shape[:2], dtype=np.int64)
             for axis, (lo, _) in enumerate(window):
                 index = index * size[axis] + lo + offsets[axis]
-            flat[(slice(None), slice(None), *cell)] = index
+            flat[(slice(None), slice(None)) + cell] = index
         return flat
 
 

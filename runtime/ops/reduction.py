@@ -237,7 +237,7 @@ class ScatterAddIntoZeros(Op):
                 shape: tuple[int, ...]) -> np.ndarray:
         grad, index = arrays
         out = np.zeros(shape, dtype=grad.dtype)
-        grid = list(np.indices(index.shape, sparse=True))
+        grid: list[Any] = list(np.indices(index.shape, sparse=True))
         grid[dim] = index
         np.add.at(out, tuple(grid), grad)
         return out

@@ -99,7 +99,7 @@ class Optimizer:
         self.param_groups.append(param_group)
 
     def _check_disjoint(self, param_group: ParamGroup) -> None:
-        seen = set()
+        seen: set[int] = set()
         for group in self.param_groups:
             seen.update(id(p) for p in group["params"])
             if ("param_names" in group) != ("param_names" in param_group):

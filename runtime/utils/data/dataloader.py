@@ -50,8 +50,8 @@ class DataLoader(Generic[T_co]):
         self.sampler = sampler
         self.batch_sampler = batch_sampler
         self.generator = generator
-        self.collate_fn = collate_fn or (default_collate if batch_sampler is not None
-                                         else default_convert)
+        self.collate_fn: Callable[[Any], Any] = collate_fn or (
+            default_collate if batch_sampler is not None else default_convert)
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.timeout = timeout
