@@ -107,7 +107,7 @@ def _emit_nodes(low: FunctionLowering, profile_symbol: str | None) -> None:
         _emit_part(low, emitted, counters)
         return
     entry, entry_builder = low.function, low.builder
-    parts = []
+    parts: list[ir.Function] = []
     for start in range(0, len(emitted), NODES_PER_FUNCTION):
         part = low.begin_function(f"{entry.name}.part{len(parts)}")
         part.linkage = "internal"
