@@ -37,6 +37,12 @@ print(optimizer)
 for t in range(1500):
     prediction = model(features)
     loss = loss_fn(prediction, y)
+    if t == 0:
+        node, chain = loss.grad_fn, []
+        while node is not None:
+            chain.append(type(node).__name__)
+            node = next((n for n, _ in node.next_functions if n is not None), None)
+        print("grad_fn chain:", " -> ".join(chain))
     if t % 300 == 299:
         print(f"step {t + 1}: loss {loss.item():.4f}")
     optimizer.zero_grad()

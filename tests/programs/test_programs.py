@@ -102,6 +102,8 @@ def test_polynomial_fit_with_rmsprop_converges(polynomial_fit):
     output = run(polynomial_fit)
     assert output.startswith("features: runtime.Size([2000, 3]) runtime.float32\n")
     assert "RMSprop (\nParameter Group 0\n    alpha: 0.99\n" in output
+    assert ("grad_fn chain: MseLossBackward0 -> ViewBackward0 -> AddmmBackward0 -> "
+            "AccumulateGrad\n") in output
     losses = [float(n) for n in re.findall(r"loss (\S+)", output)]
     assert len(losses) == 5 and all(a > b for a, b in zip(losses, losses[1:]))
     assert "{0: ['square_avg', 'step'], 1: ['square_avg', 'step']} steps: 1500.0" in output
