@@ -8,6 +8,7 @@ project: one forked child per module from a parent that imported only the third-
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -40,13 +41,22 @@ sys.exit(1 if failures else 0)
 """
 
 
+# modules that need an optional package, by the package: imported only where it is installed
+OPTIONAL = {"runtime.utils.tensorboard": "tensorboard"}
+
+
 def project_modules() -> list[str]:
-    """Dotted names of every module and package of runtime/ and compiler/, sorted."""
+    """Dotted names of every module and package of runtime/ and compiler/ (but those whose
+    optional package is not installed), sorted."""
+    missing = [prefix for prefix, package in OPTIONAL.items()
+               if importlib.util.find_spec(package) is None]
     names = []
     for package in ("runtime", "compiler"):
         for path in (ROOT / package).rglob("*.py"):
             parts = path.relative_to(ROOT).with_suffix("").parts
-            names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            if not any(name == m or name.startswith(m + ".") for m in missing):
+                names.append(name)
     return sorted(names)
 
 
