@@ -179,6 +179,8 @@ class GraphBuilder:
         return value
 
     def __call__(self, op: _op.Op, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> Tensor:
+        if op.composite:  # one autograd node eagerly; the graph holds the primitives it is made of
+            return op.decompose(inputs, **attrs)
         values = [self.value_of(t) for t in inputs]
         shape, out_dtype = op.infer(values, **attrs)
         prefix = self.scope[-1] if self.scope else ""

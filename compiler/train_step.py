@@ -69,7 +69,8 @@ def _check_optimizer(optimizer: Any) -> None:
     if not isinstance(optimizer, Optimizer) or type(optimizer).update is Optimizer.update:
         raise NotImplementedError(
             f"compile_train_step needs an optimizer whose update is written as a function of "
-            f"tensors (runtime.optim's SGD, Adam, AdamW), not {type(optimizer).__name__}")
+            f"tensors (runtime.optim's SGD, Adam, AdamW, RMSprop, Adagrad), not "
+            f"{type(optimizer).__name__}")
     if len(optimizer.param_groups) != 1:
         raise NotImplementedError("compile_train_step supports one parameter group")
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from runtime import _dtype, return_types
 from runtime._tensor import Tensor
+from runtime.ops import composite, indexing, reduction, scan
 from runtime.ops import elementwise as ew
-from runtime.ops import indexing, reduction, scan
 from runtime.ops import matmul as _matmul
 from runtime.ops import shape as shape_ops
 from runtime.ops import softmax as sm
@@ -343,7 +343,7 @@ def max(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: 
         return maximum(input, dim)
     if dim is None:
         return reduction.amax(input)
-    return return_types.max(reduction.extremum_along(input, dim, keepdim, largest=True))
+    return return_types.max(_extremum_along(input, dim, keepdim, largest=True))
 
 
 def min(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
@@ -351,7 +351,16 @@ def min(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: 
         return minimum(input, dim)
     if dim is None:
         return reduction.amin(input)
-    return return_types.min(reduction.extremum_along(input, dim, keepdim, largest=False))
+    return return_types.min(_extremum_along(input, dim, keepdim, largest=False))
+
+
+def _extremum_along(input: Tensor, dim: int, keepdim: bool, largest: bool) -> tuple[Any, Any]:
+    """(values, indices); eagerly the values are one MaxBackward0 / MinBackward0 node, as in
+    PyTorch, while a trace records the argmax and gather they are made of once."""
+    if input._is_symbolic or input.ndim == 0:
+        return reduction.extremum_along(input, dim, keepdim, largest)
+    indices = (reduction.argmax if largest else reduction.argmin)(input, dim, keepdim)
+    return composite.extremum_values(input, dim, keepdim, largest), indices
 
 
 def amax(input: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
@@ -517,7 +526,7 @@ def permute(input: Tensor, *dims: Any) -> Tensor:
 def t(input: Tensor) -> Tensor:
     if input.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
-    return shape_ops.transpose(input, 0, 1) if input.ndim == 2 else input
+    return composite.t(input) if input.ndim == 2 else input
 
 
 def expand(input: Tensor, *sizes: Any) -> Tensor:

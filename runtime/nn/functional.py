@@ -34,6 +34,7 @@ from runtime.nn._spatial_functional import (  # noqa: F401 - part of nn.function
     max_pool2d,
     pad,
 )
+from runtime.ops import composite
 from runtime.ops import elementwise as ew
 from runtime.ops import embedding as embedding_ops
 from runtime.ops import normalization as norm_ops
@@ -43,6 +44,8 @@ from runtime.ops import normalization as norm_ops
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input @ weight.T + bias (weight is (out_features, in_features), as nn.Linear stores it)."""
+    if bias is not None and input.ndim == 2 and weight.ndim == 2:
+        return composite.addmm(bias, input, weight.t())  # one AddmmBackward0, as PyTorch
     output = runtime.matmul(input, weight.t())
     return output if bias is None else output + bias
 
@@ -411,6 +414,14 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
     """Negative log-likelihood of class indices `target` under log-probabilities `input`, which
     is (C), (N, C) or (N, C, d1, ...) with the classes on dim 1."""
     reduction = _reduction.resolve(size_average, reduce, reduction)
+    class_dim = _check_nll_arguments(input, target, weight)
+    _check_target_values(target, input.shape[class_dim], ignore_index)
+    return composite.nll_loss(input, target, weight, ignore_index, reduction)
+
+
+def _nll_loss_decomposed(input: Tensor, target: Tensor, weight: Tensor | None = None, *,
+                         ignore_index: int, reduction: str) -> Tensor:
+    """nll_loss made of primitive ops (one NllLossBackward0 node eagerly)."""
     loss, weights, _, _ = _nll_terms(input, target, weight, ignore_index)
     return _weighted_reduce(loss, weights, reduction)
 
@@ -429,10 +440,10 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     if input.shape == target.shape:
         return _cross_entropy_with_probabilities(logp, target, weight, ignore_index, reduction,
                                                  label_smoothing, class_dim)
+    if label_smoothing == 0.0:
+        return nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
     loss, weights, ignored, class_dim = _nll_terms(logp, target, weight, ignore_index)
     nll = _weighted_reduce(loss, weights, reduction)
-    if label_smoothing == 0.0:
-        return nll
     # Smoothing mixes in the loss against the uniform distribution over the C classes.
     per_class = logp if weight is None else logp * _along(weight, class_dim, logp.ndim)
     uniform = runtime.where(ignored, 0, -per_class.sum(class_dim))
@@ -479,12 +490,17 @@ def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None,
                       "broadcasting. Please ensure they have the same size.", UserWarning,
                       stacklevel=2)
     reduction = _reduction.resolve(size_average, reduce, reduction)
-    squared = (input - target) ** 2
     if weight is None:
-        return _reduction.reduce(squared, reduction)
+        return composite.mse_loss(input, target, reduction)  # one MseLossBackward0, as PyTorch
+    squared = (input - target) ** 2
     if weight.shape != input.shape:
         raise ValueError("Weights and input must have the same size.")
     return _weighted_reduce(squared * weight, weight, reduction)
+
+
+def _mse_loss_decomposed(input: Tensor, target: Tensor, *, reduction: str) -> Tensor:
+    """mse_loss made of primitive ops (one MseLossBackward0 node eagerly)."""
+    return _reduction.reduce((input - target) ** 2, reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -497,6 +513,17 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     if target.shape != input.shape:
         raise ValueError(f"Target size ({target.shape}) must be the same as input size "
                          f"({input.shape})")
+    return composite.binary_cross_entropy_with_logits(input, target, weight, pos_weight,
+                                                      reduction)
+
+
+def _binary_cross_entropy_with_logits_decomposed(input: Tensor, target: Tensor, *rest: Tensor,
+                                                 reduction: str, has_weight: bool,
+                                                 has_pos_weight: bool) -> Tensor:
+    """binary_cross_entropy_with_logits made of primitive ops (one node eagerly); `rest` holds
+    weight and pos_weight, those that are given."""
+    weight = rest[0] if has_weight else None
+    pos_weight = rest[-1] if has_pos_weight else None
     loss = ew.binary_cross_entropy_with_logits(input, target,
                                                1.0 if pos_weight is None else pos_weight)
     if weight is not None:

@@ -13,9 +13,12 @@
 - rearrange: flip, roll, repeat, tril/triu
 - scan: cumsum, cumprod
 - sorting: argsort and the values of sort, topk, kthvalue
+- composite: ops PyTorch records as one node (addmm, the losses, max/min along a dim), each
+  defined by its decomposition into the ops above
 """
 
 from runtime.ops import (
+    composite,
     conv,
     elementwise,
     embedding,
@@ -32,6 +35,6 @@ from runtime.ops import (
 )
 from runtime.ops._op import OPS, Op, VJPContext, apply, register, set_symbolic_handler
 
-__all__ = ["OPS", "Op", "VJPContext", "apply", "conv", "elementwise", "embedding", "indexing",
-           "matmul", "normalization", "pooling", "rearrange", "reduction", "register", "scan",
-           "set_symbolic_handler", "shape", "softmax", "sorting"]
+__all__ = ["OPS", "Op", "VJPContext", "apply", "composite", "conv", "elementwise", "embedding",
+           "indexing", "matmul", "normalization", "pooling", "rearrange", "reduction", "register",
+           "scan", "set_symbolic_handler", "shape", "softmax", "sorting"]

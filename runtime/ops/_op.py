@@ -13,6 +13,9 @@ An op is defined once, in one module of `runtime/ops/`, as an `Op` with:
   changes in place;
 - `flops(input_shapes, output_shape, **attrs)`: the floating point operations of one application
   (0 for an op that only moves data); an op without this rule raises, so a missing count is seen;
+- for a composite op (`composite`, runtime/ops/composite.py), `decompose(inputs, **attrs)`: the
+  op written with primitive ops. Eagerly it is one kernel and one recorded node (the one PyTorch
+  records, e.g. AddmmBackward0); a tracer records its decomposition instead;
 - what the compiler needs to know of it: `aliases_input` (in a compiled graph, where every value
   is contiguous, the result is input 0's memory under another shape) and `preserves_elements`
   (the result holds every element of input 0 and nothing else, moved or converted, so a class
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from runtime import _tensor
-from runtime._grad_mode import is_grad_enabled
+from runtime._grad_mode import is_grad_enabled, no_grad
 from runtime.autograd._node import FREED_MESSAGE, Node, SavedTensor, named_node_class
 
 if TYPE_CHECKING:
@@ -51,6 +54,7 @@ class Op:
     is_view: bool = False  # the result shares memory with input 0 (reshape, transpose, slicing)
     aliases_input: bool = False  # compiled, the result is input 0's memory (a reshape)
     preserves_elements: bool = False  # the result is input 0's elements, moved or converted
+    composite: bool = False  # defined by `decompose`, which tracers record in its place
 
     # Each rule takes the op's attributes as keywords; a subclass names the ones it has
     # (`def infer(self, inputs, *, dim, keepdim)`), which `*args: Any, **attrs: Any` admits.
@@ -74,6 +78,10 @@ class Op:
     def edge_inputs(self, inputs: Sequence[Any], /, *args: Any, **attrs: Any) -> Sequence[int]:
         """Positions of the inputs that get an edge (an entry of `grad_fn.next_functions`)."""
         return range(len(inputs))
+
+    def decompose(self, inputs: Sequence[Any], /, *args: Any, **attrs: Any) -> Any:
+        """For a composite op: its value, computed with primitive ops."""
+        raise NotImplementedError(f"{self.name} is a primitive op")
 
     def flops(self, input_shapes: Sequence[Shape], output_shape: Shape, /, *args: Any,
               **attrs: Any) -> Any:
@@ -231,11 +239,15 @@ def apply(op: Op, inputs: Sequence[Tensor], **attrs: Any) -> Tensor:
         if t._is_symbolic:
             raise RuntimeError("a symbolic tensor was used outside of tracing")
         requires_grad = requires_grad or t._requires_grad
-    shape, out_dtype = op.infer(inputs, **attrs)
-    with np.errstate(all="ignore"):  # PyTorch propagates inf and nan without warnings
-        data = np.asarray(op.compute([t._data for t in inputs], **attrs))
-    if data.dtype != out_dtype.numpy:
-        data = data.astype(out_dtype.numpy)
+    if op.composite:  # computed by its decomposition, recorded below as one node
+        with no_grad():
+            data = op.decompose(inputs, **attrs)._data
+    else:
+        shape, out_dtype = op.infer(inputs, **attrs)
+        with np.errstate(all="ignore"):  # PyTorch propagates inf and nan without warnings
+            data = np.asarray(op.compute([t._data for t in inputs], **attrs))
+        if data.dtype != out_dtype.numpy:
+            data = data.astype(out_dtype.numpy)
     out = _tensor.Tensor._from_array(data)
     if op.is_view and np.may_share_memory(data, inputs[0]._data):
         out._version = inputs[0]._version

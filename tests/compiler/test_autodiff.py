@@ -295,7 +295,8 @@ def test_cases_cover_every_differentiable_op() -> None:
         inputs, parameters = _arrays(case)
         graph = trace(FunctionModel(case.fn, **parameters), tensors(inputs))
         covered.update(n.op_name for n in graph.nodes)
-    differentiable = {name for name, op in OPS.items() if op.differentiable}
+    # composite ops never reach a graph: the trace records their decompositions
+    differentiable = {name for name, op in OPS.items() if op.differentiable and not op.composite}
     assert differentiable - covered == set()
 
 

@@ -353,3 +353,52 @@ def test_the_compiled_step_traces_the_optimizers_own_update_function():
     _parameters_agree(compiled_model, eager_model, rtol=1e-12, atol=1e-14)
     assert any(n.op_name == "abs" or "Abs" in str(getattr(n.op, "expr", ""))
                for n in step.graph.nodes)
+
+
+# ----- RMSprop and Adagrad ----------------------------------------------------------------------
+
+ADAPTIVE_OPTIMIZERS = {
+    "rmsprop": lambda ps: torch.optim.RMSprop(ps, lr=1e-2),
+    "rmsprop_centered_momentum_decay": lambda ps: torch.optim.RMSprop(
+        ps, lr=1e-2, alpha=0.9, momentum=0.8, centered=True, weight_decay=1e-3),
+    "adagrad": lambda ps: torch.optim.Adagrad(ps, lr=0.1),
+    "adagrad_lr_decay_initial_accumulator": lambda ps: torch.optim.Adagrad(
+        ps, lr=0.1, lr_decay=0.05, initial_accumulator_value=0.1, weight_decay=1e-3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTIVE_OPTIMIZERS))
+def test_rmsprop_and_adagrad_compiled_steps_equal_eager_steps_in_float64(name):
+    compiled_model, eager_model, x, y = _small_twins()
+    make = ADAPTIVE_OPTIMIZERS[name]
+    compiled_opt, eager_opt = make(compiled_model.parameters()), make(eager_model.parameters())
+    loss_fn = nn.CrossEntropyLoss()
+    step = compiler.compile_train_step(compiled_model, loss_fn, compiled_opt, (x, y))
+    _steps_agree(step, x, y, _eager_step(eager_model, loss_fn, eager_opt, x, y), steps=4)
+    _parameters_agree(compiled_model, eager_model, rtol=1e-12, atol=1e-14)
+    for p, q in zip(compiled_model.parameters(), eager_model.parameters()):
+        ours, theirs = compiled_opt.state[p], eager_opt.state[q]
+        assert list(ours) == list(theirs)
+        for key in ours:
+            np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), rtol=1e-12,
+                                       atol=1e-14, err_msg=key)
+
+
+def test_adagrad_resumes_from_a_checkpoint_after_compiling():
+    import copy
+
+    compiled_model, eager_model, x, y = _small_twins()
+    loss_fn = nn.CrossEntropyLoss()
+    eager_opt = torch.optim.Adagrad(eager_model.parameters(), lr=0.1, lr_decay=0.1)
+    eager_step = _eager_step(eager_model, loss_fn, eager_opt, x, y)
+    for _ in range(3):
+        eager_step()
+    checkpoint = copy.deepcopy({"model": eager_model.state_dict(),
+                                "optimizer": eager_opt.state_dict()})
+    compiled_opt = torch.optim.Adagrad(compiled_model.parameters(), lr=0.1, lr_decay=0.1)
+    step = compiler.compile_train_step(compiled_model, loss_fn, compiled_opt, (x, y))
+    step(x, y)
+    compiled_model.load_state_dict(checkpoint["model"])
+    compiled_opt.load_state_dict(checkpoint["optimizer"])
+    _steps_agree(step, x, y, eager_step, steps=2)  # the step count (lr_decay) is read too
+    _parameters_agree(compiled_model, eager_model, rtol=1e-12, atol=1e-14)

@@ -91,3 +91,26 @@ def test_quickstart_prints_what_pytorch_prints_and_the_checkpoints_cross(quickst
     for name, value in written_by_torch.items():
         np.testing.assert_allclose(value.numpy(), written_by_symgrad[name].numpy(), rtol=1e-4,
                                    atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def polynomial_fit():
+    return (HERE / "polynomial_fit_with_rmsprop.py").read_text()
+
+
+def test_polynomial_fit_with_rmsprop_converges(polynomial_fit):
+    output = run(polynomial_fit)
+    assert output.startswith("features: runtime.Size([2000, 3]) runtime.float32\n")
+    assert "RMSprop (\nParameter Group 0\n    alpha: 0.99\n" in output
+    assert ("grad_fn chain: MseLossBackward0 -> ViewBackward0 -> AddmmBackward0 -> "
+            "AccumulateGrad\n") in output
+    losses = [float(n) for n in re.findall(r"loss (\S+)", output)]
+    assert len(losses) == 5 and all(a > b for a, b in zip(losses, losses[1:]))
+    assert "{0: ['square_avg', 'step'], 1: ['square_avg', 'step']} steps: 1500.0" in output
+    coefficients = [float(n) for n in NUMBER.findall(output.splitlines()[-1])]
+    np.testing.assert_allclose(coefficients, [0.0, 0.82, 0.0, -0.089], atol=0.01)
+
+
+def test_polynomial_fit_with_rmsprop_prints_what_pytorch_prints(polynomial_fit):
+    pytest.importorskip("torch")
+    assert_same_output(run(polynomial_fit), run(for_torch(polynomial_fit)), rtol=1e-4)

@@ -10,6 +10,7 @@ import runtime
 from runtime.autograd import gradcheck, gradgradcheck
 from runtime.ops import (
     OPS,
+    composite,
     conv,
     elementwise,
     embedding,
@@ -74,6 +75,7 @@ TILED_INDEX = pooling.max_pool_indices(runtime.tensor(np.random.default_rng(1).p
 AVG_POOL = {"kernel": (3, 2), "stride": (2, 1), "padding": (1, 1), "ceil_mode": True,
             "count_include_pad": False, "divisor_override": None}
 TOKENS = runtime.tensor([[0, 2, 2], [3, 0, 1]])
+NLL_TARGET = runtime.tensor([0, 2, 1, 2])
 CONV1D = {"stride": (1,), "padding": ((1, 2),), "dilation": (2,), "groups": 1}
 
 # op name -> list of (function of float64 tensors, input makers, gradcheck options)
@@ -216,6 +218,23 @@ CASES = {
     "convolution_weight_grad": [
         (lambda x, g: conv.convolution_weight_grad(x, g, (3, 2), **CONV2D),
          [normal(2, 4, 5, 4), normal(2, 4, 2, 4)], {})],
+    # composite ops: one node, differentiated through their decomposition
+    "addmm": [(composite.addmm, [normal(3), normal(2, 4), normal(4, 3)], {})],
+    "t": [(composite.t, [normal(2, 3)], {})],
+    "max_values": [(lambda x: composite.extremum_values(x, 1, False, True), [distinct(2, 3)],
+                    {})],
+    "min_values": [(lambda x: composite.extremum_values(x, 0, True, False), [distinct(2, 3)],
+                    {})],
+    "mse_loss": [(lambda a, b: composite.mse_loss(a, b, "mean"), [normal(2, 3), normal(2, 3)],
+                  {}),
+                 (lambda a, b: composite.mse_loss(a, b, "none"), [normal(2, 3), normal(3)], {})],
+    "bce_with_logits_loss": [
+        (lambda x, y: composite.binary_cross_entropy_with_logits(x, y, None, None, "mean"),
+         [normal(2, 3), probabilities(2, 3)], {}),
+        (lambda x, y, w, p: composite.binary_cross_entropy_with_logits(x, y, w, p, "sum"),
+         [normal(2, 3), probabilities(2, 3), positive(3), positive(3)], {})],
+    "nll_loss": [(lambda x, w: composite.nll_loss(x, NLL_TARGET, w, 1, "mean"),
+                  [normal(4, 3), positive(3)], {})],
 }
 
 CASE_LIST = [pytest.param(fn, makers, options, id=f"{name}-{k}")
