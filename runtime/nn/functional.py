@@ -556,3 +556,7 @@ def _clamped_log(x: Tensor) -> Tensor:
     log is below -100, so that x = 0 gives gradient 0 rather than 0 * inf = nan."""
     tiny = float(np.finfo(x.dtype.numpy).smallest_subnormal)
     return runtime.clamp(runtime.log(runtime.clamp(x, min=tiny)), min=-100.0)
+
+
+for _function, _loss in composite.LOSSES.items():  # the loss ops' decompositions live here
+    _loss.set_formula(globals()[f"_{_function}_decomposed"])

@@ -111,9 +111,11 @@ class ExtremumValues(Composite):
 
 
 class Loss(Composite):
-    """A loss function whose decomposition is nn.functional's `_<function>_decomposed`. Input
-    and a floating point target get graph edges, as in PyTorch; class indices get none; weights
-    (which PyTorch refuses to differentiate) get one when they require grad."""
+    """A loss function whose decomposition is its formula in nn.functional, which hands it over
+    with `set_formula` when it loads (the formulas live with their checks, and the ops never
+    import the layers above them). Input and a floating point target get graph edges, as in
+    PyTorch; class indices get none; weights (which PyTorch refuses to differentiate) get one
+    when they require grad."""
 
     def __init__(self, function: str, backward_name: str, flops_per_element: int,
                  name: str = "") -> None:
@@ -121,11 +123,16 @@ class Loss(Composite):
         self.name = name or function
         self.backward_name = backward_name
         self.flops_per_element = flops_per_element
+        self.formula: Any = None
+
+    def set_formula(self, formula: Any) -> None:
+        self.formula = formula
 
     def decompose(self, inputs: Sequence[Any], **attrs: Any) -> Any:
-        from runtime.nn import functional  # the losses' formulas live with their checks
-
-        return getattr(functional, f"_{self.function}_decomposed")(*inputs, **attrs)
+        if self.formula is None:
+            raise RuntimeError(f"{self.name}'s formula is set when runtime.nn loads; "
+                               "import runtime first")
+        return self.formula(*inputs, **attrs)
 
     def edge_inputs(self, inputs: Sequence[Any], **attrs: Any) -> Sequence[int]:
         return [i for i, t in enumerate(inputs)
@@ -139,11 +146,16 @@ _addmm = register(Addmm())
 _t = register(MatrixTranspose())
 _max_values = register(ExtremumValues(largest=True))
 _min_values = register(ExtremumValues(largest=False))
-_mse_loss = register(Loss("mse_loss", "MseLossBackward0", flops_per_element=3))
-_bce_with_logits = register(Loss("binary_cross_entropy_with_logits",
-                                 "BinaryCrossEntropyWithLogitsBackward0",
-                                 flops_per_element=8, name="bce_with_logits_loss"))
-_nll_loss = register(Loss("nll_loss", "NllLossBackward0", flops_per_element=2))
+LOSSES = {loss.function: loss for loss in (
+    Loss("mse_loss", "MseLossBackward0", flops_per_element=3),
+    Loss("binary_cross_entropy_with_logits", "BinaryCrossEntropyWithLogitsBackward0",
+         flops_per_element=8, name="bce_with_logits_loss"),
+    Loss("nll_loss", "NllLossBackward0", flops_per_element=2))}
+for _loss in LOSSES.values():
+    register(_loss)
+_mse_loss = LOSSES["mse_loss"]
+_bce_with_logits = LOSSES["binary_cross_entropy_with_logits"]
+_nll_loss = LOSSES["nll_loss"]
 
 
 def addmm(bias: Any, mat1: Any, mat2: Any) -> Any:
