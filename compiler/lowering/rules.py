@@ -8,7 +8,7 @@ ops of any kind (primitive, derivative, fused) share the one expression rule.
 from __future__ import annotations
 
 from compiler.ir import Node
-from compiler.lowering import indexing, matmul, reduction, shape, softmax
+from compiler.lowering import embedding, indexing, matmul, reduction, shape, softmax
 from compiler.lowering.context import Rule
 from compiler.lowering.elementwise import elementwise
 from runtime.ops.elementwise import Elementwise
@@ -24,7 +24,8 @@ def _joined(*tables: dict[str, Rule]) -> dict[str, Rule]:
     return joined
 
 
-RULES = _joined(shape.RULES, indexing.RULES, reduction.RULES, softmax.RULES, matmul.RULES)
+RULES = _joined(shape.RULES, indexing.RULES, reduction.RULES, softmax.RULES, matmul.RULES,
+                embedding.RULES)
 
 
 def rule_for(node: Node) -> Rule | None:

@@ -23,6 +23,7 @@ from compiler.tracing import trace
 from runtime.nn import functional as F
 from runtime.ops import OPS
 from runtime.ops.elementwise import Elementwise
+from runtime.ops.embedding import embedding_backward
 from runtime.ops.indexing import index_add_into_zeros, normalize_key
 from runtime.ops.reduction import scatter_add_into_zeros
 from runtime.ops.shape import sum_to
@@ -76,6 +77,8 @@ def along(name: str, dims: Any, kind: str = "normal", **options: Any) -> Case:
     return Case(lambda x: getattr(runtime, name)(x, dims, **options), [(("N", 3, 4), kind)])
 
 
+CAUSAL = runtime.ones(3, 3).tril()  # a causal mask, made eagerly like a model's buffer
+
 ELEMENTWISE = {
     "add": binary(lambda x, y: x + y),
     "sub": binary(lambda x, y: x - y),
@@ -117,6 +120,8 @@ ELEMENTWISE = {
     "tanh": unary(lambda x: x.tanh()),
     "sinh": unary(lambda x: x.sinh()),
     "gelu_tanh": unary(lambda x: runtime.nn.functional.gelu(x, approximate="tanh")),
+    "erf": unary(lambda x: x.erf()),
+    "gelu": unary(lambda x: F.gelu(x)),
     "cosh": unary(lambda x: x.cosh()),
     "sign": unary(lambda x: x.sign()),
     "lerp": binary(lambda x, y: runtime.lerp(x, y, 0.3), kind="normal"),
@@ -222,6 +227,16 @@ STRUCTURED = {
                                [(("N", 12), "normal"), (("N", 12), f"index:{2 ** 40}")]),
     "scatter_add": Case(lambda g, i: scatter_add_into_zeros(g, i, 1, (g.shape[0], 5)),
                         [(("N", 7), "normal"), (("N", 7), "index:5")]),
+    # embedding lookup and its deterministic scatter-add; attention's 4-D products and mask
+    "embedding": Case(lambda i, w: F.embedding(i, w), [(("N", 3), "index:5")],
+                      {"w": ((5, 4), "normal")}),
+    "embedding_backward": Case(lambda g, i: embedding_backward(g, i, 5, None),
+                               [(("N", 3, 4), "normal"), (("N", 3), "index:5")]),
+    "embedding_backward_padding": Case(lambda g, i: embedding_backward(g, i, 5, 2),
+                                       [(("N", 3, 4), "normal"), (("N", 3), "index:5")]),
+    "matmul_4d_attention": Case(lambda q, k: (q @ k.transpose(-2, -1)).masked_fill(
+        CAUSAL == 0, float("-inf")).softmax(-1),
+        [(("N", 2, 3, 4), "normal"), (("N", 2, 3, 4), "normal")]),
     # copies
     "index_int": Case(lambda x: x[:, 1], [(("N", 3, 4), "normal")]),
     "index_negative_int": Case(lambda x: x[:, -1], [(("N", 3, 4), "normal")]),
