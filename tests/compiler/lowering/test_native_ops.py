@@ -433,3 +433,17 @@ def test_tanh_keeps_its_relative_precision_near_zero(dtype: Any) -> None:
     x = np.concatenate([magnitudes, -magnitudes]).astype(dtype).reshape(1, -1)
     (got,) = build_native(trace(lambda v: v.tanh(), tensors([x])))(x)
     np.testing.assert_allclose(got, np.tanh(x), rtol=8 * np.finfo(dtype).eps, atol=0)
+
+
+def test_embedding_backward_sums_in_index_order_the_same_on_every_run() -> None:
+    """Many indices naming few rows: the native scatter-add equals eager mode's np.add.at to
+    the bit (the same additions in the same order), run after run."""
+    rng = np.random.default_rng(0)
+    grad = rng.standard_normal((64, 16, 8)).astype(np.float32) * 1e3
+    indices = rng.integers(0, 3, (64, 16))
+    model = FunctionModel(lambda g, i: embedding_backward(g, i, 3, None))
+    native = build_native(trace(model, tensors([grad, indices])))
+    expected = _eager(model, [grad, indices])[0]
+    for _ in range(3):
+        (got,) = native(grad, indices)
+        np.testing.assert_array_equal(got, expected)
