@@ -139,6 +139,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--attention", choices=["sdpa", "masked"], default="sdpa")
+    parser.add_argument("--torch-threads", type=int, default=min(2, os.cpu_count() or 1),
+                        help="PyTorch's intra-op threads (default: 2, as symgrad's GEMM uses)")
     args = parser.parse_args()
     import compiler
     import runtime
@@ -168,7 +170,7 @@ def main() -> None:
             lambda tokens=tokens: _no_grad(runtime, compiled, tokens)
 
     if torch is not None:
-        torch.set_num_threads(min(2, os.cpu_count() or 1))
+        torch.set_num_threads(args.torch_threads)
         theirs = char_gpt(torch, config, args.attention).eval()
         copy_weights(ours, theirs, torch)
         torch_optimizer = torch.optim.AdamW(theirs.parameters(), lr=3e-4)
@@ -190,7 +192,8 @@ def main() -> None:
 
     print(f"char GPT: vocab {config.vocab}, block {config.block}, {config.n_layer} layers, "
           f"{config.n_head} heads, n_embd {config.n_embd}, attention {args.attention}; "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"PyTorch with {args.torch_threads} threads")
     print(f"symgrad compile_train_step: {compile_seconds:.1f} s to compile and run step 1")
     print(f"\ntraining step, batch {batch} (forward, cross-entropy, backward, AdamW), medians:")
     medians = _round_robin(steps, rounds, per_round)
