@@ -55,7 +55,7 @@ SIZE_LIMIT = 2**62  # no buffer of an exported function may be larger (bytes); s
 C_TYPES = {"float32": ("float", "%.9g", "double"), "float64": ("double", "%.17g", "double"),
            "int64": ("int64_t", "%lld", "long long"), "int32": ("int32_t", "%d", "int"),
            "bool": ("uint8_t", "%d", "int")}
-INPUT_DTYPES = ("float32", "float64")
+INPUT_DTYPES = ("float32", "float64", "int64")  # int64: token ids of an embedding
 
 
 class ExportError(OSError):
@@ -139,7 +139,7 @@ def inference_graph(model: Any, example_inputs: tuple[Tensor, ...]) -> Graph:
                          f"must take one tensor and return one; it takes {len(inputs)} and "
                          f"returns {len(graph.outputs)}")
     if inputs[0].dtype.name not in INPUT_DTYPES:
-        raise TypeError(f"the exported input must be float32 or float64, not "
+        raise TypeError(f"the exported input must be float32, float64 or int64, not "
                         f"{inputs[0].dtype.name}")
     if graph.outputs[0].dtype.name not in C_TYPES:
         raise TypeError(f"the model's output is {graph.outputs[0].dtype.name}, which the C API "

@@ -2,11 +2,11 @@
 
 Elementwise ops (and fused elementwise regions) are sympy expressions, so a single emitter serves
 them all: sympy's `cse` shares subexpressions, then each node kind has one rule here (Add, Mul,
-Pow, exp, log, log1p, sqrt, Abs, sign, tanh, Max, Min, Heaviside, Piecewise, relations, logic).
-Values are floating point of the kernel's compute type; conditions are i1. exp and log are the
-polynomials of `vector_math`, so the loops that use them vectorise and need no libm. A constant
-(E, pi, exp(2)) is a float computed by sympy; a Piecewise is NaN where no condition holds, as in
-sympy and in the eager kernels.
+Pow, exp, log, log1p, sqrt, Abs, sign, tanh, erf, Max, Min, Heaviside, Piecewise, relations,
+logic). Values are floating point of the kernel's compute type; conditions are i1. exp, log, tanh
+and erf are the polynomials of `vector_math`, so the loops that use them vectorise and need no
+libm. A constant (E, pi, exp(2)) is a float computed by sympy; a Piecewise is NaN where no
+condition holds, as in sympy and in the eager kernels.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from sympy.codegen.cfunctions import log1p
 from compiler.lowering.llvm_types import I1
 from compiler.lowering.vector_math import (
     declare_intrinsic,
+    emit_erf,
     emit_exp,
     emit_log,
     emit_tanh,
@@ -221,6 +222,10 @@ def _tanh(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value
     return emit_tanh(e.builder, e.args(expr, env)[0])
 
 
+def _erf(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
+    return emit_erf(e.builder, e.args(expr, env)[0])
+
+
 def _cosh(e: ExpressionEmitter, expr: Any, env: dict[Any, ir.Value]) -> ir.Value:
     (x,) = e.args(expr, env)
     b = e.builder
@@ -330,6 +335,7 @@ _RULES: list[tuple[type, Callable[..., ir.Value]]] = [
     (sympy.log, _log),
     (log1p, _log1p),
     (sympy.tanh, _tanh),
+    (sympy.erf, _erf),
     (sympy.cosh, _cosh),
     (sympy.sinh, _sinh),
     (sympy.Abs, _abs),

@@ -8,7 +8,7 @@ once. Elementwise ops of any kind (primitive, derivative, fused) share the one e
 from __future__ import annotations
 
 from compiler.ir import Node
-from compiler.lowering import conv, indexing, matmul, pooling, reduction, shape, softmax
+from compiler.lowering import conv, embedding, indexing, matmul, pooling, reduction, shape, softmax
 from compiler.lowering.context import Rule
 from compiler.lowering.elementwise import elementwise
 from runtime.ops.elementwise import Elementwise
@@ -25,7 +25,7 @@ def _joined(*tables: dict[str, Rule]) -> dict[str, Rule]:
 
 
 RULES = _joined(shape.RULES, indexing.RULES, reduction.RULES, softmax.RULES, matmul.RULES,
-                conv.RULES, pooling.RULES)
+                conv.RULES, pooling.RULES, embedding.RULES)
 
 
 def rule_for(node: Node) -> Rule | None:

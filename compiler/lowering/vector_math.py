@@ -1,9 +1,9 @@
-"""Elementwise math emitted straight into IR: fused multiply-add, exp, log and tanh.
+"""Elementwise math emitted straight into IR: fused multiply-add, exp, log, tanh and erf.
 
 Each emitter takes an IRBuilder and a value of type float, double, <N x float> or <N x double> and
 returns a value of the same type; the vector width comes from the value. Nothing here calls libm
 (LLVM scalarises `llvm.exp.v8f32` into eight `expf` calls, and the exported library must not need
-them): exp, log and tanh are polynomials with explicit handling of 0, infinities, NaN and
+them): exp, log, tanh and erf are polynomials with explicit handling of 0, infinities, NaN and
 denormals.
 """
 
@@ -299,3 +299,89 @@ def emit_tanh(builder: ir.IRBuilder, value: FloatValue) -> FloatValue:
     below = builder.fcmp_ordered("<", magnitude, _constant(type_, table["bound"]))
     # by magnitude, then the sign: x + x^3 P would make tanh(-0) +0
     return _intrinsic(builder, "copysign", builder.select(below, small, large), value)
+
+
+# erf, in double precision (a float32 argument is widened, so its result is correctly rounded
+# but for the last double bit): below |x| = 1, x (2/sqrt(pi) + A(x^2)); from 1 to 6,
+# 1 - erfc(|x|) with erfc(x) = e^(-x^2) B(1/x) / x; above 6 it rounds to 1. A and B are
+# Chebyshev series (interpolants at the Chebyshev nodes computed with mpmath at 40 digits:
+# 1 ulp relative).
+_TWO_OVER_SQRT_PI = 1.1283791670955126
+_ERF_SMALL = [  # erf(sqrt(s)) / sqrt(s) - 2/sqrt(pi) for s = x^2 in [0, 1]
+    -0.15290222771285847, -0.14226120510371365, 0.010035582187599796, -0.0005768764699767485,
+    2.741993125219606e-05, -1.1043175507344507e-06, 3.8488755420345036e-08,
+    -1.1808582533875466e-09, 3.2334215826050907e-11, -7.991015947004483e-13,
+    1.799072511348477e-14, -3.718635162421382e-16, 7.101507363020076e-18,
+]
+_ERFC_SCALED = [  # erfc(1/t) e^(1/t^2) / t for t = 1/x in [1/6, 1]
+    0.49471361578208073, -0.06627963187965226, -0.0022764645742360114, 0.001717245128146866,
+    -0.00032014496358247316, 2.6743225983670515e-05, 3.968695744344053e-06,
+    -2.2059099609177132e-06, 5.18822760986672e-07, -6.999918836906682e-08,
+    -9.071270087834272e-10, 3.81951552192842e-09, -1.3416438565181666e-09,
+    2.9478922180326543e-10, -3.7867607999754376e-11, -2.1671472561499943e-12,
+    3.1122292821689e-12, -1.1363842125611559e-12, 2.7739855298110054e-13,
+    -4.459066811133214e-14, 1.0733136925837078e-15, 2.4789567338013236e-15,
+    -1.1596965513120979e-15, 3.4582128885123845e-16, -7.531220886739288e-17,
+    1.0784690260262358e-17,
+]
+_ERF_SATURATES = 6.0  # erf(6) is 1 - 2e-17: 1 in double
+# A float32 result needs a relative error far below its half ulp (3e-8), not a double's: the
+# series are cut where the terms left out are below 1e-10 (at most 1 ulp, as tested)
+_ERF_TERMS_FOR_FLOAT32 = (8, 14)
+
+
+def _chebyshev(builder: ir.IRBuilder, u: FloatValue, coefficients: list[float]) -> FloatValue:
+    """sum c_k T_k(u) for u in [-1, 1], by Clenshaw's recurrence (stable, FMA per term)."""
+    type_ = u.type
+    twice_u = builder.fmul(u, _constant(type_, 2.0))
+    later = _constant(type_, 0.0)  # b_(k+2)
+    current = _constant(type_, 0.0)  # b_(k+1)
+    for coefficient in reversed(coefficients[1:]):
+        step = builder.fsub(_constant(type_, coefficient), later)
+        current, later = fma(builder, twice_u, current, step), current
+    return fma(builder, u, current, builder.fsub(_constant(type_, coefficients[0]), later))
+
+
+def emit_erf(builder: ir.IRBuilder, value: FloatValue) -> FloatValue:
+    """erf(value): within 1 ulp (float32: to the nearest but for double rounding), -0 kept,
+    +-1 at +-inf, NaN kept."""
+    type_ = value.type
+    double_type = _like(type_, ir.DoubleType())
+    double = _is_double(type_)
+    x = value if double else builder.fpext(value, double_type)
+    small_terms, large_terms = (None, None) if double else _ERF_TERMS_FOR_FLOAT32
+    magnitude = _intrinsic(builder, "fabs", x)
+
+    # small: x (2/sqrt(pi) + A(x^2)), the series mapped from s in [0, 1] to u = 2s - 1; the
+    # constant added by the last FMA, so the series' rounding counts only at its smaller size
+    square = builder.fmul(x, x)
+    u_small = fma(builder, square, _constant(double_type, 2.0), _constant(double_type, -1.0))
+    small = fma(builder, x, _constant(double_type, _TWO_OVER_SQRT_PI),
+                builder.fmul(x, _chebyshev(builder, u_small, _ERF_SMALL[:small_terms])))
+    small = _intrinsic(builder, "copysign", small, x)  # -0 + +0 would make erf(-0) +0
+
+    # large: clamped into [1, 6] so that no lane computes with inf or NaN it does not need
+    clamped = builder.select(builder.fcmp_ordered("<", magnitude, _constant(double_type, 1.0)),
+                             _constant(double_type, 1.0), magnitude)
+    clamped = builder.select(
+        builder.fcmp_ordered(">", clamped, _constant(double_type, _ERF_SATURATES)),
+        _constant(double_type, _ERF_SATURATES), clamped)
+    t = builder.fdiv(_constant(double_type, 1.0), clamped)
+    u_large = fma(builder, t, _constant(double_type, 2.4), _constant(double_type, -1.4))
+    # e^(-x^2) with x^2 = hi + lo exactly (FMA): e^-hi (1 - lo) loses nothing to rounding x^2
+    hi = builder.fmul(clamped, clamped)
+    lo = fma(builder, clamped, clamped, builder.fneg(hi))
+    gaussian = emit_exp(builder, builder.fneg(hi))
+    gaussian = fma(builder, gaussian, builder.fneg(lo), gaussian)
+    scaled = _chebyshev(builder, u_large, _ERFC_SCALED[:large_terms])
+    erfc = builder.fmul(builder.fmul(gaussian, t), scaled)
+    large = builder.fsub(_constant(double_type, 1.0), erfc)
+    large = builder.select(
+        builder.fcmp_ordered(">=", magnitude, _constant(double_type, _ERF_SATURATES)),
+        _constant(double_type, 1.0), large)
+    large = _intrinsic(builder, "copysign", large, x)
+
+    is_small = builder.fcmp_ordered("<", magnitude, _constant(double_type, 1.0))
+    result = builder.select(is_small, small, large)
+    result = builder.select(builder.fcmp_unordered("uno", x, x), x, result)
+    return result if double else builder.fptrunc(result, type_)

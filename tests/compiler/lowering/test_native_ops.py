@@ -25,6 +25,7 @@ from runtime.ops import OPS
 from runtime.ops import conv as conv_ops
 from runtime.ops import pooling as pool_ops
 from runtime.ops.elementwise import Elementwise
+from runtime.ops.embedding import embedding_backward
 from runtime.ops.indexing import index_add_into_zeros, normalize_key
 from runtime.ops.reduction import scatter_add_into_zeros
 from runtime.ops.shape import sum_to
@@ -78,6 +79,8 @@ def along(name: str, dims: Any, kind: str = "normal", **options: Any) -> Case:
     return Case(lambda x: getattr(runtime, name)(x, dims, **options), [(("N", 3, 4), kind)])
 
 
+CAUSAL = runtime.ones(3, 3).tril()  # a causal mask, made eagerly like a model's buffer
+
 ELEMENTWISE = {
     "add": binary(lambda x, y: x + y),
     "sub": binary(lambda x, y: x - y),
@@ -119,6 +122,8 @@ ELEMENTWISE = {
     "tanh": unary(lambda x: x.tanh()),
     "sinh": unary(lambda x: x.sinh()),
     "gelu_tanh": unary(lambda x: runtime.nn.functional.gelu(x, approximate="tanh")),
+    "erf": unary(lambda x: x.erf()),
+    "gelu": unary(lambda x: F.gelu(x)),
     "cosh": unary(lambda x: x.cosh()),
     "sign": unary(lambda x: x.sign()),
     "lerp": binary(lambda x, y: runtime.lerp(x, y, 0.3), kind="normal"),
@@ -224,6 +229,16 @@ STRUCTURED = {
                                [(("N", 12), "normal"), (("N", 12), f"index:{2 ** 40}")]),
     "scatter_add": Case(lambda g, i: scatter_add_into_zeros(g, i, 1, (g.shape[0], 5)),
                         [(("N", 7), "normal"), (("N", 7), "index:5")]),
+    # embedding lookup and its deterministic scatter-add; attention's 4-D products and mask
+    "embedding": Case(lambda i, w: F.embedding(i, w), [(("N", 3), "index:5")],
+                      {"w": ((5, 4), "normal")}),
+    "embedding_backward": Case(lambda g, i: embedding_backward(g, i, 5, None),
+                               [(("N", 3, 4), "normal"), (("N", 3), "index:5")]),
+    "embedding_backward_padding": Case(lambda g, i: embedding_backward(g, i, 5, 2),
+                                       [(("N", 3, 4), "normal"), (("N", 3), "index:5")]),
+    "matmul_4d_attention": Case(lambda q, k: (q @ k.transpose(-2, -1)).masked_fill(
+        CAUSAL == 0, float("-inf")).softmax(-1),
+        [(("N", 2, 3, 4), "normal"), (("N", 2, 3, 4), "normal")]),
     # copies
     "index_int": Case(lambda x: x[:, 1], [(("N", 3, 4), "normal")]),
     "index_negative_int": Case(lambda x: x[:, -1], [(("N", 3, 4), "normal")]),
@@ -471,3 +486,17 @@ def test_tanh_keeps_its_relative_precision_near_zero(dtype: Any) -> None:
     x = np.concatenate([magnitudes, -magnitudes]).astype(dtype).reshape(1, -1)
     (got,) = build_native(trace(lambda v: v.tanh(), tensors([x])))(x)
     np.testing.assert_allclose(got, np.tanh(x), rtol=8 * np.finfo(dtype).eps, atol=0)
+
+
+def test_embedding_backward_sums_in_index_order_the_same_on_every_run() -> None:
+    """Many indices naming few rows: the native scatter-add equals eager mode's np.add.at to
+    the bit (the same additions in the same order), run after run."""
+    rng = np.random.default_rng(0)
+    grad = rng.standard_normal((64, 16, 8)).astype(np.float32) * 1e3
+    indices = rng.integers(0, 3, (64, 16))
+    model = FunctionModel(lambda g, i: embedding_backward(g, i, 3, None))
+    native = build_native(trace(model, tensors([grad, indices])))
+    expected = _eager(model, [grad, indices])[0]
+    for _ in range(3):
+        (got,) = native(grad, indices)
+        np.testing.assert_array_equal(got, expected)

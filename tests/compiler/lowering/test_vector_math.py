@@ -1,15 +1,16 @@
-"""exp, log and tanh emitted as IR, checked against numpy in float64 (rounded), lane by lane."""
+"""exp, log, tanh and erf emitted as IR, checked lane by lane against float64 references."""
 
 import ctypes
+import math
 
 import numpy as np
 import pytest
 from llvmlite import ir
 
 from compiler.lowering.target import jit_compile
-from compiler.lowering.vector_math import emit_exp, emit_log, emit_tanh
+from compiler.lowering.vector_math import emit_erf, emit_exp, emit_log, emit_tanh
 
-EMITTERS = {"exp": emit_exp, "log": emit_log, "tanh": emit_tanh}
+EMITTERS = {"exp": emit_exp, "log": emit_log, "tanh": emit_tanh, "erf": emit_erf}
 WIDTHS = {np.float32: (1, 8, 16), np.float64: (1, 4, 8)}
 
 
@@ -209,3 +210,43 @@ def test_tanh_keeps_the_sign_of_zero_and_saturates_exactly():
     y = _compile_map("tanh", np.float32, 8)(x)
     assert np.signbit(y).tolist() == [False, True, False, True, False, True, False, True]
     assert y[2:7].tolist() == [1.0, -1.0, 1.0, -1.0, 1.0] and y[7] == np.float32(-1e-45)
+
+
+def test_erf_float32_within_one_ulp_of_every_thousandth_float32():
+    """erf is computed in double and rounded once more, so float32 results are the nearest
+    float32 but for ties of the double rounding."""
+    x = _every_nth_float32(1000, 10.0)
+    with np.errstate(all="ignore"):
+        expected = np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64))
+    expected = expected.astype(np.float32)
+    for width in WIDTHS[np.float32]:
+        actual = _compile_map("erf", np.float32, width)(x)
+        assert np.array_equal(np.isnan(actual), np.isnan(x))
+        distance = _ulp_distance(actual[~np.isnan(x)], expected[~np.isnan(x)])
+        worst = int(distance.max())
+        assert worst <= 1, (
+            f"erf float32 x{width}: {worst} ulp, at x={x[~np.isnan(x)][np.argmax(distance)]!r}"
+        )
+
+
+def test_erf_float64_within_one_ulp_of_mpmath():
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 30
+    x = np.concatenate([np.linspace(0, 6.5, 6000), np.geomspace(1e-12, 0.5, 1994),
+                        [1.0, 1e-300]])
+    x = np.concatenate([x, -x])  # 16000 values: a whole number of vectors of every width
+    expected = np.array([float(mpmath.erf(v)) for v in x])
+    for width in WIDTHS[np.float64]:
+        actual = _compile_map("erf", np.float64, width)(x)
+        distance = _ulp_distance(actual, expected)
+        assert distance.max() <= 1, (
+            f"erf float64 x{width}: {distance.max()} ulp, at x={x[np.argmax(distance)]!r}"
+        )
+
+
+def test_erf_keeps_the_sign_of_zero_saturates_and_keeps_nan():
+    x = np.array([0.0, -0.0, np.inf, -np.inf, 7.0, -7.0, np.nan, -1e-45], np.float32)
+    y = _compile_map("erf", np.float32, 8)(x)
+    assert np.signbit(y[:6]).tolist() == [False, True, False, True, False, True]
+    assert y[2:6].tolist() == [1.0, -1.0, 1.0, -1.0] and np.isnan(y[6])
+    assert y[7] == np.float32(-1e-45 * 2 / math.sqrt(math.pi))
