@@ -134,11 +134,15 @@ class CharGPT(nn.Module):
         return logits, loss
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens):
+    def generate(self, idx, max_new_tokens, sample=False):
         for _ in range(max_new_tokens):
             idx_cond = idx[:, -block_size:]
             logits, _ = self(idx_cond)
-            next_id = torch.argmax(logits[:, -1, :], dim=-1, keepdim=True)  # greedy
+            if sample:  # draw from the softmax, as the public minimal GPTs do
+                probs = F.softmax(logits[:, -1, :], dim=-1)
+                next_id = torch.multinomial(probs, num_samples=1)
+            else:
+                next_id = torch.argmax(logits[:, -1, :], dim=-1, keepdim=True)  # greedy
             idx = torch.cat((idx, next_id), dim=1)
         return idx
 
@@ -211,6 +215,11 @@ def main():
     print(f"val loss {val_loss.item():.4f}")
     context = torch.tensor([encode("the ")], dtype=torch.long)
     print(repr(decode(model.generate(context, max_new_tokens=20)[0].tolist())))
+    # a sampled continuation: its characters differ between libraries (their generators differ),
+    # so what is printed is only that it has the right length and uses the vocabulary
+    with torch.no_grad():
+        sampled = model.generate(context, max_new_tokens=20, sample=True)[0].tolist()
+    print(len(sampled), all(0 <= i < vocab_size for i in sampled))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ already) and --init / --save-init load or write the starting weights, so two run
 """
 
 import argparse
+import os
+import tempfile
 
 import numpy as np
 
@@ -166,9 +168,12 @@ def main():
         print(net)
         print(sum(p.numel() for p in net.parameters()), "parameters")
         train(net, trainloader, epochs)
-        # copy the trained weights into a fresh network, as saving and loading a checkpoint does
-        trained = make()
-        trained.load_state_dict(net.state_dict())
+        # save a checkpoint and load it into a fresh network, as the tutorial does
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, f"cifar_{name}.pth")
+            torch.save(net.state_dict(), path)
+            trained = make()
+            trained.load_state_dict(torch.load(path, weights_only=True))
         trained.eval()
         outputs = trained(images)
         print(outputs.shape, outputs.grad_fn is not None)
