@@ -22,8 +22,7 @@ from typing import Any
 from runtime import _functions as F
 from runtime._creation import full_like, tensor
 from runtime._tensor import Tensor
-from runtime.optim.adam import _step_dtype
-from runtime.optim.optimizer import Optimizer, ParamGroup
+from runtime.optim.optimizer import Optimizer, ParamGroup, step_dtype
 
 
 class Adagrad(Optimizer):
@@ -52,7 +51,7 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults)
         for group in self.param_groups:  # as PyTorch: the state exists before the first step
             for param in group["params"]:
-                self.state[param]["step"] = tensor(0.0, dtype=_step_dtype())
+                self.state[param]["step"] = tensor(0.0, dtype=step_dtype())
                 self.state[param]["sum"] = self._initial_sum(param)
 
     def _initial_sum(self, param: Tensor) -> Tensor:
@@ -74,12 +73,7 @@ class Adagrad(Optimizer):
         return adagrad_update(param, grad, state, scalars, group)
 
     def finish_step(self, param: Tensor, group: ParamGroup, state: dict[str, Tensor]) -> None:
-        """Count the step (a parameter of a group added later gets `step`, then `sum`)."""
-        stored = self.state[param]
-        if "step" not in stored:
-            stored["step"] = tensor(0.0, dtype=_step_dtype())
-        stored["step"].add_(1)
-        stored.update(state)
+        self.count_step_and_store(param, state)
 
 
 def adagrad_update(p: Tensor, g: Tensor, state: dict[str, Tensor], scalars: dict[str, Tensor],

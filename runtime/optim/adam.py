@@ -21,9 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from runtime import _dtype
 from runtime import _functions as F
-from runtime._creation import tensor, zeros_like
+from runtime._creation import zeros_like
 from runtime._tensor import Tensor
 from runtime.optim.optimizer import Optimizer, ParamGroup, StateDict
 
@@ -73,12 +72,7 @@ class Adam(Optimizer):
         return adam_update(param, grad, state, scalars, group)
 
     def finish_step(self, param: Tensor, group: ParamGroup, state: dict[str, Tensor]) -> None:
-        """Count the step (the first creates `step`, then the moments, in PyTorch's order)."""
-        stored = self.state[param]
-        if "step" not in stored:
-            stored["step"] = tensor(0.0, dtype=_step_dtype())
-        stored["step"].add_(1)
-        stored.update(state)
+        self.count_step_and_store(param, state)
 
 
 def adam_update(p: Tensor, g: Tensor, state: dict[str, Tensor], scalars: dict[str, Tensor],
@@ -132,8 +126,3 @@ def _check_options(lr: float, betas: tuple[float, float], eps: float,
     if not 0.0 <= weight_decay:
         raise ValueError(f"Invalid weight_decay value: {weight_decay}")
 
-
-def _step_dtype() -> _dtype.dtype:
-    """The step count is float64 when that is the default dtype, float32 otherwise, as in
-    PyTorch."""
-    return _dtype.float64 if _dtype.get_default_dtype() == _dtype.float64 else _dtype.float32

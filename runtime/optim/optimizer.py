@@ -172,6 +172,15 @@ class Optimizer:
         if state:
             self.state[param].update(state)
 
+    def count_step_and_store(self, param: Tensor, state: dict[str, Tensor]) -> None:
+        """`finish_step` of an optimizer that counts steps (Adam, RMSprop, Adagrad): the first
+        step creates `step`, then the buffers, in PyTorch's order."""
+        stored = self.state[param]
+        if "step" not in stored:
+            stored["step"] = tensor(0.0, dtype=step_dtype())
+        stored["step"].add_(1)
+        stored.update(state)
+
     # ----- saving and loading -------------------------------------------------------------------
 
     def state_dict(self) -> StateDict:
@@ -263,3 +272,9 @@ def scalar_tensor(value: float | bool, param: Tensor) -> Tensor:
     if isinstance(value, bool):
         return tensor(value, dtype=_dtype.bool_)
     return tensor(float(value), dtype=param.dtype)
+
+
+def step_dtype() -> _dtype.dtype:
+    """The step count is float64 when that is the default dtype, float32 otherwise, as in
+    PyTorch."""
+    return _dtype.float64 if _dtype.get_default_dtype() == _dtype.float64 else _dtype.float32

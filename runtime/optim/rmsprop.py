@@ -22,9 +22,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from runtime import _functions as F
-from runtime._creation import tensor, zeros_like
+from runtime._creation import zeros_like
 from runtime._tensor import Tensor
-from runtime.optim.adam import _step_dtype
 from runtime.optim.optimizer import Optimizer, ParamGroup
 
 
@@ -66,12 +65,7 @@ class RMSprop(Optimizer):
         return rmsprop_update(param, grad, state, scalars, group)
 
     def finish_step(self, param: Tensor, group: ParamGroup, state: dict[str, Tensor]) -> None:
-        """Count the step (the first creates `step`, then the buffers, in PyTorch's order)."""
-        stored = self.state[param]
-        if "step" not in stored:
-            stored["step"] = tensor(0.0, dtype=_step_dtype())
-        stored["step"].add_(1)
-        stored.update(state)
+        self.count_step_and_store(param, state)
 
 
 def rmsprop_update(p: Tensor, g: Tensor, state: dict[str, Tensor], scalars: dict[str, Tensor],
