@@ -9,8 +9,8 @@ rewrites in place (one ctypes call, no per-argument marshalling):
 Every external buffer is C-contiguous with the dtype and shape (N substituted) the graph gives it;
 `runtime/native.py` checks that before every call. Intermediates live in the arena at offsets
 planned by `memory.py`. Each node is lowered by the rule of its op's family (`rules.py` gathers
-them from elementwise.py, shape.py, indexing.py, reduction.py, softmax.py and matmul.py); every
-elementwise op, fused or not, goes through the one sympy expression emitter.
+them from the family modules that mirror runtime/ops); every elementwise op, fused or not, goes
+through the one sympy expression emitter.
 """
 
 from __future__ import annotations
