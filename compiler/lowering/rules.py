@@ -1,8 +1,9 @@
 """The lowering rule of every op, gathered from the family modules that mirror runtime/ops.
 
 Each family module (elementwise, shape, indexing, reduction, softmax, matmul, conv, pooling,
-embedding) defines its rules and lists them in its `RULES`; this module joins those tables, each op named
-once. Elementwise ops of any kind (primitive, derivative, fused) share the one expression rule.
+embedding) defines its rules and lists them in its `RULES`; this module joins those tables, each
+op named once. Elementwise ops of any kind (primitive, derivative, fused) share the one
+expression rule.
 """
 
 from __future__ import annotations
