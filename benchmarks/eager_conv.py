@@ -32,6 +32,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import numpy as np
     import torch
+    from cnn import network  # the two networks, written once for both libraries
 
     import runtime
 
@@ -40,8 +41,8 @@ def main() -> None:
           f"{args.repeats}")
     print(f"{'network':<8} {'pass':<17} {'symgrad ms':>11} {'torch ms':>9} {'ratio':>6}")
     for name, channels, pooling in (("LeNet", 1, "functional"), ("CIFAR", 3, "module")):
-        ours = _network(runtime, channels, pooling)
-        theirs = _network(torch, channels, pooling)
+        ours = network(runtime, channels, pooling)
+        theirs = network(torch, channels, pooling)
         with torch.no_grad():
             for (_, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
                 q.copy_(torch.from_numpy(p.detach().numpy().copy()))
@@ -53,35 +54,6 @@ def main() -> None:
                                            partial(run, theirs, x_theirs), args.repeats)
             print(f"{name:<8} {label:<17} {t_ours * 1e3:>11.2f} {t_theirs * 1e3:>9.2f} "
                   f"{t_ours / t_theirs:>6.2f}")
-
-
-def _network(lib: object, channels: int, pooling: str) -> object:
-    """LeNet (functional max_pool2d, as the blitz) or the CIFAR net (an nn.MaxPool2d module)."""
-    nn, F = lib.nn, lib.nn.functional  # type: ignore[attr-defined]
-
-    class Net(nn.Module):  # type: ignore[misc, name-defined]
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(channels, 6, 5)
-            self.pool = nn.MaxPool2d(2, 2)
-            self.conv2 = nn.Conv2d(6, 16, 5)
-            self.fc1 = nn.Linear(16 * 5 * 5, 120)
-            self.fc2 = nn.Linear(120, 84)
-            self.fc3 = nn.Linear(84, 10)
-
-        def forward(self, x: object) -> object:
-            if pooling == "functional":
-                x = F.max_pool2d(F.relu(self.conv1(x)), (2, 2))
-                x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-            else:
-                x = self.pool(F.relu(self.conv1(x)))
-                x = self.pool(F.relu(self.conv2(x)))
-            x = lib.flatten(x, 1)  # type: ignore[attr-defined]
-            x = F.relu(self.fc1(x))
-            x = F.relu(self.fc2(x))
-            return self.fc3(x)
-
-    return Net()
 
 
 def _forward(net: object, x: object) -> None:
