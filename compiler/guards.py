@@ -104,7 +104,8 @@ class TraceGuard:
     def what_changed(self, model: Any) -> str | None:
         """A sentence naming the first recorded dependency that changed, or None."""
         now = _tree_of(model)
-        model = _roots(model)[0] if _roots(model) else model
+        roots = _roots(model)
+        model = roots[0] if roots else model  # whose name messages use for the root path
         by_path = {entry.path: entry for entry in now}
         for entry in self.tree:
             current = by_path.get(entry.path)

@@ -21,7 +21,7 @@ from llvmlite import ir
 
 from compiler.errors import CompileError
 from compiler.ir import Graph, Node, Value
-from compiler.lowering.context import FunctionLowering
+from compiler.lowering.context import FunctionLowering, Rule
 from compiler.lowering.llvm_types import I64
 from compiler.lowering.memory import Offset
 from compiler.lowering.rules import rule_for
@@ -97,12 +97,16 @@ def _emit_nodes(low: FunctionLowering, profile_symbol: str | None) -> None:
     of a 25-layer MLP, 204 nodes: 15 s as one function, 3-4 s in functions of 12-24 nodes), and
     a call per part costs nothing beside the loops it runs."""
     counters = _profile_counters(low, profile_symbol) if profile_symbol else None
-    emitted = [(index, node) for index, node in enumerate(low.graph.nodes)
-               if low.plan.storage_of(node.output) is node.output or node.output in low.external]
-    for _, node in emitted:  # every rule exists before any code is made
-        if rule_for(node) is None:
+    emitted = []  # (index, node, rule); every rule is found before any code is made
+    for index, node in enumerate(low.graph.nodes):
+        if low.plan.storage_of(node.output) is not node.output and node.output not in \
+                low.external:
+            continue  # an alias: no code, same memory
+        rule = rule_for(node)
+        if rule is None:
             raise CompileError(f"the compiler has no native lowering for op "
                                f"'{node.op_name}'", node.op_name, node.origin)
+        emitted.append((index, node, rule))
     if len(emitted) <= NODES_PER_FUNCTION:
         _emit_part(low, emitted, counters)
         return
@@ -120,11 +124,9 @@ def _emit_nodes(low: FunctionLowering, profile_symbol: str | None) -> None:
     entry_builder.ret_void()
 
 
-def _emit_part(low: FunctionLowering, nodes: list[tuple[int, Node]],
+def _emit_part(low: FunctionLowering, nodes: list[tuple[int, Node, Rule]],
                counters: ir.GlobalVariable | None) -> None:
-    for index, node in nodes:
-        rule = rule_for(node)
-        assert rule is not None
+    for index, node, rule in nodes:
         started = _cycles(low) if counters is not None else None
         rule(low, node)
         if counters is not None:

@@ -98,9 +98,8 @@ class _ConvNd(Module):
         # another mode: pad explicitly (last dim first, as F.pad takes it), then convolve
         pairs = conv_padding(self.padding, self.kernel_size, self.stride, self.dilation)
         flat = [size for low, high in reversed(pairs) for size in (low, high)]
-        mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
-        return conv(F.pad(input, flat, mode=mode), weight, bias, self.stride, 0, self.dilation,
-                    self.groups)
+        return conv(F.pad(input, flat, mode=self.padding_mode), weight, bias, self.stride, 0,
+                    self.dilation, self.groups)
 
     def forward(self, input: Tensor) -> Tensor:
         return self._conv_forward(input, self.weight, self.bias)
